@@ -1,0 +1,183 @@
+// Package collector turns decoded netlink events into Prometheus metrics,
+// with a bound on the event names each source keeps and exact loss
+// accounting from the sources' sockets.
+package collector
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+)
+
+const namespace = "kevent"
+
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+}
+
+var (
+	eventsDesc = newDesc("events_total",
+		"Events received, by source and event name.", "source", "event")
+	lastValueDesc = newDesc("event_last_value",
+		"Value carried by the last event of this name.", "source", "event")
+	lastTimestampDesc = newDesc("event_last_timestamp_seconds",
+		"Unix time the last event of this name was received.", "source", "event")
+	lastPayloadDesc = newDesc("event_last_payload_info",
+		"Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.", "source", "event", "payload")
+
+	receivedBytesDesc = newDesc("received_bytes_total",
+		"Bytes of netlink datagrams received.", "source")
+	decodeErrorsDesc = newDesc("decode_errors_total",
+		"Malformed messages that could not be decoded into events.", "source")
+	upDesc = newDesc("source_up",
+		"Whether the source's netlink socket is open and subscribed (1) or not (0).", "source")
+	receiveBufferDesc = newDesc("source_receive_buffer_bytes",
+		"Receive buffer size the kernel granted the source's socket.", "source")
+	overrunsDesc = newDesc("receive_overruns_total",
+		"Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.", "source")
+	lostDesc = newDesc("messages_lost_total",
+		"Messages the kernel dropped at the source's socket because its receive queue was full.", "source")
+	eventNamesDesc = newDesc("source_event_names",
+		"Distinct event names the source keeps, including the overflow event.", "source")
+	maxEventNamesDesc = newDesc("source_max_event_names",
+		"Bound on distinct event names; events past it count under event=\""+OverflowEvent+"\".", "source")
+
+	seqMissingDesc = newDesc("sequence_missing_total",
+		"Sequence numbers skipped by a sender's messages: messages lost anywhere between sender and exporter.", "source")
+	seqReorderedDesc = newDesc("sequence_reordered_total",
+		"Messages that arrived after a later sequence number, filling a gap already counted as missing.", "source")
+	seqDuplicatesDesc = newDesc("sequence_duplicates_total",
+		"Messages whose sequence number had already been received.", "source")
+	seqResetsDesc = newDesc("sequence_resets_total",
+		"Sender instance changes (e.g. a module reload); sequence tracking restarts without counting loss.", "source")
+)
+
+// Exporter is a prometheus.Collector over a set of sources.
+type Exporter struct {
+	mu      sync.RWMutex
+	sources []*Source
+}
+
+// New returns an Exporter with no sources.
+func New() *Exporter {
+	return &Exporter{}
+}
+
+// SetSources replaces the sources the Exporter reports.
+func (e *Exporter) SetSources(sources []*Source) {
+	e.mu.Lock()
+	e.sources = sources
+	e.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		eventsDesc, lastValueDesc, lastTimestampDesc, lastPayloadDesc,
+		receivedBytesDesc, decodeErrorsDesc, upDesc, receiveBufferDesc,
+		overrunsDesc, lostDesc, eventNamesDesc, maxEventNamesDesc,
+		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	e.mu.RLock()
+	sources := e.sources
+	e.mu.RUnlock()
+	for _, s := range sources {
+		samples := s.snapshot()
+		for i := range samples {
+			ch <- &samples[i]
+		}
+	}
+}
+
+// snapshot copies the source's state into samples, holding the source's
+// lock only for the copy so that a scrape delays the receive loop little.
+func (s *Source) snapshot() []sample {
+	var st netlinksrc.Stats
+	if s.opts.Stats != nil {
+		st = s.opts.Stats()
+	}
+	src := labelPairs("source", s.name)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	perEvent := 3
+	if s.opts.PayloadInfo {
+		perEvent++
+	}
+	out := make([]sample, 0, perEvent*len(s.events)+16)
+	for name, e := range s.events {
+		out = append(out,
+			sample{desc: eventsDesc, labels: e.labels, value: float64(e.count), counter: true},
+			sample{desc: lastTimestampDesc, labels: e.labels, value: float64(e.unixNano) / 1e9},
+		)
+		if e.hasValue {
+			out = append(out, sample{desc: lastValueDesc, labels: e.labels, value: e.value})
+		}
+		if s.opts.PayloadInfo {
+			if e.payloadDirty || e.payloadLabels == nil {
+				e.payloadLabels = labelPairs("event", name, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
+				e.payloadDirty = false
+			}
+			out = append(out, sample{desc: lastPayloadDesc, labels: e.payloadLabels, value: 1})
+		}
+	}
+	out = append(out,
+		sample{desc: receivedBytesDesc, labels: src, value: float64(s.receivedBytes), counter: true},
+		sample{desc: decodeErrorsDesc, labels: src, value: float64(s.decodeErrors), counter: true},
+		sample{desc: upDesc, labels: src, value: boolValue(st.Up)},
+		sample{desc: receiveBufferDesc, labels: src, value: float64(st.ReceiveBufferBytes)},
+		sample{desc: overrunsDesc, labels: src, value: float64(st.Overruns), counter: true},
+		sample{desc: lostDesc, labels: src, value: float64(st.Drops), counter: true},
+		sample{desc: eventNamesDesc, labels: src, value: float64(len(s.events))},
+		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
+	)
+	if s.seq.started {
+		out = append(out,
+			sample{desc: seqMissingDesc, labels: src, value: float64(s.seq.missing), counter: true},
+			sample{desc: seqReorderedDesc, labels: src, value: float64(s.seq.reordered), counter: true},
+			sample{desc: seqDuplicatesDesc, labels: src, value: float64(s.seq.duplicates), counter: true},
+			sample{desc: seqResetsDesc, labels: src, value: float64(s.seq.resets), counter: true},
+		)
+	}
+	return out
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sample is one series of a scrape. Its label pairs are built once per
+// event and shared by every scrape, which is what keeps large scrapes cheap.
+type sample struct {
+	desc    *prometheus.Desc
+	labels  []*dto.LabelPair
+	value   float64
+	counter bool
+}
+
+// Desc implements prometheus.Metric.
+func (m *sample) Desc() *prometheus.Desc { return m.desc }
+
+// Write implements prometheus.Metric.
+func (m *sample) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	v := m.value
+	if m.counter {
+		out.Counter = &dto.Counter{Value: &v}
+	} else {
+		out.Gauge = &dto.Gauge{Value: &v}
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package collector
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+)
+
+const (
+	// DefaultMaxEvents is a source's default bound on distinct event names.
+	DefaultMaxEvents = 2000
+	// OverflowEvent is the event name that counts a source's events whose
+	// names did not fit under its bound.
+	OverflowEvent = "__overflow__"
+	// MaxPayloadBytes is how much of a payload the payload label keeps.
+	MaxPayloadBytes = 256
+	// maxNameBytes is how much of an event name the event label keeps.
+	maxNameBytes = 128
+)
+
+// SourceOptions configure a Source.
+type SourceOptions struct {
+	// MaxEvents bounds the distinct event names; 0 means DefaultMaxEvents.
+	MaxEvents int
+	// PayloadInfo turns on kevent_event_last_payload_info.
+	PayloadInfo bool
+	// Stats reports the source's socket at scrape time; nil reports a
+	// source that is down.
+	Stats func() netlinksrc.Stats
+}
+
+// Source accumulates the events of one netlink source. Record is called by
+// the source's receive loop and Collect by scrapes.
+type Source struct {
+	name string
+	opts SourceOptions
+
+	mu            sync.Mutex
+	events        map[string]*eventState
+	receivedBytes uint64
+	decodeErrors  uint64
+	seq           sequenceTracker
+}
+
+// eventState is what a source knows of one event name.
+type eventState struct {
+	count    uint64
+	value    float64
+	hasValue bool
+	// unixNano is when the event was last received.
+	unixNano int64
+	// payload is the last payload, cut to MaxPayloadBytes; payloadDirty is
+	// set until the scrape after it changed has rebuilt payloadLabels.
+	payload       []byte
+	payloadDirty  bool
+	payloadLabels []*dto.LabelPair
+	// labels are the event's (event, source) label pairs, built once.
+	labels []*dto.LabelPair
+}
+
+// NewSource returns an empty Source named name.
+func NewSource(name string, opts SourceOptions) *Source {
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = DefaultMaxEvents
+	}
+	return &Source{
+		name:   name,
+		opts:   opts,
+		events: make(map[string]*eventState),
+	}
+}
+
+// Name returns the source's name, its source label.
+func (s *Source) Name() string { return s.name }
+
+// Record counts the events decoded from one datagram of n bytes in which
+// decodeErrors messages were malformed. It keeps no reference to events.
+func (s *Source) Record(events []decoder.Event, n, decodeErrors int) {
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	s.receivedBytes += uint64(n)
+	s.decodeErrors += uint64(decodeErrors)
+	for i := range events {
+		ev := &events[i]
+		e := s.lookup(ev.Name)
+		e.count++
+		e.unixNano = now
+		if ev.HasValue {
+			e.value, e.hasValue = ev.Value, true
+		}
+		if s.opts.PayloadInfo {
+			p := ev.Payload
+			if len(p) > MaxPayloadBytes {
+				p = p[:MaxPayloadBytes]
+			}
+			if e.payloadLabels == nil || !bytes.Equal(e.payload, p) {
+				e.payload = append(e.payload[:0], p...)
+				e.payloadDirty = true
+			}
+		}
+		if ev.HasSeq {
+			s.seq.observe(ev.Instance, ev.Seq)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// lookup returns the state of the event called name, making it if the
+// source has room, else the overflow event's. Looking up a known valid name
+// allocates nothing.
+func (s *Source) lookup(name []byte) *eventState {
+	if e, ok := s.events[string(name)]; ok {
+		return e
+	}
+	label := labelValue(name, maxNameBytes)
+	if e, ok := s.events[label]; ok {
+		return e
+	}
+	if len(s.events) >= s.opts.MaxEvents {
+		label = OverflowEvent
+		if e, ok := s.events[label]; ok {
+			return e
+		}
+	}
+	e := &eventState{labels: labelPairs("event", label, "source", s.name)}
+	s.events[label] = e
+	return e
+}
+
+// labelValue makes b a valid UTF-8 label value of at most max bytes.
+func labelValue(b []byte, max int) string {
+	if len(b) > max {
+		b = b[:max]
+	}
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// labelPairs builds label pairs from name, value arguments, which must come
+// sorted by name as the registry expects them.
+func labelPairs(nameValues ...string) []*dto.LabelPair {
+	lps := make([]*dto.LabelPair, 0, len(nameValues)/2)
+	for i := 0; i < len(nameValues); i += 2 {
+		lps = append(lps, &dto.LabelPair{Name: proto.String(nameValues[i]), Value: proto.String(nameValues[i+1])})
+	}
+	return lps
+}

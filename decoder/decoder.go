@@ -1,0 +1,58 @@
+// Package decoder turns netlink datagrams into events.
+//
+// Decoders work in place: the byte slices of an Event alias the datagram and
+// are only valid until the receive buffer is reused. Decoding a datagram
+// allocates nothing once the caller's event slice has grown to size.
+package decoder
+
+import (
+	"fmt"
+)
+
+// Event is one decoded kernel event.
+type Event struct {
+	// Name identifies the event, e.g. "net/change" or "done".
+	Name []byte
+	// Value is the event's value; valid only when HasValue is set.
+	Value    float64
+	HasValue bool
+	// Payload is the event's text, without a trailing NUL.
+	Payload []byte
+
+	// Sequence numbering, set by decoders whose format carries it.
+	HasSeq   bool
+	Seq      uint64
+	Instance uint64
+}
+
+// A Decoder decodes the messages in one datagram.
+type Decoder interface {
+	// Decode appends the events found in datagram to events and returns
+	// them, with the number of messages that were malformed. A malformed
+	// message never hides the well-formed ones around it where their
+	// boundaries can still be found.
+	Decode(events []Event, datagram []byte) ([]Event, int)
+}
+
+// Options tune a decoder.
+type Options struct {
+	// TypeNames maps netlink message types to event names (raw decoder).
+	TypeNames map[uint16]string
+}
+
+// Names lists the decoders New knows.
+var Names = []string{"raw", "uevent", "kevent"}
+
+// New returns the decoder called name.
+func New(name string, opts Options) (Decoder, error) {
+	switch name {
+	case "raw":
+		return NewRaw(opts.TypeNames), nil
+	case "uevent":
+		return NewUevent(), nil
+	case "kevent":
+		return NewKevent(), nil
+	default:
+		return nil, fmt.Errorf("unknown decoder %q", name)
+	}
+}

@@ -1,0 +1,108 @@
+package decoder
+
+import (
+	"encoding/binary"
+	"strconv"
+)
+
+// Raw decodes the seed module's format: netlink messages whose payload is
+// text, possibly NUL-terminated. The event name is the message type, the
+// payload is the text up to its first NUL, and a payload that reads as a
+// number is also the event's value.
+type Raw struct {
+	names map[uint16][]byte
+}
+
+// kernelTypeNames are the names the kernel gives the types it reserves.
+var kernelTypeNames = map[uint16]string{
+	nlmsgNoop:    "noop",
+	nlmsgError:   "error",
+	nlmsgDone:    "done",
+	nlmsgOverrun: "overrun",
+}
+
+// NewRaw returns a raw decoder; typeNames overrides the event names of
+// message types, which are otherwise the kernel's names or decimal numbers.
+func NewRaw(typeNames map[uint16]string) *Raw {
+	d := &Raw{names: make(map[uint16][]byte)}
+	for t, n := range kernelTypeNames {
+		d.names[t] = []byte(n)
+	}
+	for t, n := range typeNames {
+		d.names[t] = []byte(n)
+	}
+	return d
+}
+
+// Decode implements Decoder.
+func (d *Raw) Decode(events []Event, datagram []byte) ([]Event, int) {
+	var bad int
+	r := messageReader{b: datagram}
+	for {
+		m, ok, malformed := r.next()
+		if malformed {
+			bad++
+		}
+		if !ok {
+			return events, bad
+		}
+		ev := Event{Name: d.name(m.Type)}
+		if m.Type == nlmsgError {
+			// struct nlmsgerr starts with the negative errno.
+			if len(m.Payload) < 4 {
+				bad++
+				continue
+			}
+			ev.Value = float64(int32(binary.NativeEndian.Uint32(m.Payload)))
+			ev.HasValue = true
+		} else {
+			ev.Payload = cString(m.Payload)
+			ev.Value, ev.HasValue = parseNumber(ev.Payload)
+		}
+		events = append(events, ev)
+	}
+}
+
+// name returns the event name of a message type, remembering decimal names
+// so that a type costs one allocation over the decoder's life.
+func (d *Raw) name(t uint16) []byte {
+	n, ok := d.names[t]
+	if !ok {
+		n = strconv.AppendUint(nil, uint64(t), 10)
+		d.names[t] = n
+	}
+	return n
+}
+
+// parseNumber reads b as a decimal number, allowing surrounding spaces.
+// Text that cannot be a number is rejected before strconv sees it, since
+// strconv's errors allocate and most payloads are not numbers.
+func parseNumber(b []byte) (float64, bool) {
+	b = trimSpace(b)
+	if len(b) == 0 || len(b) > 64 {
+		return 0, false
+	}
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9', c == '+', c == '-', c == '.', c == 'e', c == 'E':
+		default:
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	return v, err == nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
+}

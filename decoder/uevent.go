@@ -1,0 +1,89 @@
+package decoder
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// libudev re-broadcasts start with this prefix and a header
+// (struct udev_monitor_netlink_header in systemd's libudev).
+var libudevPrefix = []byte("libudev\x00")
+
+const (
+	libudevMagic     = 0xfeedcafe
+	libudevHeaderLen = 40
+)
+
+// Uevent decodes kobject uevents. The kernel sends them without a netlink
+// header, as "ACTION@DEVPATH\0KEY=VALUE\0...". udev re-broadcasts them on
+// group 2 with a binary libudev header in front; those are decoded too.
+//
+// The event name is "SUBSYSTEM/ACTION", the payload DEVPATH and the value
+// the kernel's SEQNUM.
+type Uevent struct {
+	name []byte
+}
+
+// NewUevent returns a uevent decoder.
+func NewUevent() *Uevent {
+	return &Uevent{}
+}
+
+// Decode implements Decoder. A datagram carries one uevent.
+func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
+	props, ok := ueventProperties(datagram)
+	if !ok {
+		return events, 1
+	}
+	var action, subsystem, devpath, seqnum []byte
+	for len(props) > 0 {
+		var kv []byte
+		if i := bytes.IndexByte(props, 0); i >= 0 {
+			kv, props = props[:i], props[i+1:]
+		} else {
+			kv, props = props, nil
+		}
+		eq := bytes.IndexByte(kv, '=')
+		if eq <= 0 {
+			continue
+		}
+		switch k, v := kv[:eq], kv[eq+1:]; string(k) {
+		case "ACTION":
+			action = v
+		case "SUBSYSTEM":
+			subsystem = v
+		case "DEVPATH":
+			devpath = v
+		case "SEQNUM":
+			seqnum = v
+		}
+	}
+	if len(action) == 0 || len(subsystem) == 0 {
+		return events, 1
+	}
+	d.name = append(append(append(d.name[:0], subsystem...), '/'), action...)
+	ev := Event{Name: d.name, Payload: devpath}
+	ev.Value, ev.HasValue = parseNumber(seqnum)
+	return append(events, ev), 0
+}
+
+// ueventProperties returns the KEY=VALUE list of a kernel or libudev uevent.
+func ueventProperties(b []byte) ([]byte, bool) {
+	if bytes.HasPrefix(b, libudevPrefix) {
+		if len(b) < libudevHeaderLen || binary.BigEndian.Uint32(b[8:12]) != libudevMagic {
+			return nil, false
+		}
+		off := int(binary.NativeEndian.Uint32(b[16:20]))
+		n := int(binary.NativeEndian.Uint32(b[20:24]))
+		if off < libudevHeaderLen || n < 0 || off > len(b) || n > len(b)-off {
+			return nil, false
+		}
+		return b[off : off+n], true
+	}
+	// The kernel's summary line "ACTION@DEVPATH" comes first.
+	end := bytes.IndexByte(b, 0)
+	if end < 0 || bytes.IndexByte(b[:end], '@') <= 0 {
+		return nil, false
+	}
+	return b[end+1:], true
+}

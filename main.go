@@ -1,0 +1,222 @@
+// Command kevent_exporter exports Linux kernel netlink multicast events as
+// Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	slogkit "github.com/tjhop/slog-gokit"
+
+	"github.com/kevent-exporter/kevent_exporter/collector"
+	"github.com/kevent-exporter/kevent_exporter/config"
+)
+
+const exporterName = "kevent_exporter"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	app := kingpin.New(exporterName, "Exports Linux kernel netlink multicast events as Prometheus metrics.")
+	var (
+		configFile   = app.Flag("config.file", "YAML configuration file; without it the embedded default is used.").String()
+		configCheck  = app.Flag("config.check", "Check the configuration and exit.").Bool()
+		metricsPath  = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests  = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.").Default("40").Int()
+		logLevel     = app.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat    = app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+		toolkitFlags = kingpinflag.AddFlags(app, ":9736")
+	)
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	base := newLogger(*logLevel, *logFormat)
+	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+
+	loadConfig := func() (*config.Config, error) {
+		if *configFile == "" {
+			return config.Default(), nil
+		}
+		return config.Load(*configFile)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		level.Error(logger).Log("msg", "Error loading config", "file", *configFile, "err", err)
+		return 1
+	}
+	if *configCheck {
+		level.Info(logger).Log("msg", "Config is valid", "file", *configFile, "sources", len(cfg.Sources))
+		return 0
+	}
+
+	level.Info(logger).Log("msg", "Starting "+exporterName, "version", version.Info())
+	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
+
+	exporter := collector.New()
+	manager := newSourceManager(logger, exporter)
+	reloadSuccess := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kevent", Name: "config_last_reload_successful",
+		Help: "Whether the last configuration reload succeeded.",
+	})
+	reloadTime := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kevent", Name: "config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load.",
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		exporter, reloadSuccess, reloadTime,
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	if err := manager.apply(cfg); err != nil {
+		level.Error(logger).Log("msg", "Error starting sources", "err", err)
+		return 1
+	}
+	reloadSuccess.Set(1)
+	reloadTime.SetToCurrentTime()
+
+	// reload is serialised so that SIGHUP and /-/reload cannot interleave.
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		cfg, err := loadConfig()
+		if err == nil {
+			err = manager.apply(cfg)
+		}
+		if err != nil {
+			reloadSuccess.Set(0)
+			level.Error(logger).Log("msg", "Error reloading config, keeping the old one", "file", *configFile, "err", err)
+			return err
+		}
+		reloadSuccess.Set(1)
+		reloadTime.SetToCurrentTime()
+		level.Info(logger).Log("msg", "Reloaded config", "file", *configFile, "sources", len(cfg.Sources))
+		return nil
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            stdLogger{level.Error(logger)},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: *maxRequests,
+		Registry:            reg,
+	})))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Ready")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "Reloaded")
+	})
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "kevent exporter",
+			Description: "Prometheus exporter for Linux kernel netlink multicast events",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			level.Error(logger).Log("err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+
+	srv := &http.Server{
+		Handler: mux,
+		// A slow or stuck client cannot hold a connection open forever.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serveErr := make(chan error, 1)
+	go func() {
+		serveErr <- web.ListenAndServe(srv, toolkitFlags, slog.New(slogkit.NewGoKitHandler(base, nil)))
+	}()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+
+	status := 0
+loop:
+	for {
+		select {
+		case <-hup:
+			_ = reload()
+		case sig := <-term:
+			level.Info(logger).Log("msg", "Shutting down", "signal", sig)
+			break loop
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				level.Error(logger).Log("msg", "HTTP server failed", "err", err)
+				status = 1
+			}
+			break loop
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	manager.stopAll()
+	return status
+}
+
+// newLogger returns a logger filtered at lvl. It adds no timestamp or caller:
+// the slog bridge adds its own.
+func newLogger(lvl, format string) log.Logger {
+	var logger log.Logger
+	if format == "json" {
+		logger = log.NewJSONLogger(log.NewSyncWriter(os.Stderr))
+	} else {
+		logger = log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr))
+	}
+	return level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
+}
+
+// stdLogger adapts a go-kit logger to promhttp's Println logger.
+type stdLogger struct{ log.Logger }
+
+func (l stdLogger) Println(v ...any) { _ = l.Log("msg", fmt.Sprint(v...)) }

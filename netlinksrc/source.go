@@ -1,0 +1,295 @@
+// Package netlinksrc subscribes to netlink multicast groups and feeds the
+// datagrams it receives, decoded, to a sink.
+package netlinksrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+)
+
+const (
+	// protocolRetryInterval is how often a source whose protocol is not
+	// registered tries again, so that it attaches within a second of a
+	// module creating its socket.
+	protocolRetryInterval = 200 * time.Millisecond
+	// maxRetryInterval caps the backoff after other errors.
+	maxRetryInterval = 30 * time.Second
+	// logInterval rate-limits the log lines of a repeating error.
+	logInterval = 10 * time.Second
+
+	initialReadBuffer = 64 << 10
+	maxReadBuffer     = 4 << 20
+)
+
+// Config says what a Source subscribes to.
+type Config struct {
+	// Name names the source in logs.
+	Name string
+	// Protocol is the classic netlink protocol, 0-31.
+	Protocol int
+	// Groups are multicast group numbers, 1-based as the kernel numbers them.
+	Groups []uint32
+	// ReceiveBufferBytes asks for this socket receive buffer; 0 keeps the
+	// kernel's default.
+	ReceiveBufferBytes int
+}
+
+// A Sink takes the events decoded from each datagram.
+type Sink interface {
+	// Record is called with the events of one datagram of n bytes in
+	// which decodeErrors messages were malformed. events is reused after
+	// Record returns.
+	Record(events []decoder.Event, n, decodeErrors int)
+}
+
+// Source is one netlink socket subscribed to multicast groups. It keeps
+// the socket open while it runs, reopening it after errors, and reads,
+// decodes and hands over every datagram.
+type Source struct {
+	cfg    Config
+	dec    decoder.Decoder
+	sink   Sink
+	logger log.Logger
+
+	// mu guards conn and the drop accounting against scrapes.
+	mu   sync.Mutex
+	conn *netlink.Conn
+	// drops counts the kernel's drops over all sockets; lastDrops is the
+	// current socket's 32-bit counter when it was last read.
+	drops     uint64
+	lastDrops uint32
+
+	up       atomic.Bool
+	rcvbuf   atomic.Int64
+	overruns atomic.Uint64
+
+	readErrors *rateLimitedLogger
+	openErrors *rateLimitedLogger
+
+	// Receive state, owned by the Run goroutine.
+	buf     []byte
+	events  []decoder.Event
+	n       int
+	errno   unix.Errno
+	readOne func(fd uintptr) bool
+}
+
+// New returns a Source that decodes what it receives with dec and hands
+// the events to sink. It opens nothing until Run.
+func New(cfg Config, dec decoder.Decoder, sink Sink, logger log.Logger) *Source {
+	logger = log.With(logger, "source", cfg.Name, "protocol", cfg.Protocol, "groups", fmt.Sprint(cfg.Groups))
+	s := &Source{
+		cfg:        cfg,
+		dec:        dec,
+		sink:       sink,
+		logger:     logger,
+		readErrors: &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
+		openErrors: &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
+		buf:        make([]byte, initialReadBuffer),
+	}
+	// Made once: a closure built per read would be allocated per read.
+	s.readOne = func(fd uintptr) bool {
+		s.n, s.errno = recvfrom(int(fd), s.buf, unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		return s.errno != unix.EAGAIN && s.errno != unix.EWOULDBLOCK
+	}
+	return s
+}
+
+// Stats reports the source's socket.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.readDropsLocked()
+	}
+	return Stats{
+		Up:                 s.up.Load(),
+		ReceiveBufferBytes: int(s.rcvbuf.Load()),
+		Overruns:           s.overruns.Load(),
+		Drops:              s.drops,
+	}
+}
+
+// Run opens the socket and receives until ctx is done. It retries a
+// protocol that is not registered yet every 200 ms and other errors with
+// backoff, so a source attaches when its kernel module appears.
+func (s *Source) Run(ctx context.Context) {
+	backoff := time.Second
+	waiting := false
+	for ctx.Err() == nil {
+		c, err := s.open()
+		if err != nil {
+			wait := s.openFailed(err, &waiting, &backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if waiting {
+			level.Info(s.logger).Log("msg", "Netlink protocol registered, source attached")
+		}
+		waiting, backoff = false, time.Second
+		s.mu.Lock()
+		s.conn, s.lastDrops = c, 0
+		s.mu.Unlock()
+		s.up.Store(true)
+
+		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+		err = s.receive(c)
+		stop()
+		s.up.Store(false)
+		s.mu.Lock()
+		s.readDropsLocked()
+		s.conn = nil
+		s.mu.Unlock()
+		_ = c.Close()
+		if ctx.Err() == nil {
+			level.Error(s.logger).Log("msg", "Netlink socket failed, reopening", "err", err)
+		}
+	}
+}
+
+// openFailed logs why the socket could not be opened and says how long
+// to wait before the next try.
+func (s *Source) openFailed(err error, waiting *bool, backoff *time.Duration) time.Duration {
+	switch {
+	case errors.Is(err, unix.EPROTONOSUPPORT):
+		if !*waiting {
+			level.Warn(s.logger).Log("msg", "Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it", "err", err)
+			*waiting = true
+		}
+		return protocolRetryInterval
+	case errors.Is(err, unix.EPERM):
+		s.openErrors.Log("msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)
+	default:
+		s.openErrors.Log("msg", "Cannot open netlink socket", "err", err)
+	}
+	wait := *backoff
+	*backoff = min(2**backoff, maxRetryInterval)
+	return wait
+}
+
+// open makes the source's socket, subscribed and with its receive buffer.
+func (s *Source) open() (*netlink.Conn, error) {
+	var mask uint32
+	var joins []uint32
+	for _, g := range s.cfg.Groups {
+		if g <= 32 {
+			mask |= 1 << (g - 1)
+		} else {
+			joins = append(joins, g)
+		}
+	}
+	// Port ID 0: the kernel assigns a unique one.
+	c, err := netlink.Dial(s.cfg.Protocol, &netlink.Config{Groups: mask})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range joins {
+		if err := c.JoinGroup(g); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("joining group %d: %w", g, err)
+		}
+	}
+	if s.cfg.ReceiveBufferBytes > 0 {
+		// SO_RCVBUFFORCE where permitted, else SO_RCVBUF capped by
+		// net.core.rmem_max.
+		if err := c.SetReadBuffer(s.cfg.ReceiveBufferBytes); err != nil {
+			level.Warn(s.logger).Log("msg", "Cannot set receive buffer size", "bytes", s.cfg.ReceiveBufferBytes, "err", err)
+		}
+	}
+	if n, err := c.ReadBuffer(); err == nil {
+		s.rcvbuf.Store(int64(n))
+		if n < s.cfg.ReceiveBufferBytes {
+			level.Warn(s.logger).Log("msg", "Kernel granted a smaller receive buffer than configured; raise net.core.rmem_max or grant CAP_NET_ADMIN", "wanted", s.cfg.ReceiveBufferBytes, "granted", n)
+		}
+	}
+	return c, nil
+}
+
+// receive reads datagrams until the socket fails or its deadline passes.
+// Errors of single reads, ENOBUFS among them, are counted or logged and
+// reading goes on.
+func (s *Source) receive(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		if err := rc.Read(s.readOne); err != nil {
+			return err
+		}
+		switch s.errno {
+		case 0:
+		case unix.ENOBUFS:
+			// The queue overflowed; the kernel counted each dropped
+			// message, and reads the rest of the queue.
+			s.overruns.Add(1)
+			s.readErrors.Log("msg", "Receive queue overflowed, messages lost; see kevent_messages_lost_total", "err", s.errno)
+			continue
+		case unix.EINTR:
+			continue
+		case unix.EBADF, unix.ENOTSOCK:
+			return s.errno
+		default:
+			s.readErrors.Log("msg", "Receive failed", "err", s.errno)
+			continue
+		}
+		if s.n > len(s.buf) {
+			// MSG_TRUNC gave the datagram's real size: count it as
+			// undecodable and make room for the next one.
+			s.sink.Record(nil, s.n, 1)
+			s.readErrors.Log("msg", "Datagram larger than the read buffer, dropped", "bytes", s.n, "buffer", len(s.buf))
+			if s.n <= maxReadBuffer {
+				s.buf = make([]byte, s.n)
+			}
+			continue
+		}
+		var bad int
+		s.events, bad = s.dec.Decode(s.events[:0], s.buf[:s.n])
+		s.sink.Record(s.events, s.n, bad)
+	}
+}
+
+// readDropsLocked adds what the kernel dropped at the current socket since
+// the last read. sk_drops is 32 bits wide; differences stay exact across
+// its wraparound.
+func (s *Source) readDropsLocked() {
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		l := uint32(unsafe.Sizeof(mem))
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0)
+	}); err != nil || errno != 0 {
+		return
+	}
+	cur := mem[unix.SK_MEMINFO_DROPS]
+	s.drops += uint64(cur - s.lastDrops)
+	s.lastDrops = cur
+}
+
+// recvfrom receives one datagram without the allocations of unix.Recvfrom,
+// which builds a sockaddr nobody here needs.
+func recvfrom(fd int, b []byte, flags int) (int, unix.Errno) {
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(flags), 0, 0)
+	return int(n), errno
+}
