@@ -42,6 +42,8 @@ type SourceOptions struct {
 type Source struct {
 	name string
 	opts SourceOptions
+	// now is the clock, replaceable in tests.
+	now func() time.Time
 
 	mu            sync.Mutex
 	events        map[string]*eventState
@@ -75,6 +77,7 @@ func NewSource(name string, opts SourceOptions) *Source {
 		name:   name,
 		opts:   opts,
 		events: make(map[string]*eventState),
+		now:    time.Now,
 	}
 }
 
@@ -84,7 +87,7 @@ func (s *Source) Name() string { return s.name }
 // Record counts the events decoded from one datagram of n bytes in which
 // decodeErrors messages were malformed. It keeps no reference to events.
 func (s *Source) Record(events []decoder.Event, n, decodeErrors int) {
-	now := time.Now().UnixNano()
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	s.receivedBytes += uint64(n)
 	s.decodeErrors += uint64(decodeErrors)

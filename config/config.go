@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -75,8 +76,28 @@ var (
 	}
 )
 
+// sourceKeys are the keys a source may have.
+var sourceKeys = yamlKeys(reflect.TypeOf(Source{}))
+
+func yamlKeys(t reflect.Type) []string {
+	keys := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		keys = append(keys, strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0])
+	}
+	return keys
+}
+
 // UnmarshalYAML fills in DefaultSource's values before the source's own.
 func (s *Source) UnmarshalYAML(node *yaml.Node) error {
+	// node.Decode does not inherit the decoder's KnownFields, so unknown
+	// keys are caught here.
+	if node.Kind == yaml.MappingNode {
+		for i := 0; i < len(node.Content); i += 2 {
+			if k := node.Content[i]; !slices.Contains(sourceKeys, k.Value) {
+				return fmt.Errorf("line %d: unknown key %q in source (known keys: %s)", k.Line, k.Value, strings.Join(sourceKeys, ", "))
+			}
+		}
+	}
 	*s = DefaultSource
 	type plain Source
 	return node.Decode((*plain)(s))

@@ -1,0 +1,212 @@
+package collector
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+)
+
+// newTestSource returns a source on a fixed clock with fixed socket stats.
+func newTestSource(name string, opts SourceOptions, st netlinksrc.Stats) *Source {
+	opts.Stats = func() netlinksrc.Stats { return st }
+	s := NewSource(name, opts)
+	s.now = func() time.Time { return time.Unix(1700000000, 500000000) }
+	return s
+}
+
+func ev(name string, payload string) decoder.Event {
+	e := decoder.Event{Name: []byte(name), Payload: []byte(payload)}
+	return e
+}
+
+func evValue(name string, v float64, payload string) decoder.Event {
+	e := ev(name, payload)
+	e.Value, e.HasValue = v, true
+	return e
+}
+
+func gatherCompare(t *testing.T, sources []*Source, want string, names ...string) {
+	t.Helper()
+	e := New()
+	e.SetSources(sources)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExposition(t *testing.T) {
+	s := newTestSource("seed", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{
+		Up: true, ReceiveBufferBytes: 16777216, Overruns: 2, Drops: 7,
+	})
+	s.Record([]decoder.Event{ev("done", "Hello from kernel")}, 36, 0)
+	s.Record([]decoder.Event{evValue("temp", 41, "41"), evValue("temp", 42.5, "42.5")}, 64, 1)
+	s.Record(nil, 10, 1)
+
+	want := `
+# HELP kevent_decode_errors_total Malformed messages that could not be decoded into events.
+# TYPE kevent_decode_errors_total counter
+kevent_decode_errors_total{source="seed"} 2
+# HELP kevent_event_last_payload_info Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.
+# TYPE kevent_event_last_payload_info gauge
+kevent_event_last_payload_info{event="done",payload="Hello from kernel",source="seed"} 1
+kevent_event_last_payload_info{event="temp",payload="42.5",source="seed"} 1
+# HELP kevent_event_last_timestamp_seconds Unix time the last event of this name was received.
+# TYPE kevent_event_last_timestamp_seconds gauge
+kevent_event_last_timestamp_seconds{event="done",source="seed"} 1.7000000005e+09
+kevent_event_last_timestamp_seconds{event="temp",source="seed"} 1.7000000005e+09
+# HELP kevent_event_last_value Value carried by the last event of this name.
+# TYPE kevent_event_last_value gauge
+kevent_event_last_value{event="temp",source="seed"} 42.5
+# HELP kevent_events_total Events received, by source and event name.
+# TYPE kevent_events_total counter
+kevent_events_total{event="done",source="seed"} 1
+kevent_events_total{event="temp",source="seed"} 2
+# HELP kevent_messages_lost_total Messages the kernel dropped at the source's socket because its receive queue was full.
+# TYPE kevent_messages_lost_total counter
+kevent_messages_lost_total{source="seed"} 7
+# HELP kevent_receive_overruns_total Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.
+# TYPE kevent_receive_overruns_total counter
+kevent_receive_overruns_total{source="seed"} 2
+# HELP kevent_received_bytes_total Bytes of netlink datagrams received.
+# TYPE kevent_received_bytes_total counter
+kevent_received_bytes_total{source="seed"} 110
+# HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
+# TYPE kevent_source_event_names gauge
+kevent_source_event_names{source="seed"} 2
+# HELP kevent_source_max_event_names Bound on distinct event names; events past it count under event="__overflow__".
+# TYPE kevent_source_max_event_names gauge
+kevent_source_max_event_names{source="seed"} 2000
+# HELP kevent_source_receive_buffer_bytes Receive buffer size the kernel granted the source's socket.
+# TYPE kevent_source_receive_buffer_bytes gauge
+kevent_source_receive_buffer_bytes{source="seed"} 1.6777216e+07
+# HELP kevent_source_up Whether the source's netlink socket is open and subscribed (1) or not (0).
+# TYPE kevent_source_up gauge
+kevent_source_up{source="seed"} 1
+`
+	gatherCompare(t, []*Source{s}, want)
+}
+
+func TestCardinalityBound(t *testing.T) {
+	s := newTestSource("flood", SourceOptions{MaxEvents: 3}, netlinksrc.Stats{})
+	const sent = 1000
+	for i := 0; i < sent; i++ {
+		s.Record([]decoder.Event{ev(fmt.Sprintf("name%d", i), "")}, 16, 0)
+	}
+	// The first two names fill the bound with the overflow event, which
+	// takes the third place and every later name.
+	want := `
+# HELP kevent_events_total Events received, by source and event name.
+# TYPE kevent_events_total counter
+kevent_events_total{event="__overflow__",source="flood"} 997
+kevent_events_total{event="name0",source="flood"} 1
+kevent_events_total{event="name1",source="flood"} 1
+kevent_events_total{event="name2",source="flood"} 1
+# HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
+# TYPE kevent_source_event_names gauge
+kevent_source_event_names{source="flood"} 4
+`
+	gatherCompare(t, []*Source{s}, want, "kevent_events_total", "kevent_source_event_names")
+	if n := len(s.events); n != 4 {
+		t.Fatalf("source keeps %d names, want 4", n)
+	}
+}
+
+func TestPayloadInfoReplaced(t *testing.T) {
+	s := newTestSource("p", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{})
+	for _, p := range []string{"first", "second", "third"} {
+		s.Record([]decoder.Event{ev("e", p)}, 16, 0)
+		// Scrape between payloads: each scrape must show only the newest.
+		want := fmt.Sprintf(`
+# HELP kevent_event_last_payload_info Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.
+# TYPE kevent_event_last_payload_info gauge
+kevent_event_last_payload_info{event="e",payload=%q,source="p"} 1
+`, p)
+		gatherCompare(t, []*Source{s}, want, "kevent_event_last_payload_info")
+	}
+}
+
+func TestPayloadInfoOff(t *testing.T) {
+	s := newTestSource("p", SourceOptions{PayloadInfo: false}, netlinksrc.Stats{})
+	s.Record([]decoder.Event{ev("e", "x")}, 16, 0)
+	e := New()
+	e.SetSources([]*Source{s})
+	if n := testutil.CollectAndCount(e, "kevent_event_last_payload_info"); n != 0 {
+		t.Fatalf("payload info series = %d with payload_info off, want 0", n)
+	}
+}
+
+func TestLabelSanitising(t *testing.T) {
+	s := newTestSource("u", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{})
+	long := strings.Repeat("x", 300)
+	s.Record([]decoder.Event{
+		ev("bad\xffname", "caf\xc3"),
+		// Two invalid names that sanitise alike count as one series.
+		ev("bad\xfename", long),
+	}, 32, 0)
+	want := fmt.Sprintf(`
+# HELP kevent_event_last_payload_info Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.
+# TYPE kevent_event_last_payload_info gauge
+kevent_event_last_payload_info{event="bad�name",payload=%q,source="u"} 1
+# HELP kevent_events_total Events received, by source and event name.
+# TYPE kevent_events_total counter
+kevent_events_total{event="bad�name",source="u"} 2
+`, strings.Repeat("x", MaxPayloadBytes))
+	gatherCompare(t, []*Source{s}, want, "kevent_events_total", "kevent_event_last_payload_info")
+}
+
+func TestSequenceMetrics(t *testing.T) {
+	s := newTestSource("k", SourceOptions{}, netlinksrc.Stats{})
+	seq := func(inst, n uint64) decoder.Event {
+		e := ev("x", "")
+		e.HasSeq, e.Instance, e.Seq = true, inst, n
+		return e
+	}
+	s.Record([]decoder.Event{seq(1, 10), seq(1, 11), seq(1, 15), seq(1, 13), seq(1, 13), seq(2, 1), seq(2, 2)}, 16, 0)
+	want := `
+# HELP kevent_sequence_duplicates_total Messages whose sequence number had already been received.
+# TYPE kevent_sequence_duplicates_total counter
+kevent_sequence_duplicates_total{source="k"} 1
+# HELP kevent_sequence_missing_total Sequence numbers skipped by a sender's messages: messages lost anywhere between sender and exporter.
+# TYPE kevent_sequence_missing_total counter
+kevent_sequence_missing_total{source="k"} 3
+# HELP kevent_sequence_reordered_total Messages that arrived after a later sequence number, filling a gap already counted as missing.
+# TYPE kevent_sequence_reordered_total counter
+kevent_sequence_reordered_total{source="k"} 1
+# HELP kevent_sequence_resets_total Sender instance changes (e.g. a module reload); sequence tracking restarts without counting loss.
+# TYPE kevent_sequence_resets_total counter
+kevent_sequence_resets_total{source="k"} 1
+`
+	gatherCompare(t, []*Source{s}, want, "kevent_sequence_duplicates_total", "kevent_sequence_missing_total", "kevent_sequence_reordered_total", "kevent_sequence_resets_total")
+}
+
+func TestPromlint(t *testing.T) {
+	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{Up: true})
+	e := evValue("x", 1, "p")
+	e.HasSeq, e.Instance, e.Seq = true, 1, 1
+	s.Record([]decoder.Event{e}, 16, 0)
+	c := New()
+	c.SetSources([]*Source{s})
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("promlint problems: %v", problems)
+	}
+	// Every metric the collector describes is exercised above.
+	descs := make(chan *prometheus.Desc, 32)
+	c.Describe(descs)
+	close(descs)
+	if got, want := testutil.CollectAndCount(c), len(descs); got != want {
+		t.Fatalf("collected %d series of %d described metrics, want one each", got, want)
+	}
+}

@@ -1,0 +1,284 @@
+package netlinksrc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+)
+
+// These tests use the host kernel's NETLINK_USERSOCK. Each uses its own
+// group from this package's range (20-24) so that tests of other packages,
+// run in parallel, do not see their messages.
+
+// sink counts events and can hold the receive loop still.
+type sink struct {
+	mu       sync.Mutex
+	events   int
+	bad      int
+	bytes    int
+	names    map[string]int
+	payloads []string
+	hold     chan struct{} // Record blocks until it is closed
+	held     chan struct{} // closed when Record first blocks
+}
+
+func newSink() *sink {
+	return &sink{names: make(map[string]int)}
+}
+
+func (s *sink) Record(events []decoder.Event, n, bad int) {
+	if s.hold != nil {
+		select {
+		case <-s.held:
+		default:
+			close(s.held)
+		}
+		<-s.hold
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events += len(events)
+	s.bad += bad
+	s.bytes += n
+	for _, e := range events {
+		s.names[string(e.Name)]++
+		s.payloads = append(s.payloads, string(e.Payload))
+	}
+}
+
+func (s *sink) counts() (events, bad int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events, s.bad
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// start runs a source until the test ends and waits for it to be up.
+func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncBuffer) *Source {
+	t.Helper()
+	var logger log.Logger = log.NewNopLogger()
+	if logs != nil {
+		logger = log.NewLogfmtLogger(logs)
+	}
+	s := New(cfg, dec, sk, logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("source did not stop within 5s of its context ending")
+		}
+	})
+	return s
+}
+
+func waitUp(t *testing.T, s *Source) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.Stats().Up {
+		if time.Now().After(deadline) {
+			t.Fatal("source not up after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitStable polls f until it returns the same value for 300ms.
+func waitStable(t *testing.T, f func() string) string {
+	t.Helper()
+	last, since := f(), time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if v := f(); v != last {
+			last, since = v, time.Now()
+		} else if time.Since(since) > 300*time.Millisecond {
+			return v
+		}
+	}
+	t.Fatalf("counts still moving after 30s: %s", last)
+	return ""
+}
+
+func newSender(t *testing.T, group uint32) *nlsend.Sender {
+	t.Helper()
+	snd, err := nlsend.NewSender(unix.NETLINK_USERSOCK, group)
+	if err != nil {
+		t.Fatalf("usersock sender: %v", err)
+	}
+	t.Cleanup(func() { snd.Close() })
+	return snd
+}
+
+func TestReceiveRaw(t *testing.T) {
+	const group = 20
+	sk := newSink()
+	s := start(t, Config{Name: "raw", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), sk, nil)
+	waitUp(t, s)
+	snd := newSender(t, group)
+
+	// The seed's message: NLMSG_DONE, no NUL.
+	if err := snd.Send(nlsend.AppendMessage(nil, unix.NLMSG_DONE, 1, []byte("Hello from kernel"))); err != nil {
+		t.Fatal(err)
+	}
+	// Three messages in one datagram, the middle one malformed in its
+	// payload (NLMSG_ERROR needs 4 bytes), then one with a bad header.
+	var b []byte
+	b = nlsend.AppendMessage(b, 0x20, 2, []byte("a\x00"))
+	b = nlsend.AppendMessage(b, unix.NLMSG_ERROR, 3, []byte{1})
+	b = nlsend.AppendMessage(b, 0x20, 4, []byte("b"))
+	if err := snd.Send(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send([]byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+
+	got := waitStable(t, func() string { e, bad := sk.counts(); return fmt.Sprint(e, bad) })
+	if want := "3 2"; got != want {
+		t.Fatalf("events, decode errors = %s, want %s", got, want)
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.names["done"] != 1 || sk.names["32"] != 2 {
+		t.Fatalf("names = %v, want done:1 32:2", sk.names)
+	}
+	if want := []string{"Hello from kernel", "a", "b"}; fmt.Sprint(sk.payloads) != fmt.Sprint(want) {
+		t.Fatalf("payloads = %q, want %q", sk.payloads, want)
+	}
+}
+
+// TestFloodAccounting floods a reader that is held still with more than
+// its socket buffer holds: every message is either counted or reported
+// lost by the kernel, and reading goes on after the overrun.
+func TestFloodAccounting(t *testing.T) {
+	const (
+		group = 21
+		sent  = 100000
+	)
+	sk := newSink()
+	sk.hold, sk.held = make(chan struct{}), make(chan struct{})
+	s := start(t, Config{Name: "flood", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}, ReceiveBufferBytes: 256 << 10}, decoder.NewRaw(nil), sk, nil)
+	waitUp(t, s)
+	snd := newSender(t, group)
+
+	msg := func(i int) []byte { return nlsend.AppendMessage(nil, 0x10, uint32(i), []byte(fmt.Sprintf("event %d", i))) }
+	if err := snd.Send(msg(0)); err != nil {
+		t.Fatal(err)
+	}
+	<-sk.held // the reader is now stuck in Record
+	for i := 1; i < sent; i++ {
+		if err := snd.Send(msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(sk.hold)
+
+	got := waitStable(t, func() string {
+		e, _ := sk.counts()
+		st := s.Stats()
+		return fmt.Sprintf("events=%d lost=%d", e, st.Drops)
+	})
+	var events, lost int
+	fmt.Sscanf(got, "events=%d lost=%d", &events, &lost)
+	t.Logf("sent=%d %s overruns=%d", sent, got, s.Stats().Overruns)
+	if lost == 0 {
+		t.Fatalf("nothing lost: the flood did not overflow the socket buffer (%s)", got)
+	}
+	if events+lost != sent {
+		t.Fatalf("events + lost = %d, want sent = %d (%s)", events+lost, sent, got)
+	}
+	if s.Stats().Overruns == 0 {
+		t.Fatal("no overrun (ENOBUFS) counted")
+	}
+
+	// The source reads on after the overrun.
+	for i := 0; i < 10; i++ {
+		if err := snd.Send(msg(sent + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = waitStable(t, func() string { e, _ := sk.counts(); return fmt.Sprint(e) })
+	if want := fmt.Sprint(events + 10); got != want {
+		t.Fatalf("events after overrun = %s, want %s", got, want)
+	}
+}
+
+func TestUnregisteredProtocol(t *testing.T) {
+	const proto = 29
+	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, proto); err == nil {
+		unix.Close(fd)
+		t.Fatalf("netlink protocol %d is registered on this host; this test needs it unregistered", proto)
+	} else if !errors.Is(err, unix.EPROTONOSUPPORT) {
+		t.Fatalf("socket(protocol %d): %v, want EPROTONOSUPPORT", proto, err)
+	}
+	logs := &syncBuffer{}
+	s := start(t, Config{Name: "seed", Protocol: proto, Groups: []uint32{2}}, decoder.NewRaw(nil), newSink(), logs)
+	// Several retries pass; the source stays down and logs once.
+	time.Sleep(1 * time.Second)
+	if s.Stats().Up {
+		t.Fatal("source is up on an unregistered protocol")
+	}
+	out := logs.String()
+	const want = "Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it"
+	if n := strings.Count(out, want); n != 1 {
+		t.Fatalf("log has %d lines %q, want 1; log:\n%s", n, want, out)
+	}
+}
+
+func TestReceiveBufferGranted(t *testing.T) {
+	s := start(t, Config{Name: "buf", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{22}, ReceiveBufferBytes: 4 << 20}, decoder.NewRaw(nil), newSink(), nil)
+	waitUp(t, s)
+	// The kernel doubles the asked size for its bookkeeping.
+	if got := s.Stats().ReceiveBufferBytes; got != 8<<20 {
+		t.Fatalf("receive buffer = %d, want %d (as root, SO_RCVBUFFORCE)", got, 8<<20)
+	}
+}
+
+func TestJoinGroupError(t *testing.T) {
+	// usersock has 32 groups: joining group 40 fails, and the source stays
+	// down, logging the error, without crashing.
+	logs := &syncBuffer{}
+	s := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), logs)
+	time.Sleep(200 * time.Millisecond)
+	if s.Stats().Up {
+		t.Fatal("source up although joining group 40 failed")
+	}
+	if out := logs.String(); !strings.Contains(out, "joining group 40") {
+		t.Fatalf("log does not name the failed group:\n%s", out)
+	}
+}
