@@ -196,7 +196,9 @@ func TestFloodAccounting(t *testing.T) {
 	waitUp(t, s)
 	snd := newSender(t, group)
 
-	msg := func(i int) []byte { return nlsend.AppendMessage(nil, 0x10, uint32(i), []byte(fmt.Sprintf("event %d", i))) }
+	msg := func(i int) []byte {
+		return nlsend.AppendMessage(nil, 0x10, uint32(i), []byte(fmt.Sprintf("event %d", i)))
+	}
 	if err := snd.Send(msg(0)); err != nil {
 		t.Fatal(err)
 	}
