@@ -114,7 +114,7 @@ func (s *Source) snapshot() []sample {
 		perEvent++
 	}
 	out := make([]sample, 0, perEvent*len(s.events)+16)
-	for name, e := range s.events {
+	for _, e := range s.sorted {
 		out = append(out,
 			sample{desc: eventsDesc, labels: e.labels, value: float64(e.count), counter: true},
 			sample{desc: lastTimestampDesc, labels: e.labels, value: float64(e.unixNano) / 1e9},
@@ -124,7 +124,7 @@ func (s *Source) snapshot() []sample {
 		}
 		if s.opts.PayloadInfo {
 			if e.payloadDirty || e.payloadLabels == nil {
-				e.payloadLabels = labelPairs("event", name, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
+				e.payloadLabels = labelPairs("event", e.label, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
 			}
 			out = append(out, sample{desc: lastPayloadDesc, labels: e.payloadLabels, value: 1})

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,8 +46,11 @@ type Source struct {
 	// now is the clock, replaceable in tests.
 	now func() time.Time
 
-	mu            sync.Mutex
-	events        map[string]*eventState
+	mu     sync.Mutex
+	events map[string]*eventState
+	// sorted holds the events in label order, the order a scrape sorts
+	// them into: handing them over sorted makes that sort cheap.
+	sorted        []*eventState
 	receivedBytes uint64
 	decodeErrors  uint64
 	seq           sequenceTracker
@@ -54,6 +58,8 @@ type Source struct {
 
 // eventState is what a source knows of one event name.
 type eventState struct {
+	// label is the event label's value.
+	label    string
 	count    uint64
 	value    float64
 	hasValue bool
@@ -133,8 +139,10 @@ func (s *Source) lookup(name []byte) *eventState {
 			return e
 		}
 	}
-	e := &eventState{labels: labelPairs("event", label, "source", s.name)}
+	e := &eventState{label: label, labels: labelPairs("event", label, "source", s.name)}
 	s.events[label] = e
+	i, _ := slices.BinarySearchFunc(s.sorted, label, func(e *eventState, l string) int { return strings.Compare(e.label, l) })
+	s.sorted = slices.Insert(s.sorted, i, e)
 	return e
 }
 

@@ -1,8 +1,10 @@
 // Package decoder turns netlink datagrams into events.
 //
-// Decoders work in place: the byte slices of an Event alias the datagram and
-// are only valid until the receive buffer is reused. Decoding a datagram
-// allocates nothing once the caller's event slice has grown to size.
+// Decoders work in place: an Event's byte slices alias the datagram or the
+// decoder's own buffers, and are only valid until the next Decode call or
+// until the receive buffer is reused; they must not be modified. Decoding a
+// datagram allocates nothing once the caller's event slice has grown to size.
+// A decoder is used by one goroutine.
 package decoder
 
 import (
@@ -11,7 +13,9 @@ import (
 
 // Event is one decoded kernel event.
 type Event struct {
-	// Name identifies the event, e.g. "net/change" or "done".
+	// Name identifies the event, e.g. "net/change" or "done". It may be
+	// the decoder's own memory (uevent builds it, raw shares it between
+	// messages of a type).
 	Name []byte
 	// Value is the event's value; valid only when HasValue is set.
 	Value    float64

@@ -9,6 +9,9 @@ import (
 // text, possibly NUL-terminated. The event name is the message type, the
 // payload is the text up to its first NUL, and a payload that reads as a
 // number is also the event's value.
+//
+// A Raw keeps state (the names of the types it has seen): use one per
+// receive loop.
 type Raw struct {
 	names map[uint16][]byte
 }
@@ -74,24 +77,59 @@ func (d *Raw) name(t uint16) []byte {
 	return n
 }
 
-// parseNumber reads b as a decimal number, allowing surrounding spaces.
-// Text that cannot be a number is rejected before strconv sees it, since
-// strconv's errors allocate and most payloads are not numbers.
+// maxNumberLen bounds the numbers parseNumber reads; longer text is not
+// taken for a number (and would cost a string allocation in strconv).
+const maxNumberLen = 32
+
+// parseNumber reads b as a decimal number ([+-]digits[.digits][e[+-]digits]),
+// allowing surrounding spaces. Text is checked against that grammar before
+// strconv sees it, since strconv's errors allocate and most payloads are
+// not numbers. A number out of float64's range is not a value.
 func parseNumber(b []byte) (float64, bool) {
 	b = trimSpace(b)
-	if len(b) == 0 || len(b) > 64 {
+	if len(b) == 0 || len(b) > maxNumberLen || !isDecimal(b) {
 		return 0, false
-	}
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9', c == '+', c == '-', c == '.', c == 'e', c == 'E':
-		default:
-			return 0, false
-		}
 	}
 	v, err := strconv.ParseFloat(string(b), 64)
 	return v, err == nil
 }
+
+// isDecimal reports whether b is [+-]digits[.digits][(e|E)[+-]digits], with
+// at least one digit in the mantissa.
+func isDecimal(b []byte) bool {
+	i := 0
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		i++
+	}
+	digits := 0
+	for ; i < len(b) && isDigit(b[i]); i++ {
+		digits++
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		exp := 0
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			exp++
+		}
+		if exp == 0 {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && isSpace(b[0]) {

@@ -249,20 +249,26 @@ func (s *Source) receive(c *netlink.Conn) error {
 			s.readErrors.Log("msg", "Receive failed", "err", s.errno)
 			continue
 		}
-		if s.n > len(s.buf) {
-			// MSG_TRUNC gave the datagram's real size: count it as
-			// undecodable and make room for the next one.
-			s.sink.Record(nil, s.n, 1)
-			s.readErrors.Log("msg", "Datagram larger than the read buffer, dropped", "bytes", s.n, "buffer", len(s.buf))
-			if s.n <= maxReadBuffer {
-				s.buf = make([]byte, s.n)
-			}
-			continue
-		}
-		var bad int
-		s.events, bad = s.dec.Decode(s.events[:0], s.buf[:s.n])
-		s.sink.Record(s.events, s.n, bad)
+		s.handle(s.n)
 	}
+}
+
+// handle decodes the datagram of n bytes in the read buffer and hands its
+// events to the sink.
+func (s *Source) handle(n int) {
+	if n > len(s.buf) {
+		// MSG_TRUNC gave the datagram's real size: count it as
+		// undecodable and make room for the next one.
+		s.sink.Record(nil, n, 1)
+		s.readErrors.Log("msg", "Datagram larger than the read buffer, dropped", "bytes", n, "buffer", len(s.buf))
+		if n <= maxReadBuffer {
+			s.buf = make([]byte, n)
+		}
+		return
+	}
+	var bad int
+	s.events, bad = s.dec.Decode(s.events[:0], s.buf[:n])
+	s.sink.Record(s.events, n, bad)
 }
 
 // readDropsLocked adds what the kernel dropped at the current socket since

@@ -1,0 +1,277 @@
+package decoder_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+)
+
+// seedDatagram is the datagram the seed module (vmtest/seedmod) multicasts:
+// one NLMSG_DONE message, sequence 1, carrying "Hello from kernel" without a
+// NUL, padded from 33 to 36 bytes.
+var seedDatagram = []byte{
+	0x21, 0x00, 0x00, 0x00, // nlmsg_len: 33
+	0x03, 0x00, // nlmsg_type: NLMSG_DONE
+	0x00, 0x00, // nlmsg_flags
+	0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+	0x00, 0x00, 0x00, 0x00, // nlmsg_pid
+	'H', 'e', 'l', 'l', 'o', ' ', 'f', 'r', 'o', 'm', ' ',
+	'k', 'e', 'r', 'n', 'e', 'l',
+	0x00, 0x00, 0x00, // padding
+}
+
+// nlmsgerr returns the payload of an NLMSG_ERROR message: struct nlmsgerr,
+// the negative errno followed by the header of the offending request.
+func nlmsgerr(errno int32) []byte {
+	return concat(u32(uint32(errno)), nlmsghdr(16, 0x10))
+}
+
+var rawTests = []struct {
+	name     string
+	names    map[uint16]string
+	datagram []byte
+	want     []event
+	bad      int
+}{
+	{
+		name:     "seed message",
+		datagram: seedDatagram,
+		want:     []event{{Name: "done", Payload: "Hello from kernel"}},
+	},
+	{
+		name:     "payload stops at NUL",
+		datagram: nlmsg(0x10, []byte("hello\x00junk\xff\x00more")),
+		want:     []event{{Name: "16", Payload: "hello"}},
+	},
+	{
+		name:     "integer",
+		datagram: nlmsg(0x10, []byte("42")),
+		want:     []event{{Name: "16", Payload: "42", Value: 42, HasValue: true}},
+	},
+	{
+		name:     "integer with NUL",
+		datagram: nlmsg(0x10, cstr("42")),
+		want:     []event{{Name: "16", Payload: "42", Value: 42, HasValue: true}},
+	},
+	{
+		name:     "negative float with spaces",
+		datagram: nlmsg(0x10, []byte(" -3.5\n")),
+		want:     []event{{Name: "16", Payload: " -3.5\n", Value: -3.5, HasValue: true}},
+	},
+	{
+		name:     "exponent",
+		datagram: nlmsg(0x10, []byte("1e3")),
+		want:     []event{{Name: "16", Payload: "1e3", Value: 1000, HasValue: true}},
+	},
+	{
+		name:     "digits then letters",
+		datagram: nlmsg(0x10, []byte("12abc")),
+		want:     []event{{Name: "16", Payload: "12abc"}},
+	},
+	{
+		name:     "nan",
+		datagram: nlmsg(0x10, []byte("nan")),
+		want:     []event{{Name: "16", Payload: "nan"}},
+	},
+	{
+		name:     "infinity",
+		datagram: nlmsg(0x10, []byte("Inf")),
+		want:     []event{{Name: "16", Payload: "Inf"}},
+	},
+	{
+		name:     "hexadecimal",
+		datagram: nlmsg(0x10, []byte("0x10")),
+		want:     []event{{Name: "16", Payload: "0x10"}},
+	},
+	{
+		name:     "number characters only",
+		datagram: nlmsg(0x10, []byte("1.2.3")),
+		want:     []event{{Name: "16", Payload: "1.2.3"}},
+	},
+	{
+		name:     "out of range",
+		datagram: nlmsg(0x10, []byte("1e400")),
+		want:     []event{{Name: "16", Payload: "1e400"}},
+	},
+	{
+		name:     "spaces only",
+		datagram: nlmsg(0x10, []byte(" \t\n")),
+		want:     []event{{Name: "16", Payload: " \t\n"}},
+	},
+	{
+		name:     "empty payload",
+		datagram: nlmsg(0x10, nil),
+		want:     []event{{Name: "16"}},
+	},
+	{
+		name:     "custom type",
+		datagram: nlmsg(0x20, []byte("x")),
+		want:     []event{{Name: "32", Payload: "x"}},
+	},
+	{
+		name:     "type names",
+		names:    map[uint16]string{0x20: "custom", 0x3: "finished"},
+		datagram: concat(nlmsg(0x20, []byte("x")), nlmsg(0x3, nil), nlmsg(0x21, nil), nlmsg(0x1, nil)),
+		want: []event{
+			{Name: "custom", Payload: "x"},
+			{Name: "finished"},
+			{Name: "33"},
+			{Name: "noop"},
+		},
+	},
+	{
+		name:     "error with errno",
+		datagram: nlmsg(0x2, nlmsgerr(-2)),
+		want:     []event{{Name: "error", Value: -2, HasValue: true}},
+	},
+	{
+		name:     "error acknowledgement",
+		datagram: nlmsg(0x2, nlmsgerr(0)),
+		want:     []event{{Name: "error", Value: 0, HasValue: true}},
+	},
+	{
+		name:     "error without errno",
+		datagram: concat(nlmsg(0x3, []byte("a")), nlmsg(0x2, []byte{0xfe, 0xff}), nlmsg(0x3, []byte("b"))),
+		want:     []event{{Name: "done", Payload: "a"}, {Name: "done", Payload: "b"}},
+		bad:      1,
+	},
+	{
+		name:     "noop",
+		datagram: nlmsg(0x1, nil),
+		want:     []event{{Name: "noop"}},
+	},
+	{
+		name:     "overrun",
+		datagram: nlmsg(0x4, nil),
+		want:     []event{{Name: "overrun"}},
+	},
+	{
+		name: "several messages",
+		datagram: concat(
+			nlmsg(0x10, []byte("abcde")), // 21 bytes, next one at 24
+			nlmsg(0x11, []byte("42")),
+			nlmsg(0x12, nil),
+			withoutPadding(nlmsg(0x13, []byte("xyz"))),
+		),
+		want: []event{
+			{Name: "16", Payload: "abcde"},
+			{Name: "17", Payload: "42", Value: 42, HasValue: true},
+			{Name: "18"},
+			{Name: "19", Payload: "xyz"},
+		},
+	},
+	{
+		name:     "single message without padding",
+		datagram: withoutPadding(nlmsg(0x10, []byte("abcde"))),
+		want:     []event{{Name: "16", Payload: "abcde"}},
+	},
+	{
+		name:     "truncated header",
+		datagram: nlmsghdr(16, 0x10)[:10],
+		bad:      1,
+	},
+	{
+		name:     "truncated header after message",
+		datagram: concat(nlmsg(0x10, []byte("ok")), nlmsghdr(16, 0x10)[:8]),
+		want:     []event{{Name: "16", Payload: "ok"}},
+		bad:      1,
+	},
+	{
+		name:     "length under header size",
+		datagram: concat(nlmsghdr(8, 0x10), []byte("abcd")),
+		bad:      1,
+	},
+	{
+		name:     "zero length after message",
+		datagram: concat(nlmsg(0x10, []byte("ok")), nlmsghdr(0, 0x10), nlmsg(0x10, []byte("lost"))),
+		want:     []event{{Name: "16", Payload: "ok"}},
+		bad:      1,
+	},
+	{
+		name:     "length past datagram",
+		datagram: concat(nlmsghdr(64, 0x10), []byte("short")),
+		bad:      1,
+	},
+	{
+		name:     "length past datagram after message",
+		datagram: concat(nlmsg(0x10, []byte("ok")), nlmsghdr(17, 0x10)),
+		want:     []event{{Name: "16", Payload: "ok"}},
+		bad:      1,
+	},
+	{
+		name:     "non-UTF-8 payload",
+		datagram: nlmsg(0x10, []byte("\xff\xfe ok \xc3")),
+		want:     []event{{Name: "16", Payload: "\xff\xfe ok \xc3"}},
+	},
+	{
+		name:     "empty datagram",
+		datagram: []byte{},
+	},
+	{
+		name: "nil datagram",
+	},
+}
+
+func TestRawDecode(t *testing.T) {
+	for _, tt := range rawTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, bad := decoder.NewRaw(tt.names).Decode(nil, tt.datagram)
+			if diff := cmp.Diff(tt.want, toEvents(got)); diff != "" {
+				t.Errorf("unexpected events (-want +got):\n%s", diff)
+			}
+			if bad != tt.bad {
+				t.Errorf("unexpected malformed count: want %d, got %d", tt.bad, bad)
+			}
+		})
+	}
+}
+
+func TestRawDecodeAppends(t *testing.T) {
+	d := decoder.NewRaw(nil)
+	events, _ := d.Decode(nil, nlmsg(0x10, []byte("first")))
+	events, bad := d.Decode(events, nlmsg(0x11, []byte("second")))
+
+	want := []event{{Name: "16", Payload: "first"}, {Name: "17", Payload: "second"}}
+	if diff := cmp.Diff(want, toEvents(events)); diff != "" {
+		t.Errorf("unexpected events (-want +got):\n%s", diff)
+	}
+	if bad != 0 {
+		t.Errorf("unexpected malformed count: %d", bad)
+	}
+}
+
+func FuzzRaw(f *testing.F) {
+	for _, tt := range rawTests {
+		f.Add(tt.datagram)
+	}
+
+	d := decoder.NewRaw(nil)
+	f.Fuzz(func(t *testing.T, datagram []byte) {
+		events, bad := d.Decode(nil, datagram)
+		if bad < 0 {
+			t.Fatalf("negative malformed count %d", bad)
+		}
+		if n, max := len(events)+bad, len(datagram)/16+1; n > max {
+			t.Fatalf("%d events and %d malformed messages from %d bytes, want at most %d in all",
+				len(events), bad, len(datagram), max)
+		}
+		for i, e := range events {
+			switch name := string(e.Name); name {
+			case "noop", "error", "done", "overrun":
+			default:
+				if !isTypeNumber(name) {
+					t.Fatalf("event %d: name %q is not a message type", i, name)
+				}
+			}
+			if !within(datagram, e.Payload) {
+				t.Fatalf("event %d: payload %q is not a slice of the datagram", i, e.Payload)
+			}
+			if e.HasValue && (math.IsNaN(e.Value) || math.IsInf(e.Value, 0)) {
+				t.Fatalf("event %d: value %v from payload %q", i, e.Value, e.Payload)
+			}
+		}
+	})
+}

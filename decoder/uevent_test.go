@@ -1,0 +1,250 @@
+package decoder_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+)
+
+// loProps are the properties of the kernel's uevent for a change of lo.
+const loProps = "ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00" +
+	"INTERFACE=lo\x00IFINDEX=1\x00SEQNUM=4242\x00"
+
+// loUevent is the kernel's uevent for a change of lo, as it arrives on
+// NETLINK_KOBJECT_UEVENT group 1: a summary line, then the properties.
+const loUevent = "change@/devices/virtual/net/lo\x00" + loProps
+
+// loEvent is the event decoded from loUevent.
+var loEvent = event{Name: "net/change", Payload: "/devices/virtual/net/lo", Value: 4242, HasValue: true}
+
+// libudevHeader returns the 40-byte struct udev_monitor_netlink_header of a
+// libudev re-broadcast: the "libudev" prefix, magic (big endian) and the
+// header size and properties' offset and length (native endian).
+func libudevHeader(magic, propertiesOff, propertiesLen uint32) []byte {
+	b := make([]byte, 40)
+	copy(b, "libudev\x00")
+	binary.BigEndian.PutUint32(b[8:12], magic)
+	binary.NativeEndian.PutUint32(b[12:16], 40)
+	binary.NativeEndian.PutUint32(b[16:20], propertiesOff)
+	binary.NativeEndian.PutUint32(b[20:24], propertiesLen)
+	// The subsystem, devtype and tag filter hashes are left zero.
+	return b
+}
+
+// libudev returns a well-formed libudev re-broadcast of props.
+func libudev(props string) []byte {
+	return concat(libudevHeader(0xfeedcafe, 40, uint32(len(props))), []byte(props))
+}
+
+var ueventTests = []struct {
+	name     string
+	datagram []byte
+	want     []event
+	bad      int
+}{
+	{
+		name:     "kernel",
+		datagram: []byte(loUevent),
+		want:     []event{loEvent},
+	},
+	{
+		name:     "kernel without trailing NUL",
+		datagram: []byte(loUevent[:len(loUevent)-1]),
+		want:     []event{loEvent},
+	},
+	{
+		name:     "kernel without SEQNUM",
+		datagram: []byte("add@/devices/virtual/block/loop0\x00ACTION=add\x00DEVPATH=/devices/virtual/block/loop0\x00SUBSYSTEM=block\x00"),
+		want:     []event{{Name: "block/add", Payload: "/devices/virtual/block/loop0"}},
+	},
+	{
+		name:     "kernel without DEVPATH",
+		datagram: []byte("add@/module/loop\x00ACTION=add\x00SUBSYSTEM=module\x00SEQNUM=7\x00"),
+		want:     []event{{Name: "module/add", Value: 7, HasValue: true}},
+	},
+	{
+		name:     "kernel with malformed properties",
+		datagram: []byte("change@/devices/virtual/net/lo\x00junk\x00=x\x00\x00" + loProps),
+		want:     []event{loEvent},
+	},
+	{
+		name:     "kernel without SUBSYSTEM",
+		datagram: []byte("change@/devices/virtual/net/lo\x00ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SEQNUM=1\x00"),
+		bad:      1,
+	},
+	{
+		name:     "kernel without ACTION",
+		datagram: []byte("change@/devices/virtual/net/lo\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00SEQNUM=1\x00"),
+		bad:      1,
+	},
+	{
+		name:     "kernel with empty ACTION",
+		datagram: []byte("change@/devices/virtual/net/lo\x00ACTION=\x00SUBSYSTEM=net\x00"),
+		bad:      1,
+	},
+	{
+		name:     "summary without @",
+		datagram: []byte("change/devices/virtual/net/lo\x00" + loProps),
+		bad:      1,
+	},
+	{
+		name:     "summary with empty action",
+		datagram: []byte("@/devices/virtual/net/lo\x00" + loProps),
+		bad:      1,
+	},
+	{
+		name:     "summary only",
+		datagram: []byte("change@/devices/virtual/net/lo"),
+		bad:      1,
+	},
+	{
+		// An empty datagram counts as one malformed uevent, unlike the
+		// netlink decoders, which find no message in it.
+		name:     "empty datagram",
+		datagram: []byte{},
+		bad:      1,
+	},
+	{
+		name:     "garbage",
+		datagram: []byte("\x01\x02\x03\xff@\x00\xfe=\x00"),
+		bad:      1,
+	},
+	{
+		name:     "netlink message",
+		datagram: seedDatagram,
+		bad:      1,
+	},
+	{
+		name:     "libudev",
+		datagram: libudev(loProps),
+		want:     []event{loEvent},
+	},
+	{
+		name: "libudev with properties after a gap",
+		datagram: concat(
+			libudevHeader(0xfeedcafe, 48, uint32(len(loProps))),
+			[]byte("ACTION=x"), // 8 bytes outside the properties
+			[]byte(loProps),
+		),
+		want: []event{loEvent},
+	},
+	{
+		name:     "libudev properties length excludes trailing data",
+		datagram: concat(libudev(loProps), []byte("SUBSYSTEM=bad\x00")),
+		want:     []event{loEvent},
+	},
+	{
+		name:     "libudev without SUBSYSTEM",
+		datagram: libudev("ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00"),
+		bad:      1,
+	},
+	{
+		name:     "libudev bad magic",
+		datagram: concat(libudevHeader(0xcafefeed, 40, uint32(len(loProps))), []byte(loProps)),
+		bad:      1,
+	},
+	{
+		name:     "libudev properties offset inside header",
+		datagram: concat(libudevHeader(0xfeedcafe, 24, uint32(len(loProps))), []byte(loProps)),
+		bad:      1,
+	},
+	{
+		name:     "libudev properties offset past end",
+		datagram: concat(libudevHeader(0xfeedcafe, 40+uint32(len(loProps))+1, 0), []byte(loProps)),
+		bad:      1,
+	},
+	{
+		name:     "libudev properties length past end",
+		datagram: concat(libudevHeader(0xfeedcafe, 40, uint32(len(loProps))+1), []byte(loProps)),
+		bad:      1,
+	},
+	{
+		name:     "libudev huge properties offset and length",
+		datagram: concat(libudevHeader(0xfeedcafe, 0xffffffff, 0xffffffff), []byte(loProps)),
+		bad:      1,
+	},
+	{
+		name:     "libudev short header",
+		datagram: libudevHeader(0xfeedcafe, 40, 0)[:39],
+		bad:      1,
+	},
+	{
+		name:     "libudev prefix only",
+		datagram: []byte("libudev\x00"),
+		bad:      1,
+	},
+}
+
+func TestUeventDecode(t *testing.T) {
+	for _, tt := range ueventTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, bad := decoder.NewUevent().Decode(nil, tt.datagram)
+			if diff := cmp.Diff(tt.want, toEvents(got)); diff != "" {
+				t.Errorf("unexpected events (-want +got):\n%s", diff)
+			}
+			if bad != tt.bad {
+				t.Errorf("unexpected malformed count: want %d, got %d", tt.bad, bad)
+			}
+		})
+	}
+}
+
+// TestUeventSuccessiveDecodes checks that each Decode call returns the right
+// name at the time it returns. The Name of a uevent is built in a buffer the
+// decoder owns and reuses, so unlike the other decoders' slices it is only
+// valid until the next Decode call on the same decoder, whatever becomes of
+// the datagram: callers must consume the events before decoding again.
+func TestUeventSuccessiveDecodes(t *testing.T) {
+	d := decoder.NewUevent()
+	datagrams := []struct {
+		datagram []byte
+		want     string
+	}{
+		{datagram: []byte(loUevent), want: "net/change"},
+		{datagram: []byte("add@/devices/virtual/block/loop0\x00ACTION=add\x00SUBSYSTEM=block\x00"), want: "block/add"},
+		{datagram: libudev("ACTION=remove\x00SUBSYSTEM=usb\x00"), want: "usb/remove"},
+		{datagram: []byte("x"), want: ""},
+		{datagram: []byte("bind@/devices/pci0000:00\x00ACTION=bind\x00SUBSYSTEM=pci\x00"), want: "pci/bind"},
+	}
+
+	events := make([]decoder.Event, 0, 1)
+	for i, dg := range datagrams {
+		events, _ = d.Decode(events[:0], dg.datagram)
+		var got string
+		if len(events) > 0 {
+			got = string(events[0].Name)
+		}
+		if got != dg.want {
+			t.Errorf("decode %d: unexpected name: want %q, got %q", i, dg.want, got)
+		}
+	}
+}
+
+func FuzzUevent(f *testing.F) {
+	for _, tt := range ueventTests {
+		f.Add(tt.datagram)
+	}
+
+	d := decoder.NewUevent()
+	f.Fuzz(func(t *testing.T, datagram []byte) {
+		events, bad := d.Decode(nil, datagram)
+		if bad < 0 {
+			t.Fatalf("negative malformed count %d", bad)
+		}
+		if n := len(events) + bad; n != 1 {
+			t.Fatalf("%d events and %d malformed from one datagram, want 1 in all", len(events), bad)
+		}
+		for i, e := range events {
+			if len(e.Name) < 3 || !bytes.Contains(e.Name, []byte("/")) {
+				t.Fatalf("event %d: name %q is not SUBSYSTEM/ACTION", i, e.Name)
+			}
+			if !within(datagram, e.Payload) {
+				t.Fatalf("event %d: payload %q is not a slice of the datagram", i, e.Payload)
+			}
+		}
+	})
+}
