@@ -123,7 +123,8 @@ func (s *Source) Record(events []decoder.Event, n, decodeErrors int) {
 }
 
 // lookup returns the state of the event called name, making it if the
-// source has room, else the overflow event's. Looking up a known valid name
+// source has room, else the overflow event's: a source keeps at most
+// MaxEvents names, the overflow event included. Looking up a known valid name
 // allocates nothing.
 func (s *Source) lookup(name []byte) *eventState {
 	if e, ok := s.events[string(name)]; ok {
@@ -133,7 +134,8 @@ func (s *Source) lookup(name []byte) *eventState {
 	if e, ok := s.events[label]; ok {
 		return e
 	}
-	if len(s.events) >= s.opts.MaxEvents {
+	// The overflow event takes the last place under the bound.
+	if len(s.events) >= s.opts.MaxEvents-1 {
 		label = OverflowEvent
 		if e, ok := s.events[label]; ok {
 			return e

@@ -1,8 +1,9 @@
 package netlinksrc
 
-// HandleForBenchmark puts datagram in s's read buffer and handles it, as
-// the receive loop does after a read.
+// HandleForBenchmark puts datagram in s's first receive slot and handles it,
+// as the receive loop does after a read.
 func HandleForBenchmark(s *Source, datagram []byte) {
-	n := copy(s.buf, datagram)
-	s.handle(n)
+	s.batch.msgs[0].Len = uint32(copy(s.batch.buf, datagram))
+	s.batch.msgs[0].Hdr.Flags = 0
+	s.handle(1)
 }

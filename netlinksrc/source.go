@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,8 +31,8 @@ const (
 	// logInterval rate-limits the log lines of a repeating error.
 	logInterval = 10 * time.Second
 
-	initialReadBuffer = 64 << 10
-	maxReadBuffer     = 4 << 20
+	// maxSlotSize is the largest datagram the source makes room for.
+	maxSlotSize = 4 << 20
 )
 
 // Config says what a Source subscribes to.
@@ -49,9 +50,9 @@ type Config struct {
 
 // A Sink takes the events decoded from each datagram.
 type Sink interface {
-	// Record is called with the events of one datagram of n bytes in
-	// which decodeErrors messages were malformed. events is reused after
-	// Record returns.
+	// Record is called with the events of one or more datagrams, n bytes
+	// in all, in which decodeErrors messages were malformed. events is
+	// reused after Record returns.
 	Record(events []decoder.Event, n, decodeErrors int)
 }
 
@@ -80,7 +81,7 @@ type Source struct {
 	openErrors *rateLimitedLogger
 
 	// Receive state, owned by the Run goroutine.
-	buf     []byte
+	batch   *batch
 	events  []decoder.Event
 	n       int
 	errno   unix.Errno
@@ -98,11 +99,11 @@ func New(cfg Config, dec decoder.Decoder, sink Sink, logger log.Logger) *Source 
 		logger:     logger,
 		readErrors: &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
 		openErrors: &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
-		buf:        make([]byte, initialReadBuffer),
+		batch:      newBatch(initialSlotSize),
 	}
 	// Made once: a closure built per read would be allocated per read.
 	s.readOne = func(fd uintptr) bool {
-		s.n, s.errno = recvfrom(int(fd), s.buf, unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		s.n, s.errno = s.batch.recv(int(fd))
 		return s.errno != unix.EAGAIN && s.errno != unix.EWOULDBLOCK
 	}
 	return s
@@ -253,22 +254,30 @@ func (s *Source) receive(c *netlink.Conn) error {
 	}
 }
 
-// handle decodes the datagram of n bytes in the read buffer and hands its
-// events to the sink.
+// handle decodes the n datagrams of the last batch and hands all their
+// events to the sink at once.
 func (s *Source) handle(n int) {
-	if n > len(s.buf) {
-		// MSG_TRUNC gave the datagram's real size: count it as
-		// undecodable and make room for the next one.
-		s.sink.Record(nil, n, 1)
-		s.readErrors.Log("msg", "Datagram larger than the read buffer, dropped", "bytes", n, "buffer", len(s.buf))
-		if n <= maxReadBuffer {
-			s.buf = make([]byte, n)
+	var bytes, bad, grow int
+	s.events = s.events[:0]
+	for i := 0; i < n; i++ {
+		d, l, truncated := s.batch.datagram(i)
+		bytes += l
+		if truncated {
+			// Too big for its slot: count it as undecodable and make
+			// room for the next one.
+			bad++
+			grow = max(grow, l)
+			s.readErrors.Log("msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)
+			continue
 		}
-		return
+		var b int
+		s.events, b = s.dec.Decode(s.events, d)
+		bad += b
 	}
-	var bad int
-	s.events, bad = s.dec.Decode(s.events[:0], s.buf[:n])
-	s.sink.Record(s.events, n, bad)
+	s.sink.Record(s.events, bytes, bad)
+	if grow > 0 && s.batch.slotSize < maxSlotSize {
+		s.batch = newBatch(min(maxSlotSize, 1<<bits.Len(uint(grow))))
+	}
 }
 
 // readDropsLocked adds what the kernel dropped at the current socket since
@@ -291,11 +300,4 @@ func (s *Source) readDropsLocked() {
 	cur := mem[unix.SK_MEMINFO_DROPS]
 	s.drops += uint64(cur - s.lastDrops)
 	s.lastDrops = cur
-}
-
-// recvfrom receives one datagram without the allocations of unix.Recvfrom,
-// which builds a sockaddr nobody here needs.
-func recvfrom(fd int, b []byte, flags int) (int, unix.Errno) {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(flags), 0, 0)
-	return int(n), errno
 }

@@ -284,3 +284,29 @@ func TestJoinGroupError(t *testing.T) {
 		t.Fatalf("log does not name the failed group:\n%s", out)
 	}
 }
+
+// TestOversizedDatagram sends a datagram bigger than a receive slot: it is
+// counted as a decode error, not lost silently, and the source makes room
+// so that the next one of that size is decoded.
+func TestOversizedDatagram(t *testing.T) {
+	const group = 23
+	sk := newSink()
+	s := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), sk, nil)
+	waitUp(t, s)
+	snd := newSender(t, group)
+	big := nlsend.AppendMessage(nil, 0x20, 1, bytes.Repeat([]byte("x"), 100<<10))
+	for i := 0; i < 2; i++ {
+		if err := snd.Send(big); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprint(i, 1)
+		if got := waitStable(t, func() string { e, bad := sk.counts(); return fmt.Sprint(e, bad) }); got != want {
+			t.Fatalf("after datagram %d: events, decode errors = %s, want %s", i+1, got, want)
+		}
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if len(sk.payloads) != 1 || len(sk.payloads[0]) != 100<<10 {
+		t.Fatal("the second oversized datagram's payload was not decoded whole")
+	}
+}

@@ -1,0 +1,122 @@
+// Command drain measures how fast the exporter's receive path (netlinksrc,
+// a decoder and collector, the code kevent_exporter runs) drains messages
+// already queued on its socket. It speaks the same protocol as baseline.c:
+//
+//	drain -g GROUP -r RCVBUF -n EXPECTED [-f raw|kevent]
+//
+// prints "ready" once its socket is bound, holds its reader after the first
+// message, and on a line from stdin lets it go and times the rest. The
+// sequence numbers the flood sender put in the messages (the payload's
+// number in raw, KEVENT_A_SEQ in kevent) are checked for gaps.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/collector"
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+)
+
+// checkingSink checks sequence numbers, then counts in the collector.
+type checkingSink struct {
+	next    *collector.Source
+	release chan struct{}
+	held    sync.Once
+
+	mu              sync.Mutex
+	received, gaps  uint64
+	lastSeq         uint64
+	first, lastTime time.Time
+}
+
+func (s *checkingSink) Record(events []decoder.Event, n, bad int) {
+	s.held.Do(func() { <-s.release })
+	now := time.Now()
+	s.mu.Lock()
+	if s.received == 0 {
+		s.first = now
+	}
+	s.lastTime = now
+	for i := range events {
+		seq := events[i].Seq
+		if !events[i].HasSeq {
+			seq = uint64(events[i].Value)
+		}
+		if s.received > 0 && seq > s.lastSeq+1 {
+			s.gaps += seq - s.lastSeq - 1
+		}
+		s.lastSeq = seq
+		s.received++
+	}
+	s.mu.Unlock()
+	s.next.Record(events, n, bad)
+}
+
+func main() {
+	group := flag.Uint("g", 0, "usersock multicast group (1-32)")
+	rcvbuf := flag.Int("r", 64<<20, "receive buffer bytes")
+	expected := flag.Uint64("n", 0, "messages the flood sends")
+	format := flag.String("f", "raw", "decoder: raw or kevent")
+	flag.Parse()
+	if *group < 1 || *group > 32 || *expected == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	dec, err := decoder.New(*format, decoder.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+
+	var src *netlinksrc.Source
+	metrics := collector.NewSource("drain", collector.SourceOptions{PayloadInfo: true, Stats: func() netlinksrc.Stats { return src.Stats() }})
+	sink := &checkingSink{next: metrics, release: make(chan struct{})}
+	src = netlinksrc.New(netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf},
+		dec, sink, log.NewLogfmtLogger(os.Stderr))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx)
+	for !src.Stats().Up {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fmt.Fprintln(os.Stderr, "drain: no go line on stdin:", err)
+		os.Exit(1)
+	}
+	close(sink.release)
+
+	// Done when every message is counted or lost, or after 2 idle seconds.
+	var received, lost uint64
+	idleSince, lastReceived := time.Now(), uint64(0)
+	for {
+		time.Sleep(time.Millisecond)
+		sink.mu.Lock()
+		received = sink.received
+		sink.mu.Unlock()
+		lost = src.Stats().Drops
+		if received+lost >= *expected {
+			break
+		}
+		if received != lastReceived {
+			idleSince, lastReceived = time.Now(), received
+		} else if time.Since(idleSince) > 2*time.Second {
+			break
+		}
+	}
+	sink.mu.Lock()
+	secs := sink.lastTime.Sub(sink.first).Seconds()
+	fmt.Printf("received=%d lost=%d enobufs=%d seq_gaps=%d seconds=%.3f rate=%.0f\n",
+		received, lost, src.Stats().Overruns, sink.gaps, secs, float64(received)/secs)
+	sink.mu.Unlock()
+}

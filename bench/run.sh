@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Throughput and loss accounting benchmarks: floods NETLINK_USERSOCK and
+# compares the exporter with a plain C reader. Run as root (SO_RCVBUFFORCE,
+# usersock multicast). Prints a report; docs/benchmarks.md keeps the last one.
+#
+#	bench/run.sh           full run: drain and live rates, memory bound, scrape cost, allocations
+#	bench/run.sh --short   accounting identity only (CI): a few hundred thousand messages, no timing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+short=false
+[ "${1:-}" = "--short" ] && short=true
+
+GROUP=${GROUP:-31}             # usersock group this script floods
+DRAIN_N=${DRAIN_N:-400000}     # messages queued before a drain
+DRAIN_RCVBUF=${DRAIN_RCVBUF:-1073741824}
+LIVE_N=${LIVE_N:-2000000}      # messages in a live flood
+LIVE_RCVBUF=${LIVE_RCVBUF:-8388608}
+REPEAT=${REPEAT:-3}
+if $short; then
+	DRAIN_N=200000 LIVE_N=300000 LIVE_RCVBUF=262144 REPEAT=1
+fi
+
+out=$(mktemp -d)
+exporter_pid=
+cleanup() {
+	[ -n "$exporter_pid" ] && kill "$exporter_pid" 2>/dev/null && wait "$exporter_pid" 2>/dev/null
+	rm -rf "$out"
+}
+trap cleanup EXIT
+
+gcc -O2 -Wall -o "$out/flood" bench/flood.c
+gcc -O2 -Wall -o "$out/baseline" bench/baseline.c
+go build -o "$out/drain" ./bench/drain
+go build -o "$out/kevent_exporter" .
+
+fail=0
+check() { # check NAME CONDITION-RESULT(0/1) DETAIL
+	if [ "$2" = 1 ]; then echo "PASS $1: $3"; else echo "FAIL $1: $3"; fail=1; fi
+}
+field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2" | tail -1; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+wait_line() { # wait_line FILE TEXT
+	for _ in $(seq 500); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.01; done
+	echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+# drain READER FORMAT: the reader binds, the flood is queued, then it reads.
+drain() {
+	local fifo="$out/fifo"
+	rm -f "$fifo" && mkfifo "$fifo"
+	"$out/$1" -g "$GROUP" -r "$DRAIN_RCVBUF" -n "$DRAIN_N" ${3:-} <"$fifo" >"$out/reader.out" &
+	local pid=$!
+	exec 3>"$fifo"
+	wait_line "$out/reader.out" ready
+	"$out/flood" -g "$GROUP" -n "$DRAIN_N" -f "$2" >/dev/null
+	echo go >&3
+	exec 3>&-
+	wait "$pid"
+	tail -1 "$out/reader.out"
+}
+
+metric() { # metric NAME LABELS: sum of the series of NAME whose labels contain LABELS
+	curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$1" -v l="$2" '$1 ~ "^"n"({|$)" && index($1, l) {s += $2} END {printf "%.0f\n", s}'
+}
+
+start_exporter() { # start_exporter DECODER RCVBUF
+	port=$((20000 + RANDOM % 20000))
+	cat >"$out/config.yml" <<YAML
+sources:
+  - name: flood
+    protocol: usersock
+    groups: [$GROUP]
+    decoder: $1
+    receive_buffer_bytes: $2
+YAML
+	"$out/kevent_exporter" --config.file="$out/config.yml" --web.listen-address="127.0.0.1:$port" 2>"$out/exporter.log" &
+	exporter_pid=$!
+	for _ in $(seq 500); do
+		[ "$(metric kevent_source_up 'source="flood"' 2>/dev/null)" = 1 ] && return 0
+		sleep 0.01
+	done
+	echo "exporter did not come up" >&2; cat "$out/exporter.log" >&2; return 1
+}
+
+stop_exporter() {
+	kill "$exporter_pid" && wait "$exporter_pid" || true
+	exporter_pid=
+}
+
+# exporter_counts: events and lost once they stop moving.
+exporter_counts() {
+	local last= cur
+	for _ in $(seq 200); do
+		cur="$(metric kevent_events_total 'source="flood"') $(metric kevent_messages_lost_total 'source="flood"')"
+		[ "$cur" = "$last" ] && { echo "$cur"; return; }
+		last=$cur
+		sleep 0.3
+	done
+	echo "$cur"
+}
+
+echo "# kevent_exporter flood benchmark"
+echo "date: $(date -u +%F) machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(go version | cut -d' ' -f3)"
+echo
+
+for fmt in raw kevent; do
+	echo "## drain: $DRAIN_N $fmt messages queued on a $DRAIN_RCVBUF-byte buffer, then read"
+	c_rates=() go_rates=()
+	for i in $(seq "$REPEAT"); do
+		c=$(drain baseline "$fmt" "-m drain")
+		g=$(drain drain "$fmt" "-f $fmt")
+		echo "C baseline: $c"
+		echo "exporter:   $g"
+		for r in "$c" "$g"; do
+			check "drain accounting ($fmt)" "$([ $(( $(field received "$r") + $(field lost "$r") )) = "$DRAIN_N" ] && [ "$(field seq_gaps "$r")" = "$(field lost "$r")" ] && echo 1)" \
+				"received + lost = $(( $(field received "$r") + $(field lost "$r") )) of $DRAIN_N sent, sequence gaps $(field seq_gaps "$r")"
+		done
+		c_rates+=("$(field rate "$c")") go_rates+=("$(field rate "$g")")
+	done
+	if ! $short; then
+		cm=$(printf '%s\n' "${c_rates[@]}" | median) gm=$(printf '%s\n' "${go_rates[@]}" | median)
+		ratio=$(awk -v g="$gm" -v c="$cm" 'BEGIN {printf "%.2f", g / c}')
+		check "drain rate ($fmt)" "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.7)}')" "median exporter $gm msg/s / C $cm msg/s = ${ratio}x (target >= 0.7x)"
+	fi
+	echo
+done
+
+echo "## live flood: $LIVE_N raw messages at full speed, $LIVE_RCVBUF-byte buffer"
+c_recv=() e_recv=()
+for i in $(seq "$REPEAT"); do
+	"$out/baseline" -g "$GROUP" -r "$LIVE_RCVBUF" -n "$LIVE_N" -m live >"$out/reader.out" &
+	pid=$!
+	wait_line "$out/reader.out" ready
+	f=$("$out/flood" -g "$GROUP" -n "$LIVE_N" -f raw)
+	wait "$pid"
+	c=$(tail -1 "$out/reader.out")
+	echo "C baseline: $c ($f)"
+	c_recv+=("$(field received "$c")")
+
+	start_exporter raw "$LIVE_RCVBUF"
+	f=$("$out/flood" -g "$GROUP" -n "$LIVE_N" -f raw)
+	read -r events lost < <(exporter_counts)
+	overruns=$(metric kevent_receive_overruns_total 'source="flood"')
+	stop_exporter
+	echo "exporter:   events=$events lost=$lost overruns=$overruns ($f)"
+	check "live accounting" "$([ $((events + lost)) = "$LIVE_N" ] && echo 1)" "events_total + messages_lost_total = $((events + lost)) of $LIVE_N sent"
+	e_recv+=("$events")
+done
+if ! $short; then
+	cm=$(printf '%s\n' "${c_recv[@]}" | median) em=$(printf '%s\n' "${e_recv[@]}" | median)
+	ratio=$(awk -v e="$em" -v c="$cm" 'BEGIN {printf "%.3f", e / c}')
+	check "live flood" "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.95)}')" "median received: exporter $em / C $cm = ${ratio}x (target >= 0.95x)"
+fi
+echo
+
+echo "## distinct names: 1000000 kevent messages with 1000000 distinct names, max_events 2000"
+start_exporter kevent 67108864
+sleep 1
+idle=$(awk '/VmRSS/ {print $2}' "/proc/$exporter_pid/status")
+"$out/flood" -g "$GROUP" -n 1000000 -f kevent -d 1000000 >/dev/null
+read -r events lost < <(exporter_counts)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$exporter_pid/status")
+names=$(metric kevent_source_event_names 'source="flood"')
+overflow=$(metric kevent_events_total 'event="__overflow__"')
+missing=$(metric kevent_sequence_missing_total 'source="flood"')
+stop_exporter
+echo "idle RSS ${idle} KiB, after ${rss} KiB (+$(( (rss - idle) / 1024 )) MiB); names kept $names; overflow events $overflow; events $events lost $lost; sequence missing $missing"
+check "distinct names accounting" "$([ $((events + lost)) = 1000000 ] && [ "$missing" = "$lost" ] && echo 1)" "events + lost = $((events + lost)), sequence missing $missing = lost $lost"
+check "distinct names bound" "$([ "$names" = 2000 ] && [ $((rss - idle)) -le 32768 ] && echo 1)" "$names names kept, RSS grew $(( (rss - idle) / 1024 )) MiB (bound 32 MiB)"
+echo
+
+if ! $short; then
+	echo "## allocations and cost per message (go test -bench Handle -benchmem ./netlinksrc/)"
+	go test -run '^$' -bench Handle -benchmem ./netlinksrc/ | grep Benchmark
+	echo
+	echo "## scrape of 10 000 event names vs client_golang with 10 000 counters (go test -bench Scrape -count 5 ./collector/)"
+	go test -run '^$' -bench Scrape -benchmem -count 5 ./collector/ | grep Benchmark | tee "$out/scrape.txt"
+	k=$(grep kevent_10k "$out/scrape.txt" | awk '{print $3}' | median)
+	c=$(grep client_golang "$out/scrape.txt" | awk '{print $3}' | median)
+	ratio=$(awk -v k="$k" -v c="$c" 'BEGIN {printf "%.2f", k / c}')
+	check "scrape cost" "$(awk -v r="$ratio" 'BEGIN {print (r <= 1.5)}')" "median $k ns / $c ns = ${ratio}x (target <= 1.5x)"
+fi
+
+[ "$fail" = 0 ] && echo "all checks passed" || { echo "some checks FAILED"; exit 1; }
