@@ -67,11 +67,17 @@ static u64 kevent_instance;
 
 /* Sequence number of the last event the module tried to send. */
 static atomic64_t kevent_seq = ATOMIC64_INIT(0);
-/* Events delivered to at least one listener. */
-static atomic64_t kevent_delivered = ATOMIC64_INIT(0);
+/*
+ * Events handed to the listeners of the group. A listener whose receive
+ * buffer is full loses the event silently (the kernel counts it in the
+ * socket's drops and reports ENOBUFS to it), unless it set the
+ * NETLINK_BROADCAST_ERROR socket option: then the event counts in
+ * kevent_delivery_failed instead.
+ */
+static atomic64_t kevent_sent = ATOMIC64_INIT(0);
 /* Events nobody was listening to (-ESRCH): normal, not an error. */
 static atomic64_t kevent_no_listener = ATOMIC64_INIT(0);
-/* Events that did not fit in a listener's receive buffer (-ENOBUFS). */
+/* Events a NETLINK_BROADCAST_ERROR listener had no room for (-ENOBUFS). */
 static atomic64_t kevent_delivery_failed = ATOMIC64_INIT(0);
 /* Events that were never sent: no memory for the message, or other errors. */
 static atomic64_t kevent_send_failed = ATOMIC64_INIT(0);
@@ -100,7 +106,8 @@ static bool kevent_netdev_live;
  * could not be sent leaves a gap that listeners can count.
  *
  * Return: 0 when the event was sent or nobody listens, -ENOBUFS when a
- * listener's receive buffer was full, another negative errno otherwise.
+ * listener that set NETLINK_BROADCAST_ERROR had no room for it, another
+ * negative errno otherwise.
  */
 static int kevent_send(const char *name, s64 value, const char *payload,
 		       gfp_t gfp)
@@ -145,7 +152,7 @@ static int kevent_send(const char *name, s64 value, const char *payload,
 	err = nlmsg_multicast(kevent_sk, skb, 0, group, gfp);
 	switch (err) {
 	case 0:
-		atomic64_inc(&kevent_delivered);
+		atomic64_inc(&kevent_sent);
 		return 0;
 	case -ESRCH:
 		atomic64_inc(&kevent_no_listener);
@@ -284,6 +291,7 @@ out:
 	kfree(line);
 	return err ? err : count;
 }
+
 static struct kobj_attribute emit_attr = __ATTR_WO(emit);
 
 /* echo "name value count" > /sys/kernel/kevent/burst */
@@ -327,20 +335,22 @@ out:
 	kfree(line);
 	return err ? err : count;
 }
+
 static struct kobj_attribute burst_attr = __ATTR_WO(burst);
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 			  char *buf)
 {
 	return sysfs_emit(buf,
-			  "instance %llu\nseq %lld\ndelivered %lld\nno_listener %lld\ndelivery_failed %lld\nsend_failed %lld\n",
+			  "instance %llu\nseq %lld\nsent %lld\nno_listener %lld\ndelivery_failed %lld\nsend_failed %lld\n",
 			  kevent_instance,
 			  (long long)atomic64_read(&kevent_seq),
-			  (long long)atomic64_read(&kevent_delivered),
+			  (long long)atomic64_read(&kevent_sent),
 			  (long long)atomic64_read(&kevent_no_listener),
 			  (long long)atomic64_read(&kevent_delivery_failed),
 			  (long long)atomic64_read(&kevent_send_failed));
 }
+
 static struct kobj_attribute stats_attr = __ATTR_RO(stats);
 
 static struct attribute *kevent_attrs[] = {
@@ -464,9 +474,9 @@ static void __exit kevent_exit(void)
 	kobject_put(kevent_kobj);
 	netlink_kernel_release(kevent_sk);
 
-	pr_info("unloaded: seq %lld delivered %lld no_listener %lld delivery_failed %lld send_failed %lld\n",
+	pr_info("unloaded: seq %lld sent %lld no_listener %lld delivery_failed %lld send_failed %lld\n",
 		(long long)atomic64_read(&kevent_seq),
-		(long long)atomic64_read(&kevent_delivered),
+		(long long)atomic64_read(&kevent_sent),
 		(long long)atomic64_read(&kevent_no_listener),
 		(long long)atomic64_read(&kevent_delivery_failed),
 		(long long)atomic64_read(&kevent_send_failed));
