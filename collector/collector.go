@@ -43,7 +43,7 @@ var (
 	eventNamesDesc = newDesc("source_event_names",
 		"Distinct event names the source keeps, including the overflow event.", "source")
 	maxEventNamesDesc = newDesc("source_max_event_names",
-		"Bound on distinct event names; events past it count under event=\""+OverflowEvent+"\".", "source")
+		"Bound on distinct event names, the overflow event included; events of names past it count under event=\""+OverflowEvent+"\".", "source")
 
 	seqMissingDesc = newDesc("sequence_missing_total",
 		"Sequence numbers skipped by a sender's messages: messages lost anywhere between sender and exporter.", "source")

@@ -82,7 +82,7 @@ kevent_received_bytes_total{source="seed"} 110
 # HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
 # TYPE kevent_source_event_names gauge
 kevent_source_event_names{source="seed"} 2
-# HELP kevent_source_max_event_names Bound on distinct event names; events past it count under event="__overflow__".
+# HELP kevent_source_max_event_names Bound on distinct event names, the overflow event included; events of names past it count under event="__overflow__".
 # TYPE kevent_source_max_event_names gauge
 kevent_source_max_event_names{source="seed"} 2000
 # HELP kevent_source_receive_buffer_bytes Receive buffer size the kernel granted the source's socket.
