@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -67,6 +68,7 @@ func main() {
 	rcvbuf := flag.Int("r", 64<<20, "receive buffer bytes")
 	expected := flag.Uint64("n", 0, "messages the flood sends")
 	format := flag.String("f", "raw", "decoder: raw or kevent")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the drain to this file")
 	flag.Parse()
 	if *group < 1 || *group > 32 || *expected == 0 {
 		flag.Usage()
@@ -93,6 +95,18 @@ func main() {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		fmt.Fprintln(os.Stderr, "drain: no go line on stdin:", err)
 		os.Exit(1)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	close(sink.release)
 
