@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Executable by an unprivileged exporter too.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	exporterBinary = filepath.Join(dir, "kevent_exporter")
 	if out, err := exec.Command("go", "build", "-o", exporterBinary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building exporter: %v\n%s", err, out)
@@ -85,11 +90,24 @@ func freePort(t *testing.T) int {
 // with SIGTERM and must exit cleanly.
 func startExporter(t *testing.T, config string) *exporter {
 	t.Helper()
+	return startExporterAs(t, config, nil)
+}
+
+// startExporterAs is startExporter with the process's credentials.
+func startExporterAs(t *testing.T, config string, cred *syscall.Credential) *exporter {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	e := &exporter{url: "http://" + addr, logs: &syncBuffer{}}
 	args := []string{"--web.listen-address=" + addr}
 	if config != "" {
-		e.configFile = filepath.Join(t.TempDir(), "config.yml")
+		dir := t.TempDir()
+		// Readable by an unprivileged exporter too.
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.configFile = filepath.Join(dir, "config.yml")
 		if err := os.WriteFile(e.configFile, []byte(config), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -97,17 +115,27 @@ func startExporter(t *testing.T, config string) *exporter {
 	}
 	e.cmd = exec.Command(exporterBinary, args...)
 	e.cmd.Stderr = e.logs
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- e.cmd.Wait() }()
+	var exitErr error
+	exited := make(chan struct{})
+	go func() {
+		exitErr = e.cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
+		select {
+		case <-exited:
+			return // already reported
+		default:
+		}
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("exporter exited with %v after SIGTERM; log:\n%s", err, e.logs)
+		case <-exited:
+			if exitErr != nil {
+				t.Errorf("exporter exited with %v after SIGTERM; log:\n%s", exitErr, e.logs)
 			}
 		case <-time.After(10 * time.Second):
 			_ = e.cmd.Process.Kill()
@@ -124,8 +152,8 @@ func startExporter(t *testing.T, config string) *exporter {
 			}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("exporter exited: %v; log:\n%s", err, e.logs)
+		case <-exited:
+			t.Fatalf("exporter exited: %v; log:\n%s", exitErr, e.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -286,12 +314,14 @@ func TestDefaultConfig(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	e.waitFor(t, before+k, "kevent_events_total", "source", "uevent", "event", "net/change")
 
-	if v, ok := value(mfs, "kevent_source_up", "source", "seed"); !ok || v != 0 {
-		t.Errorf("kevent_source_up{source=seed} = %v (present %v), want 0", v, ok)
-	}
 	const want = `msg="Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it"`
-	if logs := e.logs.String(); !strings.Contains(logs, want) || !strings.Contains(logs, "source=seed protocol=29") {
-		t.Errorf("log lacks %s for source seed:\n%s", want, logs)
+	for _, src := range []string{"seed", "kevent"} {
+		if v, ok := value(mfs, "kevent_source_up", "source", src); !ok || v != 0 {
+			t.Errorf("kevent_source_up{source=%s} = %v (present %v), want 0", src, v, ok)
+		}
+		if logs := e.logs.String(); !strings.Contains(logs, "source="+src+" protocol=29 groups=[2] "+want) {
+			t.Errorf("log lacks %s for source %s:\n%s", want, src, logs)
+		}
 	}
 }
 
@@ -440,5 +470,33 @@ func TestSlowClientDropped(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("server closed the stalled connection after %v", d)
+	}
+}
+
+// TestNotPermitted runs the exporter unprivileged on a protocol whose kernel
+// socket does not let unprivileged sockets join its groups (xfrm): the bind
+// fails with EPERM, the source is down, the log says what to grant, and the
+// uevent source, whose kernel socket allows unprivileged listeners, works.
+func TestNotPermitted(t *testing.T) {
+	t.Parallel()
+	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_XFRM); err != nil {
+		t.Fatalf("this test needs NETLINK_XFRM registered on the host: %v", err)
+	} else {
+		unix.Close(fd)
+	}
+	e := startExporterAs(t, `
+sources:
+  - {name: xfrm, protocol: xfrm, groups: [1], decoder: raw}
+  - {name: uevent, protocol: kobject_uevent, groups: [1], decoder: uevent}
+`, &syscall.Credential{Uid: 65534, Gid: 65534})
+	e.waitFor(t, 1, "kevent_source_up", "source", "uevent")
+	e.waitFor(t, 0, "kevent_source_up", "source", "xfrm")
+	const want = `msg="Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV" err="bind: operation not permitted"`
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %s:\n%s", want, e.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ func TestDefault(t *testing.T) {
 	want := []Source{
 		{Name: "uevent", Protocol: 15, Groups: []uint32{1}, Decoder: "uevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
 		{Name: "seed", Protocol: 29, Groups: []uint32{2}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "kevent", Protocol: 29, Groups: []uint32{2}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
 	}
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("default sources:\n got %+v\nwant %+v", c.Sources, want)

@@ -159,7 +159,12 @@ func (s *Source) Run(ctx context.Context) {
 		s.mu.Unlock()
 		_ = c.Close()
 		if ctx.Err() == nil {
-			level.Error(s.logger).Log("msg", "Netlink socket failed, reopening", "err", err)
+			// A socket that fails at once again must not spin.
+			s.openErrors.Log("msg", "Netlink socket failed, reopening in a second", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}
 }
@@ -215,7 +220,8 @@ func (s *Source) open() (*netlink.Conn, error) {
 	}
 	if n, err := c.ReadBuffer(); err == nil {
 		s.rcvbuf.Store(int64(n))
-		if n < s.cfg.ReceiveBufferBytes {
+		// The kernel doubles what it grants, for its bookkeeping.
+		if n < 2*s.cfg.ReceiveBufferBytes {
 			level.Warn(s.logger).Log("msg", "Kernel granted a smaller receive buffer than configured; raise net.core.rmem_max or grant CAP_NET_ADMIN", "wanted", s.cfg.ReceiveBufferBytes, "granted", n)
 		}
 	}
