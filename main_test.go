@@ -24,8 +24,10 @@ import (
 )
 
 // These tests run the exporter binary against the host kernel's netlink and
-// read its /metrics over HTTP. NETLINK_USERSOCK groups 25-28 are this
-// package's, so that other packages' tests, run in parallel, stay apart.
+// read its /metrics over HTTP. NETLINK_USERSOCK groups 25-29 are this
+// package's, so that other packages' tests, run in parallel, stay apart;
+// tests that send on a group own it (25 counts, 26-27 reload, 28 lint,
+// 29 Prometheus), those that only bind may share 28.
 
 var exporterBinary string
 

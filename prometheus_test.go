@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+)
+
+// TestPrometheusScrapes runs a real Prometheus server against the exporter
+// and queries what it stored. .ci/run installs Prometheus (Debian's
+// prometheus package).
+func TestPrometheusScrapes(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatal("prometheus not in PATH: install it (apt-get install prometheus) or run .ci/run")
+	}
+	e := startExporter(t, "sources:\n  - {name: p, protocol: usersock, groups: [29], decoder: raw, event_names: {16: tick}}\n")
+	e.waitFor(t, 1, "kevent_source_up", "source", "p")
+
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: kevent
+    static_configs:
+      - targets: [%q]
+`, strings.TrimPrefix(e.url, "http://"))
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	prom := exec.Command(bin,
+		"--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+strings.TrimPrefix(promURL, "http://"),
+	)
+	logs := &syncBuffer{}
+	prom.Stdout, prom.Stderr = logs, logs
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		prom.Process.Kill()
+		prom.Wait()
+	})
+
+	snd := sender(t, 29)
+	const n = 250
+	for i := 1; i <= n; i++ {
+		if err := snd.Send(nlsend.AppendMessage(nil, 16, uint32(i), []byte(fmt.Sprint(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []struct{ query, want string }{
+		{`up{job="kevent"}`, "1"},
+		{`kevent_events_total{source="p",event="tick"}`, fmt.Sprint(n)},
+		{`kevent_event_last_value{source="p",event="tick"}`, fmt.Sprint(n)},
+		{`kevent_event_last_payload_info{source="p",event="tick"}`, "1"},
+		{`kevent_messages_lost_total{source="p"}`, "0"},
+	} {
+		got := waitQuery(t, promURL, q.query, q.want, logs)
+		if got != q.want {
+			t.Errorf("%s = %q, want %q", q.query, got, q.want)
+		}
+	}
+}
+
+// waitQuery polls Prometheus's query API until query has the value want
+// (or 30s pass) and returns the last value seen.
+func waitQuery(t *testing.T, promURL, query, want string, logs *syncBuffer) string {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(promURL + "/api/v1/query?query=" + url.QueryEscape(query))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var r struct {
+				Data struct {
+					Result []struct {
+						Value [2]any `json:"value"`
+					} `json:"result"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(b, &r) == nil && len(r.Data.Result) == 1 {
+				got = fmt.Sprint(r.Data.Result[0].Value[1])
+				if got == want {
+					return got
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("prometheus log:\n%s", logs)
+	return got
+}
+
+// TestPromtoolCheckMetrics lints a live scrape with promtool, Prometheus's
+// own linter.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not in PATH: install it (apt-get install prometheus) or run .ci/run")
+	}
+	e := startExporter(t, "sources:\n  - {name: lint, protocol: usersock, groups: [28], decoder: raw}\n")
+	e.waitFor(t, 1, "kevent_source_up", "source", "lint")
+	snd := sender(t, 28)
+	if err := snd.Send(nlsend.AppendMessage(nil, 16, 1, []byte("7"))); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, 1, "kevent_events_total", "source", "lint", "event", "16")
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = resp.Body
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
