@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
 
 // These tests run the exporter binary against the host kernel's netlink and
@@ -52,29 +51,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type exporter struct {
 	cmd        *exec.Cmd
 	url        string
 	configFile string
-	logs       *syncBuffer
+	logs       *syncbuf.Buffer
 }
 
 func freePort(t *testing.T) int {
@@ -99,7 +80,7 @@ func startExporter(t *testing.T, config string) *exporter {
 func startExporterAs(t *testing.T, config string, cred *syscall.Credential) *exporter {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	e := &exporter{url: "http://" + addr, logs: &syncBuffer{}}
+	e := &exporter{url: "http://" + addr, logs: &syncbuf.Buffer{}}
 	args := []string{"--web.listen-address=" + addr}
 	if config != "" {
 		dir := t.TempDir()

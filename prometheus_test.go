@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
 
 // TestPrometheusScrapes runs a real Prometheus server against the exporter
@@ -46,7 +47,7 @@ scrape_configs:
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+strings.TrimPrefix(promURL, "http://"),
 	)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	prom.Stdout, prom.Stderr = logs, logs
 	if err := prom.Start(); err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ scrape_configs:
 
 // waitQuery polls Prometheus's query API until query has the value want
 // (or 30s pass) and returns the last value seen.
-func waitQuery(t *testing.T, promURL, query, want string, logs *syncBuffer) string {
+func waitQuery(t *testing.T, promURL, query, want string, logs *syncbuf.Buffer) string {
 	t.Helper()
 	var got string
 	deadline := time.Now().Add(30 * time.Second)

@@ -254,11 +254,28 @@ static char *kevent_copy_line(const char *buf, size_t count)
 	return line;
 }
 
+/*
+ * Parse the "name value" that starts every write: a valid event name and a
+ * decimal s64. On success *s points past them (or is NULL at the end).
+ */
+static int kevent_parse_name_value(char **s, char **name, s64 *value)
+{
+	char *tok;
+
+	*name = kevent_next_token(s);
+	if (!*name || !kevent_name_valid(*name))
+		return -EINVAL;
+	tok = kevent_next_token(s);
+	if (!tok || kstrtos64(tok, 10, value))
+		return -EINVAL;
+	return 0;
+}
+
 /* echo "name value [payload...]" > /sys/kernel/kevent/emit */
 static ssize_t emit_store(struct kobject *kobj, struct kobj_attribute *attr,
 			  const char *buf, size_t count)
 {
-	char *line, *s, *name, *tok, *payload = NULL;
+	char *line, *s, *name, *payload = NULL;
 	s64 value;
 	int err;
 
@@ -267,13 +284,10 @@ static ssize_t emit_store(struct kobject *kobj, struct kobj_attribute *attr,
 		return -ENOMEM;
 	s = line;
 
+	err = kevent_parse_name_value(&s, &name, &value);
+	if (err)
+		goto out;
 	err = -EINVAL;
-	name = kevent_next_token(&s);
-	if (!name || !kevent_name_valid(name))
-		goto out;
-	tok = kevent_next_token(&s);
-	if (!tok || kstrtos64(tok, 10, &value))
-		goto out;
 	if (s) {
 		payload = skip_spaces(s);
 		if (!*payload)
@@ -308,13 +322,10 @@ static ssize_t burst_store(struct kobject *kobj, struct kobj_attribute *attr,
 		return -ENOMEM;
 	s = line;
 
+	err = kevent_parse_name_value(&s, &name, &value);
+	if (err)
+		goto out;
 	err = -EINVAL;
-	name = kevent_next_token(&s);
-	if (!name || !kevent_name_valid(name))
-		goto out;
-	tok = kevent_next_token(&s);
-	if (!tok || kstrtos64(tok, 10, &value))
-		goto out;
 	tok = kevent_next_token(&s);
 	if (!tok || kstrtou32(tok, 10, &n) || n == 0 || n > KEVENT_BURST_MAX)
 		goto out;

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
 
 // These tests use the host kernel's NETLINK_USERSOCK. Each uses its own
@@ -63,26 +64,8 @@ func (s *sink) counts() (events, bad int) {
 	return s.events, s.bad
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // start runs a source until the test ends and waits for it to be up.
-func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncBuffer) *Source {
+func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf.Buffer) *Source {
 	t.Helper()
 	var logger log.Logger = log.NewNopLogger()
 	if logs != nil {
@@ -248,7 +231,7 @@ func TestUnregisteredProtocol(t *testing.T) {
 	} else if !errors.Is(err, unix.EPROTONOSUPPORT) {
 		t.Fatalf("socket(protocol %d): %v, want EPROTONOSUPPORT", proto, err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s := start(t, Config{Name: "seed", Protocol: proto, Groups: []uint32{2}}, decoder.NewRaw(nil), newSink(), logs)
 	// Several retries pass; the source stays down and logs once.
 	time.Sleep(1 * time.Second)
@@ -274,7 +257,7 @@ func TestReceiveBufferGranted(t *testing.T) {
 func TestJoinGroupError(t *testing.T) {
 	// usersock has 32 groups: joining group 40 fails, and the source stays
 	// down, logging the error, without crashing.
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), logs)
 	time.Sleep(200 * time.Millisecond)
 	if s.Stats().Up {
