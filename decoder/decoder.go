@@ -1,10 +1,12 @@
 // Package decoder turns netlink datagrams into events.
 //
 // Decoders work in place: an Event's byte slices alias the datagram or the
-// decoder's own buffers, and are only valid until the next Decode call or
-// until the receive buffer is reused; they must not be modified. Decoding a
-// datagram allocates nothing once the caller's event slice has grown to size.
-// A decoder is used by one goroutine.
+// decoder's own memory and must not be modified. A caller decodes a batch of
+// datagrams by appending to one events slice, starting from an empty one;
+// the events stay valid until the next batch starts (Decode is called with
+// an empty events slice) or the datagrams' buffer is reused. Decoding
+// allocates nothing once the decoder's and the caller's buffers have grown
+// to size. A decoder is used by one goroutine.
 package decoder
 
 import (

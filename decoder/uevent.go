@@ -20,8 +20,13 @@ const (
 //
 // The event name is "SUBSYSTEM/ACTION", the payload DEVPATH and the value
 // the kernel's SEQNUM.
+//
+// Names are built in the decoder's own memory, appended one after another
+// while the caller appends events, so that every event of a batch keeps its
+// name; a call with an empty events slice starts a new batch and reuses
+// that memory.
 type Uevent struct {
-	name []byte
+	names []byte
 }
 
 // NewUevent returns a uevent decoder.
@@ -61,8 +66,12 @@ func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 	if len(action) == 0 || len(subsystem) == 0 {
 		return events, 1
 	}
-	d.name = append(append(append(d.name[:0], subsystem...), '/'), action...)
-	ev := Event{Name: d.name, Payload: devpath}
+	if len(events) == 0 {
+		d.names = d.names[:0]
+	}
+	start := len(d.names)
+	d.names = append(append(append(d.names, subsystem...), '/'), action...)
+	ev := Event{Name: d.names[start:len(d.names):len(d.names)], Payload: devpath}
 	ev.Value, ev.HasValue = parseNumber(seqnum)
 	return append(events, ev), 0
 }

@@ -222,7 +222,8 @@ func (s *Source) open() (*netlink.Conn, error) {
 		s.rcvbuf.Store(int64(n))
 		// The kernel doubles what it grants, for its bookkeeping.
 		if n < 2*s.cfg.ReceiveBufferBytes {
-			level.Warn(s.logger).Log("msg", "Kernel granted a smaller receive buffer than configured; raise net.core.rmem_max or grant CAP_NET_ADMIN", "wanted", s.cfg.ReceiveBufferBytes, "granted", n)
+			level.Warn(s.logger).Log("msg", "Kernel granted a smaller receive buffer than configured; raise net.core.rmem_max or grant CAP_NET_ADMIN",
+				"configured", s.cfg.ReceiveBufferBytes, "usable", n/2, "granted_with_kernel_overhead", n)
 		}
 	}
 	return c, nil

@@ -293,3 +293,35 @@ func TestOversizedDatagram(t *testing.T) {
 		t.Fatal("the second oversized datagram's payload was not decoded whole")
 	}
 }
+
+// TestUeventBatchNames queues several uevents while the reader is held, so
+// that one recvmmsg takes them together: each keeps its own event name.
+func TestUeventBatchNames(t *testing.T) {
+	const group = 24
+	sk := newSink()
+	sk.hold, sk.held = make(chan struct{}), make(chan struct{})
+	s := start(t, Config{Name: "uev", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewUevent(), sk, nil)
+	waitUp(t, s)
+	snd := newSender(t, group)
+	uevent := func(action, subsystem string) []byte {
+		return []byte(fmt.Sprintf("%s@/devices/x\x00ACTION=%s\x00DEVPATH=/devices/x\x00SUBSYSTEM=%s\x00", action, action, subsystem))
+	}
+	if err := snd.Send(uevent("add", "first")); err != nil {
+		t.Fatal(err)
+	}
+	<-sk.held
+	want := map[string]int{"first/add": 1}
+	for _, u := range [][2]string{{"add", "net"}, {"remove", "queues"}, {"change", "block"}, {"bind", "pci"}} {
+		if err := snd.Send(uevent(u[0], u[1])); err != nil {
+			t.Fatal(err)
+		}
+		want[u[1]+"/"+u[0]]++
+	}
+	close(sk.hold)
+	waitStable(t, func() string { e, _ := sk.counts(); return fmt.Sprint(e) })
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if fmt.Sprint(sk.names) != fmt.Sprint(want) {
+		t.Fatalf("names = %v, want %v", sk.names, want)
+	}
+}
