@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -220,8 +221,9 @@ func (s *Source) open() (*netlink.Conn, error) {
 	}
 	if n, err := c.ReadBuffer(); err == nil {
 		s.rcvbuf.Store(int64(n))
-		// The kernel doubles what it grants, for its bookkeeping.
-		if n < 2*s.cfg.ReceiveBufferBytes {
+		// The kernel doubles what it grants, for its bookkeeping, and
+		// caps the doubled value at INT_MAX.
+		if n/2 < min(s.cfg.ReceiveBufferBytes, math.MaxInt32/2) {
 			level.Warn(s.logger).Log("msg", "Kernel granted a smaller receive buffer than configured; raise net.core.rmem_max or grant CAP_NET_ADMIN",
 				"configured", s.cfg.ReceiveBufferBytes, "usable", n/2, "granted_with_kernel_overhead", n)
 		}
