@@ -56,6 +56,13 @@ func run(args []string) int {
 	base := newLogger(*logLevel, *logFormat)
 	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 
+	// Caught from the start: a SIGHUP's default action would kill a
+	// starting exporter.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+
 	loadConfig := func() (*config.Config, error) {
 		if *configFile == "" {
 			return config.Default(), nil
@@ -174,11 +181,6 @@ func run(args []string) int {
 	go func() {
 		serveErr <- web.ListenAndServe(srv, toolkitFlags, slog.New(slogkit.NewGoKitHandler(base, nil)))
 	}()
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
 
 	status := 0
 loop:

@@ -80,3 +80,24 @@ func BenchmarkScrape(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRecordNewNames measures counting events of names never seen
+// before, up to a bound of a million, with a scrape every 100 000 names.
+func BenchmarkRecordNewNames(b *testing.B) {
+	names := make([][]decoder.Event, 1000000)
+	for i := range names {
+		names[i] = []decoder.Event{{Name: []byte(fmt.Sprintf("n%x", uint32(i)*2654435761))}}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var s *Source
+	for i := 0; i < b.N; i++ {
+		if i%len(names) == 0 {
+			s = NewSource("bench", SourceOptions{MaxEvents: len(names) + 1})
+		}
+		s.Record(names[i%len(names)], 16, 0)
+		if i%100000 == 0 {
+			s.snapshot()
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (s *Source) snapshot() []sample {
 		perEvent++
 	}
 	out := make([]sample, 0, perEvent*len(s.events)+16)
-	for _, e := range s.sorted {
+	for _, e := range s.sortedEvents() {
 		out = append(out,
 			sample{desc: eventsDesc, labels: e.labels, value: float64(e.count), counter: true},
 			sample{desc: lastTimestampDesc, labels: e.labels, value: float64(e.unixNano) / 1e9},

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,28 @@ func TestPromlint(t *testing.T) {
 	close(descs)
 	if got, want := testutil.CollectAndCount(c), len(descs); got != want {
 		t.Fatalf("collected %d series of %d described metrics, want one each", got, want)
+	}
+}
+
+// TestScrapeOrder adds names between scrapes: every scrape lists them in
+// label order, which the registry relies on being cheap to sort.
+func TestScrapeOrder(t *testing.T) {
+	s := newTestSource("o", SourceOptions{}, netlinksrc.Stats{})
+	var want []string
+	for round, names := range [][]string{{"m", "c", "x"}, {"a", "n", "z", "d"}, {}, {"b"}} {
+		for _, n := range names {
+			s.Record([]decoder.Event{ev(n, "")}, 16, 0)
+			want = append(want, n)
+		}
+		slices.Sort(want)
+		var got []string
+		for _, sm := range s.snapshot() {
+			if sm.desc == eventsDesc {
+				got = append(got, sm.labels[0].GetValue())
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: events in order %v, want %v", round, got, want)
+		}
 	}
 }

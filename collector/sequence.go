@@ -9,10 +9,12 @@ const seqWindow = 128
 // a message that arrives late into a gap counted earlier is counted as
 // reordered (so that missing - reordered is what is still missing), one
 // seen twice as a duplicate. A new instance starts afresh without counting
-// what happened before it as missing.
+// what happened before it as missing; messages numbered below the first one
+// tracked were never counted missing and are not counted at all.
 type sequenceTracker struct {
 	started  bool
 	instance uint64
+	first    uint64
 	highest  uint64
 	// seen has bit i set when highest-i has arrived.
 	seen [seqWindow / 64]uint64
@@ -25,11 +27,13 @@ func (t *sequenceTracker) observe(instance, seq uint64) {
 		if t.started {
 			t.resets++
 		}
-		t.started, t.instance, t.highest = true, instance, seq
+		t.started, t.instance, t.first, t.highest = true, instance, seq, seq
 		t.seen = [seqWindow / 64]uint64{1}
 		return
 	}
 	switch {
+	case seq < t.first:
+		// Sent before the first message tracked: nothing to settle.
 	case seq > t.highest:
 		d := seq - t.highest
 		t.missing += d - 1
@@ -37,7 +41,8 @@ func (t *sequenceTracker) observe(instance, seq uint64) {
 		t.highest = seq
 		t.seen[0] |= 1
 	case t.highest-seq >= seqWindow:
-		// Too old to tell apart: it was counted missing when its gap was.
+		// Too old to tell a late message from a duplicate: it fell in a
+		// gap counted missing, or is a copy; counted as late.
 		t.reordered++
 	default:
 		i := t.highest - seq

@@ -19,6 +19,8 @@ func TestSequenceTracker(t *testing.T) {
 		{name: "beyond window", seqs: []uint64{1, 1000, 2}, want: counts{missing: 998, reordered: 1}},
 		{name: "window edge", seqs: []uint64{1, 128, 1}, want: counts{missing: 126, duplicates: 1}},
 		{name: "jump then window", seqs: []uint64{1, 300, 299, 299}, want: counts{missing: 298, reordered: 1, duplicates: 1}},
+		{name: "late messages below the first tracked", seqs: []uint64{100, 99, 98, 101}},
+		{name: "below first after a gap", seqs: []uint64{100, 103, 99, 101}, want: counts{missing: 2, reordered: 1}},
 		{name: "new instance resets", seqs: []uint64{1, 2, 1<<40 + 7, 1<<40 + 8}, want: counts{resets: 1}},
 	}
 	for _, tt := range tests {

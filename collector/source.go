@@ -49,8 +49,11 @@ type Source struct {
 	mu     sync.Mutex
 	events map[string]*eventState
 	// sorted holds the events in label order, the order a scrape sorts
-	// them into: handing them over sorted makes that sort cheap.
+	// them into: handing them over sorted makes that sort cheap. Names
+	// new since the last scrape wait in pending, so that adding one costs
+	// no more than appending.
 	sorted        []*eventState
+	pending       []*eventState
 	receivedBytes uint64
 	decodeErrors  uint64
 	seq           sequenceTracker
@@ -143,8 +146,7 @@ func (s *Source) lookup(name []byte) *eventState {
 	}
 	e := &eventState{label: label, labels: labelPairs("event", label, "source", s.name)}
 	s.events[label] = e
-	i, _ := slices.BinarySearchFunc(s.sorted, label, func(e *eventState, l string) int { return strings.Compare(e.label, l) })
-	s.sorted = slices.Insert(s.sorted, i, e)
+	s.pending = append(s.pending, e)
 	return e
 }
 
@@ -167,4 +169,28 @@ func labelPairs(nameValues ...string) []*dto.LabelPair {
 		lps = append(lps, &dto.LabelPair{Name: proto.String(nameValues[i]), Value: proto.String(nameValues[i+1])})
 	}
 	return lps
+}
+
+// sortedEvents returns the events in label order, merging in the names
+// added since the last call. The caller holds s.mu.
+func (s *Source) sortedEvents() []*eventState {
+	if len(s.pending) == 0 {
+		return s.sorted
+	}
+	byLabel := func(a, b *eventState) int { return strings.Compare(a.label, b.label) }
+	slices.SortFunc(s.pending, byLabel)
+	merged := make([]*eventState, 0, len(s.sorted)+len(s.pending))
+	i, j := 0, 0
+	for i < len(s.sorted) && j < len(s.pending) {
+		if byLabel(s.sorted[i], s.pending[j]) < 0 {
+			merged = append(merged, s.sorted[i])
+			i++
+		} else {
+			merged = append(merged, s.pending[j])
+			j++
+		}
+	}
+	merged = append(append(merged, s.sorted[i:]...), s.pending[j:]...)
+	s.sorted, s.pending = merged, s.pending[:0]
+	return s.sorted
 }

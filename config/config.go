@@ -61,11 +61,13 @@ const (
 	maxReceiveBufferBytes = 1 << 30
 	maxMaxEvents          = 1000000
 	maxLinks              = 32
+	// maxEventNameBytes is as long as the collector keeps event labels.
+	maxEventNameBytes = 128
 )
 
 var (
 	nameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
-	eventRE   = regexp.MustCompile(`^[^\x00-\x1f]{1,128}$`)
+	eventRE   = regexp.MustCompile(`^[^\x00-\x1f]+$`)
 	decoders  = []string{"raw", "uevent", "kevent"}
 	protocols = map[string]int{
 		"route": 0, "usersock": 2, "firewall": 3, "sock_diag": 4, "inet_diag": 4,
@@ -91,16 +93,36 @@ func yamlKeys(t reflect.Type) []string {
 func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	// node.Decode does not inherit the decoder's KnownFields, so unknown
 	// keys are caught here.
+	var protocol, eventNames *yaml.Node
 	if node.Kind == yaml.MappingNode {
 		for i := 0; i < len(node.Content); i += 2 {
-			if k := node.Content[i]; !slices.Contains(sourceKeys, k.Value) {
+			k, v := node.Content[i], node.Content[i+1]
+			if !slices.Contains(sourceKeys, k.Value) {
 				return fmt.Errorf("line %d: unknown key %q in source (known keys: %s)", k.Line, k.Value, strings.Join(sourceKeys, ", "))
 			}
+			switch k.Value {
+			case "protocol":
+				protocol = v
+			case "event_names":
+				eventNames = v
+			}
+		}
+		// Protocol 0 is a protocol (route), so a missing one cannot be
+		// told from the zero value later.
+		if protocol == nil || protocol.Tag == "!!null" {
+			return fmt.Errorf("line %d: source has no protocol", node.Line)
 		}
 	}
 	*s = DefaultSource
 	type plain Source
-	return node.Decode((*plain)(s))
+	if err := node.Decode((*plain)(s)); err != nil {
+		return err
+	}
+	// yaml compares keys as text: 16 and 0x10 are the same type.
+	if eventNames != nil && len(s.EventNames) != len(eventNames.Content)/2 {
+		return fmt.Errorf("line %d: event_names lists a message type twice", eventNames.Line)
+	}
+	return nil
 }
 
 // Protocol is a classic netlink protocol number, written in YAML as a
@@ -155,6 +177,9 @@ func Parse(b []byte) (*Config, error) {
 			return nil, errors.New("configuration is empty")
 		}
 		return nil, err
+	}
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, errors.New("configuration has more than one YAML document")
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -212,8 +237,8 @@ func (s *Source) validate() error {
 		seen[g] = true
 	}
 	for t, n := range s.EventNames {
-		if !eventRE.MatchString(n) {
-			return fmt.Errorf("event_names: name %q for type %d must be 1-128 characters without control characters", n, t)
+		if !eventRE.MatchString(n) || len(n) > maxEventNameBytes {
+			return fmt.Errorf("event_names: name %q for type %d must be 1-128 bytes without control characters", n, t)
 		}
 	}
 	return nil

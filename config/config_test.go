@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -78,7 +79,12 @@ func TestParseBad(t *testing.T) {
 		{"huge max_events", src + "    max_events: 1000001\n", `source "s": max_events 1000001 out of range 1-1000000`},
 		{"event_names on uevent", "sources:\n  - name: s\n    protocol: 15\n    groups: [1]\n    decoder: uevent\n    event_names: {3: x}\n", `source "s": event_names applies to the raw decoder only`},
 		{"event_names bad type", src + "    event_names: {70000: x}\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!int `70000` into uint16"},
-		{"event_names empty name", src + "    event_names: {3: ''}\n", `source "s": event_names: name "" for type 3 must be 1-128 characters without control characters`},
+		{"event_names empty name", src + "    event_names: {3: ''}\n", `source "s": event_names: name "" for type 3 must be 1-128 bytes without control characters`},
+		{"event_names long name", src + "    event_names: {3: " + strings.Repeat("é", 65) + "}\n", `source "s": event_names: name "` + strings.Repeat("é", 65) + `" for type 3 must be 1-128 bytes without control characters`},
+		{"event_names type twice", src + "    event_names: {16: x, 0x10: y}\n", "line 6: event_names lists a message type twice"},
+		{"no protocol", "sources:\n  - name: s\n    groups: [1]\n    decoder: raw\n", "line 2: source has no protocol"},
+		{"null protocol", "sources:\n  - name: s\n    protocol: ~\n    groups: [1]\n    decoder: raw\n", "line 2: source has no protocol"},
+		{"two documents", src + "---\nbogus: 1\n", "configuration has more than one YAML document"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

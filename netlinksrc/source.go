@@ -3,11 +3,15 @@
 package netlinksrc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/bits"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +31,10 @@ const (
 	// registered tries again, so that it attaches within a second of a
 	// module creating its socket.
 	protocolRetryInterval = 200 * time.Millisecond
+	// unlistedRetryInterval is how often a source whose protocol is not
+	// registered tries again when /proc/net/netlink cannot tell it when the
+	// protocol appears.
+	unlistedRetryInterval = 5 * time.Second
 	// maxRetryInterval caps the backoff after other errors.
 	maxRetryInterval = 30 * time.Second
 	// logInterval rate-limits the log lines of a repeating error.
@@ -131,7 +139,16 @@ func (s *Source) Stats() Stats {
 func (s *Source) Run(ctx context.Context) {
 	backoff := time.Second
 	waiting := false
+	var lastTry time.Time
 	for ctx.Err() == nil {
+		if waiting && !s.worthRetrying(lastTry) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(protocolRetryInterval):
+			}
+			continue
+		}
+		lastTry = time.Now()
 		c, err := s.open()
 		if err != nil {
 			wait := s.openFailed(err, &waiting, &backoff)
@@ -168,6 +185,43 @@ func (s *Source) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// worthRetrying says whether a source waiting for its protocol should try
+// to open its socket again. Each socket() on an unregistered protocol makes
+// the kernel run modprobe, so the source waits until a kernel socket of the
+// protocol shows in /proc/net/netlink (in the exporter's network namespace,
+// the only one whose multicasts it could receive), or, where that file
+// cannot be read, tries every 5 s.
+func (s *Source) worthRetrying(lastTry time.Time) bool {
+	listed, err := protocolListed(procNetNetlink, s.cfg.Protocol)
+	if err != nil {
+		return time.Since(lastTry) >= unlistedRetryInterval
+	}
+	return listed
+}
+
+// procNetNetlink lists the netlink sockets of the reader's network namespace.
+const procNetNetlink = "/proc/net/netlink"
+
+// protocolListed reports whether the netlink socket table at path, in the
+// format of /proc/net/netlink, has a socket of protocol (the Eth column).
+func protocolListed(path string, protocol int) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	want := strconv.Itoa(protocol)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 1 && fields[1] == want {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
 }
 
 // openFailed logs why the socket could not be opened and says how long

@@ -325,3 +325,20 @@ func TestUeventBatchNames(t *testing.T) {
 		t.Fatalf("names = %v, want %v", sk.names, want)
 	}
 }
+
+func TestProtocolListed(t *testing.T) {
+	// The kernel's uevent socket is always there; protocol 29 is not
+	// registered on this host (TestUnregisteredProtocol checks that).
+	for _, c := range []struct {
+		protocol int
+		want     bool
+	}{{unix.NETLINK_KOBJECT_UEVENT, true}, {29, false}} {
+		got, err := protocolListed(procNetNetlink, c.protocol)
+		if err != nil || got != c.want {
+			t.Errorf("protocolListed(%d) = %v, %v; want %v", c.protocol, got, err, c.want)
+		}
+	}
+	if _, err := protocolListed("/nonexistent", 15); err == nil {
+		t.Error("no error for a missing table")
+	}
+}
