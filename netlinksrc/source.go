@@ -28,9 +28,9 @@ import (
 
 const (
 	// protocolRetryInterval is how often a source whose protocol is not
-	// registered tries again, so that it attaches within a second of a
-	// module creating its socket.
-	protocolRetryInterval = 200 * time.Millisecond
+	// registered looks for it in /proc/net/netlink, so that it attaches
+	// well within a second of a module creating its socket.
+	protocolRetryInterval = 100 * time.Millisecond
 	// unlistedRetryInterval is how often a source whose protocol is not
 	// registered tries again when /proc/net/netlink cannot tell it when the
 	// protocol appears.
@@ -134,8 +134,9 @@ func (s *Source) Stats() Stats {
 }
 
 // Run opens the socket and receives until ctx is done. It retries a
-// protocol that is not registered yet every 200 ms and other errors with
-// backoff, so a source attaches when its kernel module appears.
+// protocol that is not registered yet as soon as it appears (see
+// worthRetrying) and other errors with backoff, so a source attaches when
+// its kernel module appears.
 func (s *Source) Run(ctx context.Context) {
 	backoff := time.Second
 	waiting := false
