@@ -74,7 +74,8 @@ type Source struct {
 	sink   Sink
 	logger log.Logger
 
-	// mu guards conn and the drop accounting against scrapes.
+	// mu guards conn and the drop accounting against scrapes. conn is set
+	// while the source is up.
 	mu   sync.Mutex
 	conn *netlink.Conn
 	// drops counts the kernel's drops over all sockets; lastDrops is the
@@ -82,7 +83,6 @@ type Source struct {
 	drops     uint64
 	lastDrops uint32
 
-	up       atomic.Bool
 	rcvbuf   atomic.Int64
 	overruns atomic.Uint64
 
@@ -126,7 +126,7 @@ func (s *Source) Stats() Stats {
 		s.readDropsLocked()
 	}
 	return Stats{
-		Up:                 s.up.Load(),
+		Up:                 s.conn != nil,
 		ReceiveBufferBytes: int(s.rcvbuf.Load()),
 		Overruns:           s.overruns.Load(),
 		Drops:              s.drops,
@@ -166,12 +166,10 @@ func (s *Source) Run(ctx context.Context) {
 		s.mu.Lock()
 		s.conn, s.lastDrops = c, 0
 		s.mu.Unlock()
-		s.up.Store(true)
 
 		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
 		err = s.receive(c)
 		stop()
-		s.up.Store(false)
 		s.mu.Lock()
 		s.readDropsLocked()
 		s.conn = nil
