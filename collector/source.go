@@ -90,9 +90,6 @@ func NewSource(name string, opts SourceOptions) *Source {
 	}
 }
 
-// Name returns the source's name, its source label.
-func (s *Source) Name() string { return s.name }
-
 // Record counts the events decoded from one datagram of n bytes in which
 // decodeErrors messages were malformed. It keeps no reference to events.
 func (s *Source) Record(events []decoder.Event, n, decodeErrors int) {

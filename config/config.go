@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
 // DefaultYAML is the configuration used without --config.file.
@@ -68,7 +69,6 @@ const (
 var (
 	nameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
 	eventRE   = regexp.MustCompile(`^[^\x00-\x1f]+$`)
-	decoders  = []string{"raw", "uevent", "kevent"}
 	protocols = map[string]int{
 		"route": 0, "usersock": 2, "firewall": 3, "sock_diag": 4, "inet_diag": 4,
 		"nflog": 5, "xfrm": 6, "selinux": 7, "iscsi": 8, "audit": 9,
@@ -216,9 +216,9 @@ func (s *Source) validate() error {
 	case len(s.Groups) == 0:
 		return errors.New("groups: at least one multicast group is required")
 	case s.Decoder == "":
-		return fmt.Errorf("decoder is required (one of %s)", strings.Join(decoders, ", "))
-	case !slices.Contains(decoders, s.Decoder):
-		return fmt.Errorf("unknown decoder %q (one of %s)", s.Decoder, strings.Join(decoders, ", "))
+		return fmt.Errorf("decoder is required (one of %s)", strings.Join(decoder.Names, ", "))
+	case !slices.Contains(decoder.Names, s.Decoder):
+		return fmt.Errorf("unknown decoder %q (one of %s)", s.Decoder, strings.Join(decoder.Names, ", "))
 	case s.ReceiveBufferBytes < 0 || s.ReceiveBufferBytes > maxReceiveBufferBytes:
 		return fmt.Errorf("receive_buffer_bytes %d out of range 0-%d", s.ReceiveBufferBytes, maxReceiveBufferBytes)
 	case s.MaxEvents < 1 || s.MaxEvents > maxMaxEvents:
