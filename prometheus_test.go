@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
@@ -27,7 +28,7 @@ func TestPrometheusScrapes(t *testing.T) {
 		t.Fatal("prometheus not in PATH: install it (apt-get install prometheus) or run .ci/run")
 	}
 	e := startExporter(t, "sources:\n  - {name: p, protocol: usersock, groups: [29], decoder: raw, event_names: {16: tick}}\n")
-	e.waitFor(t, 1, "kevent_source_up", "source", "p")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "p")
 
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
@@ -37,11 +38,11 @@ scrape_configs:
   - job_name: kevent
     static_configs:
       - targets: [%q]
-`, strings.TrimPrefix(e.url, "http://"))
+`, strings.TrimPrefix(e.URL, "http://"))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	promURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	promURL := fmt.Sprintf("http://127.0.0.1:%d", e2e.FreePort(t))
 	prom := exec.Command(bin,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -118,13 +119,13 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Fatal("promtool not in PATH: install it (apt-get install prometheus) or run .ci/run")
 	}
 	e := startExporter(t, "sources:\n  - {name: lint, protocol: usersock, groups: [28], decoder: raw}\n")
-	e.waitFor(t, 1, "kevent_source_up", "source", "lint")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "lint")
 	snd := sender(t, 28)
 	if err := snd.Send(nlsend.AppendMessage(nil, 16, 1, []byte("7"))); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(t, 1, "kevent_events_total", "source", "lint", "event", "16")
-	resp, err := http.Get(e.url + "/metrics")
+	e.WaitFor(t, 1, "kevent_events_total", "source", "lint", "event", "16")
+	resp, err := http.Get(e.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

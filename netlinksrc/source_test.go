@@ -16,6 +16,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
+	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
 // These tests use the host kernel's NETLINK_USERSOCK. Each uses its own
@@ -342,3 +343,5 @@ func TestProtocolListed(t *testing.T) {
 		t.Error("no error for a missing table")
 	}
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }
