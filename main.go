@@ -82,8 +82,8 @@ func run(args []string) int {
 	level.Info(logger).Log("msg", "Starting "+exporterName, "version", version.Info())
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
 
-	exporter := collector.New()
-	manager := newSourceManager(logger, exporter)
+	metrics := collector.New()
+	manager := newSourceManager(logger, metrics)
 	reloadSuccess := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "kevent", Name: "config_last_reload_successful",
 		Help: "Whether the last configuration reload succeeded.",
@@ -94,7 +94,7 @@ func run(args []string) int {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		exporter, reloadSuccess, reloadTime,
+		metrics, reloadSuccess, reloadTime,
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -95,7 +95,7 @@ sources:
 		{"kevent_event_last_value", []string{"source", "users", "event", "tick"}, n},
 		{"kevent_event_last_payload_info", []string{"source", "users", "event", "tick", "payload", fmt.Sprint(n)}, 1},
 		{"kevent_event_last_payload_info", []string{"source", "users", "event", "done", "payload", "Hello from kernel"}, 1},
-		{"kevent_messages_lost_total", []string{"source", "users"}, 0},
+		{"kevent_datagrams_lost_total", []string{"source", "users"}, 0},
 		{"kevent_decode_errors_total", []string{"source", "users"}, 0},
 	} {
 		if v, ok := value(mfs, c.name, c.labels...); !ok || v != c.want {
@@ -309,7 +309,7 @@ sources:
 `, &syscall.Credential{Uid: 65534, Gid: 65534})
 	e.WaitFor(t, 1, "kevent_source_up", "source", "uevent")
 	e.WaitFor(t, 0, "kevent_source_up", "source", "xfrm")
-	const want = `msg="Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV" err="bind: operation not permitted"`
+	const want = `msg="Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV" err="joining group 1: operation not permitted"`
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(e.Logs.String(), want) {
 		if time.Now().After(deadline) {

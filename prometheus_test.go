@@ -70,7 +70,7 @@ scrape_configs:
 		{`kevent_events_total{source="p",event="tick"}`, fmt.Sprint(n)},
 		{`kevent_event_last_value{source="p",event="tick"}`, fmt.Sprint(n)},
 		{`kevent_event_last_payload_info{source="p",event="tick"}`, "1"},
-		{`kevent_messages_lost_total{source="p"}`, "0"},
+		{`kevent_datagrams_lost_total{source="p"}`, "0"},
 	} {
 		got := waitQuery(t, promURL, q.query, q.want, logs)
 		if got != q.want {

@@ -14,26 +14,30 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
-// sourceManager runs one netlink source per configured source and swaps
-// them on reload, keeping those whose configuration did not change (and so
-// their sockets and counts).
+// sourceManager runs one netlink subscription per configured source and
+// swaps them on reload, keeping those whose configuration did not change
+// (and so their sockets and counts).
 type sourceManager struct {
-	logger   log.Logger
-	exporter *collector.Exporter
+	logger    log.Logger
+	collector *collector.Collector
 
 	mu      sync.Mutex
 	running map[string]*runningSource
 }
 
+// runningSource is a source's subscription and metrics.
 type runningSource struct {
 	cfg     config.Source
-	metrics *collector.Source
+	sub     *netlinksrc.Subscription
+	metrics *collector.SourceMetrics
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// final is the subscription's last stats, set when done is closed.
+	final netlinksrc.Stats
 }
 
-func newSourceManager(logger log.Logger, exporter *collector.Exporter) *sourceManager {
-	return &sourceManager{logger: logger, exporter: exporter, running: make(map[string]*runningSource)}
+func newSourceManager(logger log.Logger, c *collector.Collector) *sourceManager {
+	return &sourceManager{logger: logger, collector: c, running: make(map[string]*runningSource)}
 }
 
 // apply makes the running sources those of cfg. Decoders are made before
@@ -55,12 +59,12 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 	}
 
 	next := make(map[string]*runningSource, len(cfg.Sources))
-	ordered := make([]*collector.Source, 0, len(cfg.Sources))
+	ordered := make([]*collector.SourceMetrics, 0, len(cfg.Sources))
 	for _, sc := range cfg.Sources {
 		rs, ok := m.running[sc.Name]
 		if !ok || decoders[sc.Name] != nil {
 			if ok {
-				rs.stop()
+				m.stop(rs, "Source replaced: its configuration changed")
 			}
 			rs = m.start(sc, decoders[sc.Name])
 		}
@@ -69,37 +73,54 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 	}
 	for name, rs := range m.running {
 		if _, ok := next[name]; !ok {
-			rs.stop()
-			level.Info(m.logger).Log("msg", "Source removed", "source", name)
+			m.stop(rs, "Source removed")
 		}
 	}
 	m.running = next
-	m.exporter.SetSources(ordered)
+	m.collector.SetSources(ordered)
 	return nil
 }
 
 func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSource {
-	var src *netlinksrc.Source
-	metrics := collector.NewSource(sc.Name, collector.SourceOptions{
-		MaxEvents:   sc.MaxEvents,
-		PayloadInfo: sc.PayloadInfo,
-		Stats:       func() netlinksrc.Stats { return src.Stats() },
-	})
-	src = netlinksrc.New(netlinksrc.Config{
+	sub := netlinksrc.New(netlinksrc.Config{
 		Name:               sc.Name,
 		Protocol:           int(sc.Protocol),
 		Groups:             sc.Groups,
 		ReceiveBufferBytes: sc.ReceiveBufferBytes,
-	}, d, metrics, m.logger)
-
+	}, d, m.logger)
+	metrics := collector.NewSourceMetrics(sc.Name, collector.SourceOptions{
+		MaxEvents:   sc.MaxEvents,
+		PayloadInfo: sc.PayloadInfo,
+		Stats:       func() collector.SocketStats { return socketStats(sub.Stats()) },
+	})
 	ctx, cancel := context.WithCancel(context.Background())
-	rs := &runningSource{cfg: sc, metrics: metrics, cancel: cancel, done: make(chan struct{})}
+	rs := &runningSource{cfg: sc, sub: sub, metrics: metrics, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(rs.done)
-		src.Run(ctx)
+		rs.final = sub.Run(ctx, metrics)
 	}()
 	level.Info(m.logger).Log("msg", "Source started", "source", sc.Name, "protocol", int(sc.Protocol), "decoder", sc.Decoder)
 	return rs
+}
+
+// stop stops a source, which first accounts for what is queued on its
+// socket, and logs its final counts: received + lost is every datagram the
+// kernel delivered to it while it was joined to its groups.
+func (m *sourceManager) stop(rs *runningSource, why string) {
+	rs.cancel()
+	<-rs.done
+	events, decodeErrors := rs.metrics.Totals()
+	st := rs.final
+	kv := []any{
+		"msg", why, "source", rs.cfg.Name,
+		"events", events, "decode_errors", decodeErrors,
+		"datagrams_received", st.Datagrams, "datagrams_lost", st.Lost,
+	}
+	for i, n := range st.Rejected {
+		kv = append(kv, "datagrams_rejected_"+netlinksrc.RejectReasons[i], n)
+	}
+	kv = append(kv, "overruns", st.Overruns)
+	level.Info(m.logger).Log(kv...)
 }
 
 // stopAll stops every source and waits for them.
@@ -107,12 +128,25 @@ func (m *sourceManager) stopAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, rs := range m.running {
-		rs.stop()
+		m.stop(rs, "Source stopped")
 	}
 	m.running = map[string]*runningSource{}
 }
 
-func (rs *runningSource) stop() {
-	rs.cancel()
-	<-rs.done
+// socketStats converts a subscription's stats for the collector.
+func socketStats(st netlinksrc.Stats) collector.SocketStats {
+	rejected := make([]collector.ReasonCount, len(st.Rejected))
+	for i, n := range st.Rejected {
+		rejected[i] = collector.ReasonCount{Reason: netlinksrc.RejectReasons[i], Count: n}
+	}
+	return collector.SocketStats{
+		Up:                 st.Up,
+		GroupsJoined:       st.GroupsJoined,
+		ReceiveBufferBytes: st.ReceiveBufferBytes,
+		Datagrams:          st.Datagrams,
+		Overruns:           st.Overruns,
+		Lost:               st.Lost,
+		Rejected:           rejected,
+		DropReadErrors:     st.DropReadErrors,
+	}
 }

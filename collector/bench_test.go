@@ -11,14 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
-	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
 const scrapeEvents = 10000
 
 // BenchmarkRecord measures counting one event of a known name.
 func BenchmarkRecord(b *testing.B) {
-	s := NewSource("bench", SourceOptions{PayloadInfo: true})
+	s := NewSourceMetrics("bench", SourceOptions{PayloadInfo: true})
 	evs := make([][]decoder.Event, 64)
 	for i := range evs {
 		evs[i] = []decoder.Event{{Name: []byte(fmt.Sprintf("event_%d", i)), Value: float64(i), HasValue: true, Payload: []byte(fmt.Sprint(i))}}
@@ -50,12 +49,12 @@ func scrape(b *testing.B, h http.Handler) {
 // by giving the registry nothing else... see the docs for the comparison.
 func BenchmarkScrape(b *testing.B) {
 	b.Run("kevent_10k_events", func(b *testing.B) {
-		s := NewSource("bench", SourceOptions{MaxEvents: scrapeEvents, Stats: func() netlinksrc.Stats { return netlinksrc.Stats{Up: true} }})
+		s := NewSourceMetrics("bench", SourceOptions{MaxEvents: scrapeEvents, Stats: func() SocketStats { return SocketStats{Up: true} }})
 		for i := 0; i < scrapeEvents; i++ {
 			s.Record([]decoder.Event{{Name: []byte(fmt.Sprintf("event_%d", i))}}, 16, 0)
 		}
 		e := New()
-		e.SetSources([]*Source{s})
+		e.SetSources([]*SourceMetrics{s})
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(e)
 		h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -90,10 +89,10 @@ func BenchmarkRecordNewNames(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	var s *Source
+	var s *SourceMetrics
 	for i := 0; i < b.N; i++ {
 		if i%len(names) == 0 {
-			s = NewSource("bench", SourceOptions{MaxEvents: len(names) + 1})
+			s = NewSourceMetrics("bench", SourceOptions{MaxEvents: len(names) + 1})
 		}
 		s.Record(names[i%len(names)], 16, 0)
 		if i%100000 == 0 {

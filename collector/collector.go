@@ -8,8 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
 const namespace = "kevent"
@@ -38,8 +36,16 @@ var (
 		"Receive buffer size the kernel granted the source's socket.", "source")
 	overrunsDesc = newDesc("receive_overruns_total",
 		"Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.", "source")
-	lostDesc = newDesc("messages_lost_total",
-		"Messages the kernel dropped at the source's socket because its receive queue was full.", "source")
+	datagramsDesc = newDesc("datagrams_received_total",
+		"Datagrams read from the source's socket, rejected ones included.", "source")
+	lostDesc = newDesc("datagrams_lost_total",
+		"Datagrams the kernel dropped at the source's socket because its receive queue was full, and datagrams still queued when the source stopped that could not be decoded in time. The kernel drops whole datagrams: received + lost is every datagram multicast to the source.", "source")
+	rejectedDesc = newDesc("datagrams_rejected_total",
+		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).", "source", "reason")
+	groupsJoinedDesc = newDesc("source_groups_joined",
+		"Multicast groups the source's socket joined; fewer than configured when the kernel refused some.", "source")
+	dropReadErrorsDesc = newDesc("source_drop_count_read_errors_total",
+		"Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.", "source")
 	eventNamesDesc = newDesc("source_event_names",
 		"Distinct event names the source keeps, including the overflow event.", "source")
 	maxEventNamesDesc = newDesc("source_max_event_names",
@@ -55,30 +61,31 @@ var (
 		"Sender instance changes (e.g. a module reload); sequence tracking restarts without counting loss.", "source")
 )
 
-// Exporter is a prometheus.Collector over a set of sources.
-type Exporter struct {
+// Collector is a prometheus.Collector over the metrics of a set of sources.
+type Collector struct {
 	mu      sync.RWMutex
-	sources []*Source
+	sources []*SourceMetrics
 }
 
-// New returns an Exporter with no sources.
-func New() *Exporter {
-	return &Exporter{}
+// New returns a Collector with no sources.
+func New() *Collector {
+	return &Collector{}
 }
 
-// SetSources replaces the sources the Exporter reports.
-func (e *Exporter) SetSources(sources []*Source) {
+// SetSources replaces the sources the Collector reports.
+func (e *Collector) SetSources(sources []*SourceMetrics) {
 	e.mu.Lock()
 	e.sources = sources
 	e.mu.Unlock()
 }
 
 // Describe implements prometheus.Collector.
-func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+func (e *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		eventsDesc, lastValueDesc, lastTimestampDesc, lastPayloadDesc,
 		receivedBytesDesc, decodeErrorsDesc, upDesc, receiveBufferDesc,
-		overrunsDesc, lostDesc, eventNamesDesc, maxEventNamesDesc,
+		overrunsDesc, datagramsDesc, lostDesc, rejectedDesc, groupsJoinedDesc,
+		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc,
 		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
 	} {
 		ch <- d
@@ -86,7 +93,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+func (e *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.mu.RLock()
 	sources := e.sources
 	e.mu.RUnlock()
@@ -100,8 +107,8 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 
 // snapshot copies the source's state into samples, holding the source's
 // lock only for the copy so that a scrape delays the receive loop little.
-func (s *Source) snapshot() []sample {
-	var st netlinksrc.Stats
+func (s *SourceMetrics) snapshot() []sample {
+	var st SocketStats
 	if s.opts.Stats != nil {
 		st = s.opts.Stats()
 	}
@@ -136,10 +143,24 @@ func (s *Source) snapshot() []sample {
 		sample{desc: upDesc, labels: src, value: boolValue(st.Up)},
 		sample{desc: receiveBufferDesc, labels: src, value: float64(st.ReceiveBufferBytes)},
 		sample{desc: overrunsDesc, labels: src, value: float64(st.Overruns), counter: true},
-		sample{desc: lostDesc, labels: src, value: float64(st.Drops), counter: true},
+		sample{desc: datagramsDesc, labels: src, value: float64(st.Datagrams), counter: true},
+		sample{desc: lostDesc, labels: src, value: float64(st.Lost), counter: true},
+		sample{desc: groupsJoinedDesc, labels: src, value: float64(st.GroupsJoined)},
+		sample{desc: dropReadErrorsDesc, labels: src, value: float64(st.DropReadErrors), counter: true},
 		sample{desc: eventNamesDesc, labels: src, value: float64(len(s.events))},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
 	)
+	for _, r := range st.Rejected {
+		lps, ok := s.rejectedLabels[r.Reason]
+		if !ok {
+			if s.rejectedLabels == nil {
+				s.rejectedLabels = make(map[string][]*dto.LabelPair)
+			}
+			lps = labelPairs("reason", r.Reason, "source", s.name)
+			s.rejectedLabels[r.Reason] = lps
+		}
+		out = append(out, sample{desc: rejectedDesc, labels: lps, value: float64(r.Count), counter: true})
+	}
 	if s.seq.started {
 		out = append(out,
 			sample{desc: seqMissingDesc, labels: src, value: float64(s.seq.missing), counter: true},

@@ -11,13 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
-	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
 // newTestSource returns a source on a fixed clock with fixed socket stats.
-func newTestSource(name string, opts SourceOptions, st netlinksrc.Stats) *Source {
-	opts.Stats = func() netlinksrc.Stats { return st }
-	s := NewSource(name, opts)
+func newTestSource(name string, opts SourceOptions, st SocketStats) *SourceMetrics {
+	opts.Stats = func() SocketStats { return st }
+	s := NewSourceMetrics(name, opts)
 	s.now = func() time.Time { return time.Unix(1700000000, 500000000) }
 	return s
 }
@@ -33,7 +32,7 @@ func evValue(name string, v float64, payload string) decoder.Event {
 	return e
 }
 
-func gatherCompare(t *testing.T, sources []*Source, want string, names ...string) {
+func gatherCompare(t *testing.T, sources []*SourceMetrics, want string, names ...string) {
 	t.Helper()
 	e := New()
 	e.SetSources(sources)
@@ -45,14 +44,25 @@ func gatherCompare(t *testing.T, sources []*Source, want string, names ...string
 }
 
 func TestExposition(t *testing.T) {
-	s := newTestSource("seed", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{
-		Up: true, ReceiveBufferBytes: 16777216, Overruns: 2, Drops: 7,
+	s := newTestSource("seed", SourceOptions{PayloadInfo: true}, SocketStats{
+		Up: true, GroupsJoined: 1, ReceiveBufferBytes: 16777216, Datagrams: 5, Overruns: 2, Lost: 7,
+		Rejected: []ReasonCount{{"not_kernel", 1}, {"not_root", 0}}, DropReadErrors: 3,
 	})
 	s.Record([]decoder.Event{ev("done", "Hello from kernel")}, 36, 0)
 	s.Record([]decoder.Event{evValue("temp", 41, "41"), evValue("temp", 42.5, "42.5")}, 64, 1)
 	s.Record(nil, 10, 1)
 
 	want := `
+# HELP kevent_datagrams_lost_total Datagrams the kernel dropped at the source's socket because its receive queue was full, and datagrams still queued when the source stopped that could not be decoded in time. The kernel drops whole datagrams: received + lost is every datagram multicast to the source.
+# TYPE kevent_datagrams_lost_total counter
+kevent_datagrams_lost_total{source="seed"} 7
+# HELP kevent_datagrams_received_total Datagrams read from the source's socket, rejected ones included.
+# TYPE kevent_datagrams_received_total counter
+kevent_datagrams_received_total{source="seed"} 5
+# HELP kevent_datagrams_rejected_total Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).
+# TYPE kevent_datagrams_rejected_total counter
+kevent_datagrams_rejected_total{reason="not_kernel",source="seed"} 1
+kevent_datagrams_rejected_total{reason="not_root",source="seed"} 0
 # HELP kevent_decode_errors_total Malformed messages that could not be decoded into events.
 # TYPE kevent_decode_errors_total counter
 kevent_decode_errors_total{source="seed"} 2
@@ -71,18 +81,21 @@ kevent_event_last_value{event="temp",source="seed"} 42.5
 # TYPE kevent_events_total counter
 kevent_events_total{event="done",source="seed"} 1
 kevent_events_total{event="temp",source="seed"} 2
-# HELP kevent_messages_lost_total Messages the kernel dropped at the source's socket because its receive queue was full.
-# TYPE kevent_messages_lost_total counter
-kevent_messages_lost_total{source="seed"} 7
 # HELP kevent_receive_overruns_total Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.
 # TYPE kevent_receive_overruns_total counter
 kevent_receive_overruns_total{source="seed"} 2
 # HELP kevent_received_bytes_total Bytes of netlink datagrams received.
 # TYPE kevent_received_bytes_total counter
 kevent_received_bytes_total{source="seed"} 110
+# HELP kevent_source_drop_count_read_errors_total Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.
+# TYPE kevent_source_drop_count_read_errors_total counter
+kevent_source_drop_count_read_errors_total{source="seed"} 3
 # HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
 # TYPE kevent_source_event_names gauge
 kevent_source_event_names{source="seed"} 2
+# HELP kevent_source_groups_joined Multicast groups the source's socket joined; fewer than configured when the kernel refused some.
+# TYPE kevent_source_groups_joined gauge
+kevent_source_groups_joined{source="seed"} 1
 # HELP kevent_source_max_event_names Bound on distinct event names, the overflow event included; events of names past it count under event="__overflow__".
 # TYPE kevent_source_max_event_names gauge
 kevent_source_max_event_names{source="seed"} 2000
@@ -93,11 +106,11 @@ kevent_source_receive_buffer_bytes{source="seed"} 1.6777216e+07
 # TYPE kevent_source_up gauge
 kevent_source_up{source="seed"} 1
 `
-	gatherCompare(t, []*Source{s}, want)
+	gatherCompare(t, []*SourceMetrics{s}, want)
 }
 
 func TestCardinalityBound(t *testing.T) {
-	s := newTestSource("flood", SourceOptions{MaxEvents: 3}, netlinksrc.Stats{})
+	s := newTestSource("flood", SourceOptions{MaxEvents: 3}, SocketStats{})
 	const sent = 1000
 	for i := 0; i < sent; i++ {
 		s.Record([]decoder.Event{ev(fmt.Sprintf("name%d", i), "")}, 16, 0)
@@ -110,18 +123,21 @@ func TestCardinalityBound(t *testing.T) {
 kevent_events_total{event="__overflow__",source="flood"} 998
 kevent_events_total{event="name0",source="flood"} 1
 kevent_events_total{event="name1",source="flood"} 1
+# HELP kevent_source_drop_count_read_errors_total Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.
+# TYPE kevent_source_drop_count_read_errors_total counter
+kevent_source_drop_count_read_errors_total{source="seed"} 3
 # HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
 # TYPE kevent_source_event_names gauge
 kevent_source_event_names{source="flood"} 3
 `
-	gatherCompare(t, []*Source{s}, want, "kevent_events_total", "kevent_source_event_names")
+	gatherCompare(t, []*SourceMetrics{s}, want, "kevent_events_total", "kevent_source_event_names")
 	if n := len(s.events); n != 3 {
 		t.Fatalf("source keeps %d names, want 3", n)
 	}
 }
 
 func TestPayloadInfoReplaced(t *testing.T) {
-	s := newTestSource("p", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{})
+	s := newTestSource("p", SourceOptions{PayloadInfo: true}, SocketStats{})
 	for _, p := range []string{"first", "second", "third"} {
 		s.Record([]decoder.Event{ev("e", p)}, 16, 0)
 		// Scrape between payloads: each scrape must show only the newest.
@@ -130,22 +146,22 @@ func TestPayloadInfoReplaced(t *testing.T) {
 # TYPE kevent_event_last_payload_info gauge
 kevent_event_last_payload_info{event="e",payload=%q,source="p"} 1
 `, p)
-		gatherCompare(t, []*Source{s}, want, "kevent_event_last_payload_info")
+		gatherCompare(t, []*SourceMetrics{s}, want, "kevent_event_last_payload_info")
 	}
 }
 
 func TestPayloadInfoOff(t *testing.T) {
-	s := newTestSource("p", SourceOptions{PayloadInfo: false}, netlinksrc.Stats{})
+	s := newTestSource("p", SourceOptions{PayloadInfo: false}, SocketStats{})
 	s.Record([]decoder.Event{ev("e", "x")}, 16, 0)
 	e := New()
-	e.SetSources([]*Source{s})
+	e.SetSources([]*SourceMetrics{s})
 	if n := testutil.CollectAndCount(e, "kevent_event_last_payload_info"); n != 0 {
 		t.Fatalf("payload info series = %d with payload_info off, want 0", n)
 	}
 }
 
 func TestLabelSanitising(t *testing.T) {
-	s := newTestSource("u", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{})
+	s := newTestSource("u", SourceOptions{PayloadInfo: true}, SocketStats{})
 	long := strings.Repeat("x", 300)
 	s.Record([]decoder.Event{
 		ev("bad\xffname", "caf\xc3"),
@@ -160,11 +176,11 @@ kevent_event_last_payload_info{event="bad�name",payload=%q,source="u"} 1
 # TYPE kevent_events_total counter
 kevent_events_total{event="bad�name",source="u"} 2
 `, strings.Repeat("x", MaxPayloadBytes))
-	gatherCompare(t, []*Source{s}, want, "kevent_events_total", "kevent_event_last_payload_info")
+	gatherCompare(t, []*SourceMetrics{s}, want, "kevent_events_total", "kevent_event_last_payload_info")
 }
 
 func TestSequenceMetrics(t *testing.T) {
-	s := newTestSource("k", SourceOptions{}, netlinksrc.Stats{})
+	s := newTestSource("k", SourceOptions{}, SocketStats{})
 	seq := func(inst, n uint64) decoder.Event {
 		e := ev("x", "")
 		e.HasSeq, e.Instance, e.Seq = true, inst, n
@@ -185,16 +201,16 @@ kevent_sequence_reordered_total{source="k"} 1
 # TYPE kevent_sequence_resets_total counter
 kevent_sequence_resets_total{source="k"} 1
 `
-	gatherCompare(t, []*Source{s}, want, "kevent_sequence_duplicates_total", "kevent_sequence_missing_total", "kevent_sequence_reordered_total", "kevent_sequence_resets_total")
+	gatherCompare(t, []*SourceMetrics{s}, want, "kevent_sequence_duplicates_total", "kevent_sequence_missing_total", "kevent_sequence_reordered_total", "kevent_sequence_resets_total")
 }
 
 func TestPromlint(t *testing.T) {
-	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, netlinksrc.Stats{Up: true})
+	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, SocketStats{Up: true, Rejected: []ReasonCount{{"not_kernel", 1}}})
 	e := evValue("x", 1, "p")
 	e.HasSeq, e.Instance, e.Seq = true, 1, 1
 	s.Record([]decoder.Event{e}, 16, 0)
 	c := New()
-	c.SetSources([]*Source{s})
+	c.SetSources([]*SourceMetrics{s})
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +230,7 @@ func TestPromlint(t *testing.T) {
 // TestScrapeOrder adds names between scrapes: every scrape lists them in
 // label order, which the registry relies on being cheap to sort.
 func TestScrapeOrder(t *testing.T) {
-	s := newTestSource("o", SourceOptions{}, netlinksrc.Stats{})
+	s := newTestSource("o", SourceOptions{}, SocketStats{})
 	var want []string
 	for round, names := range [][]string{{"m", "c", "x"}, {"a", "n", "z", "d"}, {}, {"b"}} {
 		for _, n := range names {

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
-	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
 const (
@@ -27,7 +26,38 @@ const (
 	maxNameBytes = 128
 )
 
-// SourceOptions configure a Source.
+// SocketStats is what a source's socket reports at scrape time.
+//
+// Datagrams + Lost is every datagram the kernel delivered to the source's
+// sockets while they were joined to their groups.
+type SocketStats struct {
+	// Up is set while the socket is open and joined to its groups.
+	Up bool
+	// GroupsJoined is how many of the configured groups the socket joined.
+	GroupsJoined int
+	// ReceiveBufferBytes is the receive buffer the kernel granted.
+	ReceiveBufferBytes int
+	// Datagrams counts datagrams read from the socket, rejected ones too.
+	Datagrams uint64
+	// Overruns counts receive queue overflows (ENOBUFS).
+	Overruns uint64
+	// Lost counts datagrams dropped by the kernel at a full socket, and
+	// those left unread when the source stopped.
+	Lost uint64
+	// Rejected counts datagrams not decoded because of their sender, by
+	// reason; every reason is listed, counted or not.
+	Rejected []ReasonCount
+	// DropReadErrors counts failed reads of the kernel's drop counter.
+	DropReadErrors uint64
+}
+
+// ReasonCount is a count by reason.
+type ReasonCount struct {
+	Reason string
+	Count  uint64
+}
+
+// SourceOptions configure a SourceMetrics.
 type SourceOptions struct {
 	// MaxEvents bounds the distinct event names; 0 means DefaultMaxEvents.
 	MaxEvents int
@@ -35,12 +65,12 @@ type SourceOptions struct {
 	PayloadInfo bool
 	// Stats reports the source's socket at scrape time; nil reports a
 	// source that is down.
-	Stats func() netlinksrc.Stats
+	Stats func() SocketStats
 }
 
-// Source accumulates the events of one netlink source. Record is called by
-// the source's receive loop and Collect by scrapes.
-type Source struct {
+// SourceMetrics accumulates the events of one netlink source. Record is
+// called by the source's receive loop and Collect by scrapes.
+type SourceMetrics struct {
 	name string
 	opts SourceOptions
 	// now is the clock, replaceable in tests.
@@ -56,7 +86,10 @@ type Source struct {
 	pending       []*eventState
 	receivedBytes uint64
 	decodeErrors  uint64
+	eventsTotal   uint64
 	seq           sequenceTracker
+	// rejectedLabels caches the (reason, source) label pairs by reason.
+	rejectedLabels map[string][]*dto.LabelPair
 }
 
 // eventState is what a source knows of one event name.
@@ -77,12 +110,12 @@ type eventState struct {
 	labels []*dto.LabelPair
 }
 
-// NewSource returns an empty Source named name.
-func NewSource(name string, opts SourceOptions) *Source {
+// NewSourceMetrics returns an empty SourceMetrics for the source called name.
+func NewSourceMetrics(name string, opts SourceOptions) *SourceMetrics {
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = DefaultMaxEvents
 	}
-	return &Source{
+	return &SourceMetrics{
 		name:   name,
 		opts:   opts,
 		events: make(map[string]*eventState),
@@ -92,11 +125,12 @@ func NewSource(name string, opts SourceOptions) *Source {
 
 // Record counts the events decoded from one datagram of n bytes in which
 // decodeErrors messages were malformed. It keeps no reference to events.
-func (s *Source) Record(events []decoder.Event, n, decodeErrors int) {
+func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
 	now := s.now().UnixNano()
 	s.mu.Lock()
 	s.receivedBytes += uint64(n)
 	s.decodeErrors += uint64(decodeErrors)
+	s.eventsTotal += uint64(len(events))
 	for i := range events {
 		ev := &events[i]
 		e := s.lookup(ev.Name)
@@ -126,7 +160,7 @@ func (s *Source) Record(events []decoder.Event, n, decodeErrors int) {
 // source has room, else the overflow event's: a source keeps at most
 // MaxEvents names, the overflow event included. Looking up a known valid name
 // allocates nothing.
-func (s *Source) lookup(name []byte) *eventState {
+func (s *SourceMetrics) lookup(name []byte) *eventState {
 	if e, ok := s.events[string(name)]; ok {
 		return e
 	}
@@ -170,7 +204,7 @@ func labelPairs(nameValues ...string) []*dto.LabelPair {
 
 // sortedEvents returns the events in label order, merging in the names
 // added since the last call. The caller holds s.mu.
-func (s *Source) sortedEvents() []*eventState {
+func (s *SourceMetrics) sortedEvents() []*eventState {
 	if len(s.pending) == 0 {
 		return s.sorted
 	}
@@ -190,4 +224,12 @@ func (s *Source) sortedEvents() []*eventState {
 	merged = append(append(merged, s.sorted[i:]...), s.pending[j:]...)
 	s.sorted, s.pending = merged, s.pending[:0]
 	return s.sorted
+}
+
+// Totals returns the events counted over all names and the malformed
+// messages.
+func (s *SourceMetrics) Totals() (events, decodeErrors uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventsTotal, s.decodeErrors
 }

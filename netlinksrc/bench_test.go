@@ -32,8 +32,8 @@ func BenchmarkHandle(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			sink := collector.NewSource("bench", collector.SourceOptions{PayloadInfo: true})
-			s := netlinksrc.New(netlinksrc.Config{Name: "bench"}, bc.dec, sink, log.NewNopLogger())
+			sink := collector.NewSourceMetrics("bench", collector.SourceOptions{PayloadInfo: true})
+			s := netlinksrc.New(netlinksrc.Config{Name: "bench"}, bc.dec, log.NewNopLogger())
 			msgs := make([][]byte, 64)
 			for i := range msgs {
 				msgs[i] = bc.msg(i)
@@ -42,7 +42,7 @@ func BenchmarkHandle(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				m := msgs[i%len(msgs)]
-				netlinksrc.HandleForBenchmark(s, m)
+				netlinksrc.HandleForBenchmark(s, sink, m)
 			}
 		})
 	}

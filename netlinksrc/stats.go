@@ -1,15 +1,31 @@
 package netlinksrc
 
-// Stats is a snapshot of a source's socket, read at scrape time.
+// Stats is a snapshot of a subscription's socket, read at scrape time.
+//
+// Datagrams + Lost is every datagram the kernel delivered to the
+// subscription's sockets while they were joined to their groups: the
+// kernel drops whole datagrams at a full socket and counts each one.
 type Stats struct {
-	// Up is set while the source's socket is open and bound.
+	// Up is set while the subscription's socket is open and joined.
 	Up bool
+	// GroupsJoined is how many of the configured groups the socket joined
+	// (0 while down).
+	GroupsJoined int
 	// ReceiveBufferBytes is the receive buffer the kernel granted.
 	ReceiveBufferBytes int
+	// Datagrams counts the datagrams read from the socket, the rejected
+	// ones included.
+	Datagrams uint64
 	// Overruns counts ENOBUFS errors: episodes in which the socket's
 	// receive queue overflowed.
 	Overruns uint64
-	// Drops counts the messages the kernel dropped at the source's
-	// sockets, over all the sockets it has had.
-	Drops uint64
+	// Lost counts the datagrams the kernel dropped at the subscription's
+	// sockets, over all the sockets it has had, and those still queued at
+	// stop that could not be decoded in time.
+	Lost uint64
+	// Rejected counts datagrams not decoded because of their sender, by
+	// RejectReason.
+	Rejected [numRejectReasons]uint64
+	// DropReadErrors counts failed reads of the kernel's drop counter.
+	DropReadErrors uint64
 }

@@ -30,7 +30,7 @@ import (
 
 // checkingSink checks sequence numbers, then counts in the collector.
 type checkingSink struct {
-	next    *collector.Source
+	next    *collector.SourceMetrics
 	release chan struct{}
 	held    sync.Once
 
@@ -80,14 +80,13 @@ func main() {
 		os.Exit(2)
 	}
 
-	var src *netlinksrc.Source
-	metrics := collector.NewSource("drain", collector.SourceOptions{PayloadInfo: true, Stats: func() netlinksrc.Stats { return src.Stats() }})
+	src := netlinksrc.New(netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf},
+		dec, log.NewLogfmtLogger(os.Stderr))
+	metrics := collector.NewSourceMetrics("drain", collector.SourceOptions{PayloadInfo: true})
 	sink := &checkingSink{next: metrics, release: make(chan struct{})}
-	src = netlinksrc.New(netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf},
-		dec, sink, log.NewLogfmtLogger(os.Stderr))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go src.Run(ctx)
+	go src.Run(ctx, sink)
 	for !src.Stats().Up {
 		time.Sleep(time.Millisecond)
 	}
@@ -118,7 +117,7 @@ func main() {
 		sink.mu.Lock()
 		received = sink.received
 		sink.mu.Unlock()
-		lost = src.Stats().Drops
+		lost = src.Stats().Lost
 		if received+lost >= *expected {
 			break
 		}
@@ -130,7 +129,12 @@ func main() {
 	}
 	sink.mu.Lock()
 	secs := sink.lastTime.Sub(sink.first).Seconds()
-	fmt.Printf("received=%d lost=%d enobufs=%d seq_gaps=%d seconds=%.3f rate=%.0f\n",
-		received, lost, src.Stats().Overruns, sink.gaps, secs, float64(received)/secs)
+	st := src.Stats()
+	var rejected uint64
+	for _, n := range st.Rejected {
+		rejected += n
+	}
+	fmt.Printf("received=%d lost=%d rejected=%d enobufs=%d seq_gaps=%d seconds=%.3f rate=%.0f\n",
+		received, lost, rejected, st.Overruns, sink.gaps, secs, float64(received)/secs)
 	sink.mu.Unlock()
 }

@@ -65,19 +65,20 @@ func (s *sink) counts() (events, bad int) {
 	return s.events, s.bad
 }
 
-// start runs a source until the test ends and waits for it to be up.
-func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf.Buffer) *Source {
+// start runs a subscription until the test ends.
+func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf.Buffer) *Subscription {
 	t.Helper()
+	testenv.RequireRoot(t, "the tests multicast on NETLINK_USERSOCK, which needs CAP_NET_ADMIN to join groups")
 	var logger log.Logger = log.NewNopLogger()
 	if logs != nil {
 		logger = log.NewLogfmtLogger(logs)
 	}
-	s := New(cfg, dec, sk, logger)
+	s := New(cfg, dec, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.Run(ctx)
+		s.Run(ctx, sk)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -90,7 +91,7 @@ func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf
 	return s
 }
 
-func waitUp(t *testing.T, s *Source) {
+func waitUp(t *testing.T, s *Subscription) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !s.Stats().Up {
@@ -197,7 +198,7 @@ func TestFloodAccounting(t *testing.T) {
 	got := waitStable(t, func() string {
 		e, _ := sk.counts()
 		st := s.Stats()
-		return fmt.Sprintf("events=%d lost=%d", e, st.Drops)
+		return fmt.Sprintf("events=%d lost=%d", e, st.Lost)
 	})
 	var events, lost int
 	fmt.Sscanf(got, "events=%d lost=%d", &events, &lost)
@@ -226,16 +227,18 @@ func TestFloodAccounting(t *testing.T) {
 
 func TestUnregisteredProtocol(t *testing.T) {
 	const proto = 29
+	logs := &syncbuf.Buffer{}
+	s := start(t, Config{Name: "seed", Protocol: proto, Groups: []uint32{2}}, decoder.NewRaw(nil), newSink(), logs)
 	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, proto); err == nil {
 		unix.Close(fd)
 		t.Fatalf("netlink protocol %d is registered on this host; this test needs it unregistered", proto)
 	} else if !errors.Is(err, unix.EPROTONOSUPPORT) {
 		t.Fatalf("socket(protocol %d): %v, want EPROTONOSUPPORT", proto, err)
 	}
-	logs := &syncbuf.Buffer{}
-	s := start(t, Config{Name: "seed", Protocol: proto, Groups: []uint32{2}}, decoder.NewRaw(nil), newSink(), logs)
-	// Several retries pass; the source stays down and logs once.
-	time.Sleep(1 * time.Second)
+	// The watcher reads the socket table several times; the source stays
+	// down and logs once.
+	first := protocols.readCount()
+	waitUntil(t, "the socket table has been read 5 more times", func() bool { return protocols.readCount() >= first+5 })
 	if s.Stats().Up {
 		t.Fatal("source is up on an unregistered protocol")
 	}
@@ -256,17 +259,32 @@ func TestReceiveBufferGranted(t *testing.T) {
 }
 
 func TestJoinGroupError(t *testing.T) {
-	// usersock has 32 groups: joining group 40 fails, and the source stays
-	// down, logging the error, without crashing.
+	// usersock has 32 groups: joining 40 fails. Alone, the source stays
+	// down and says why; beside group 25, it receives on 25 and says
+	// which group failed.
 	logs := &syncbuf.Buffer{}
-	s := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), logs)
-	time.Sleep(200 * time.Millisecond)
-	if s.Stats().Up {
-		t.Fatal("source up although joining group 40 failed")
+	down := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), logs)
+	waitUntil(t, "the join error is logged", func() bool {
+		return strings.Contains(logs.String(), `source=big protocol=2 groups=[40] msg="Cannot open netlink socket" err="joining group 40: invalid argument"`)
+	})
+	if down.Stats().Up {
+		t.Fatal("source up although joining its only group failed")
 	}
-	if out := logs.String(); !strings.Contains(out, "joining group 40") {
-		t.Fatalf("log does not name the failed group:\n%s", out)
+
+	sk := newSink()
+	s := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{25, 40}}, decoder.NewRaw(nil), sk, logs)
+	waitUp(t, s)
+	if got := s.Stats().GroupsJoined; got != 1 {
+		t.Errorf("groups joined = %d, want 1", got)
 	}
+	const want = `source=some protocol=2 groups="[25 40]" msg="Cannot join some multicast groups; receiving the others" joined=[25] failed="40: invalid argument"`
+	if out := logs.String(); !strings.Contains(out, want) {
+		t.Errorf("log lacks %s:\n%s", want, out)
+	}
+	if err := newSender(t, 25).Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the event on group 25 is counted", func() bool { e, _ := sk.counts(); return e == 1 })
 }
 
 // TestOversizedDatagram sends a datagram bigger than a receive slot: it is
@@ -327,21 +345,14 @@ func TestUeventBatchNames(t *testing.T) {
 	}
 }
 
-func TestProtocolListed(t *testing.T) {
-	// The kernel's uevent socket is always there; protocol 29 is not
-	// registered on this host (TestUnregisteredProtocol checks that).
-	for _, c := range []struct {
-		protocol int
-		want     bool
-	}{{unix.NETLINK_KOBJECT_UEVENT, true}, {29, false}} {
-		got, err := protocolListed(procNetNetlink, c.protocol)
-		if err != nil || got != c.want {
-			t.Errorf("protocolListed(%d) = %v, %v; want %v", c.protocol, got, err, c.want)
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
 		}
-	}
-	if _, err := protocolListed("/nonexistent", 15); err == nil {
-		t.Error("no error for a missing table")
+		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func TestMain(m *testing.M) { testenv.Main(m) }

@@ -1,0 +1,489 @@
+// Package netlinksrc subscribes to netlink multicast groups and feeds the
+// datagrams it receives, decoded, to a sink.
+package netlinksrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+)
+
+const (
+	// protocolRetryInterval is how often the table of netlink sockets is
+	// read while a subscription's protocol is not registered, so that it
+	// attaches well within a second of a module creating its socket.
+	protocolRetryInterval = 100 * time.Millisecond
+	// unlistedRetryInterval is how often a subscription whose protocol is
+	// not registered tries again when /proc/net/netlink cannot tell it
+	// when the protocol appears.
+	unlistedRetryInterval = 5 * time.Second
+	// maxRetryInterval caps the backoff after other errors.
+	maxRetryInterval = 30 * time.Second
+	// logInterval rate-limits the log lines of a repeating error.
+	logInterval = 10 * time.Second
+
+	// stopDecodeTimeout bounds how long a stopping subscription goes on
+	// decoding what is queued on its socket; what is left after it is
+	// read and counted as lost without decoding.
+	stopDecodeTimeout = 2 * time.Second
+	// stopDiscardTimeout bounds that counting. Nothing new arrives once
+	// the groups are left, so the queue only shrinks: reading without
+	// decoding empties the largest receive buffer well within it.
+	stopDiscardTimeout = 10 * time.Second
+
+	// maxSlotSize is the largest datagram the subscription makes room for.
+	maxSlotSize = 4 << 20
+)
+
+// Config says what a Subscription subscribes to.
+type Config struct {
+	// Name names the subscription in logs.
+	Name string
+	// Protocol is the classic netlink protocol, 0-31.
+	Protocol int
+	// Groups are multicast group numbers, 1-based as the kernel numbers them.
+	Groups []uint32
+	// ReceiveBufferBytes asks for this socket receive buffer; 0 keeps the
+	// kernel's default.
+	ReceiveBufferBytes int
+	// Senders says whose datagrams are decoded; the others are counted as
+	// rejected.
+	Senders Senders
+}
+
+// A Sink takes the events decoded from each datagram.
+type Sink interface {
+	// Record is called with the events of one or more datagrams, n bytes
+	// in all, in which decodeErrors messages were malformed. events is
+	// reused after Record returns.
+	Record(events []decoder.Event, n, decodeErrors int)
+}
+
+// Subscription is one netlink socket subscribed to multicast groups. It
+// keeps the socket open while it runs, reopening it after errors, and
+// reads, checks, decodes and hands over every datagram.
+type Subscription struct {
+	cfg    Config
+	dec    decoder.Decoder
+	logger log.Logger
+
+	// mu guards conn and the loss accounting against scrapes. conn is set
+	// while the subscription is up.
+	mu   sync.Mutex
+	conn *netlink.Conn
+	// lost counts the datagrams the kernel dropped over all sockets, and
+	// those left unread at stop; lastDrops is the current socket's 32-bit
+	// drop counter when it was last read.
+	lost      uint64
+	lastDrops uint32
+
+	rcvbuf         atomic.Int64
+	datagrams      atomic.Uint64
+	overruns       atomic.Uint64
+	rejected       [numRejectReasons]atomic.Uint64
+	dropReadErrors atomic.Uint64
+	groupsJoined   atomic.Int64
+
+	readErrors   *rateLimitedLogger
+	openErrors   *rateLimitedLogger
+	rejectLogger *rateLimitedLogger
+	dropsLogger  *rateLimitedLogger
+
+	// Receive state, owned by the Run goroutine.
+	sink    Sink
+	batch   *batch
+	events  []decoder.Event
+	n       int
+	errno   unix.Errno
+	readOne func(fd uintptr) bool
+}
+
+// New returns a Subscription that decodes what it receives with dec. It
+// opens nothing until Run.
+func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
+	logger = log.With(logger, "source", cfg.Name, "protocol", cfg.Protocol, "groups", fmt.Sprint(cfg.Groups))
+	s := &Subscription{
+		cfg:          cfg,
+		dec:          dec,
+		logger:       logger,
+		readErrors:   &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
+		openErrors:   &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
+		rejectLogger: &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
+		dropsLogger:  &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
+		batch:        newBatch(initialSlotSize),
+	}
+	// Made once: a closure built per read would be allocated per read.
+	s.readOne = func(fd uintptr) bool {
+		s.n, s.errno = s.batch.recv(int(fd))
+		return s.errno != unix.EAGAIN && s.errno != unix.EWOULDBLOCK
+	}
+	return s
+}
+
+// Stats reports the subscription's socket. Reading it reads the kernel's
+// drop counter.
+func (s *Subscription) Stats() Stats {
+	s.mu.Lock()
+	up := s.conn != nil
+	if up {
+		s.readDropsLocked()
+	}
+	lost := s.lost
+	s.mu.Unlock()
+	st := Stats{
+		Up:                 up,
+		ReceiveBufferBytes: int(s.rcvbuf.Load()),
+		Datagrams:          s.datagrams.Load(),
+		Overruns:           s.overruns.Load(),
+		Lost:               lost,
+		DropReadErrors:     s.dropReadErrors.Load(),
+	}
+	if up {
+		st.GroupsJoined = int(s.groupsJoined.Load())
+	}
+	for i := range s.rejected {
+		st.Rejected[i] = s.rejected[i].Load()
+	}
+	return st
+}
+
+// Run opens the socket and receives into sink until ctx is done, then
+// leaves its groups, accounts for what is still queued and returns the
+// final stats. It waits for a protocol that is not registered yet until it
+// appears (see protocolWatcher) and retries other errors with backoff, so
+// a subscription attaches when its kernel module appears.
+func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
+	s.sink = sink
+	backoff := time.Second
+	waiting := false
+	for ctx.Err() == nil {
+		if waiting {
+			if err := protocols.wait(ctx, s.cfg.Protocol); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				// The table cannot be read: try now and then.
+				s.openErrors.Log("msg", "Cannot read the netlink socket table to wait for the protocol; retrying now and then", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(unlistedRetryInterval):
+				}
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		c, joined, err := s.open()
+		if err != nil {
+			wait := s.openFailed(err, &waiting, &backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if waiting {
+			level.Info(s.logger).Log("msg", "Netlink protocol registered, source attached")
+		}
+		waiting, backoff = false, time.Second
+		s.groupsJoined.Store(int64(len(joined)))
+		s.mu.Lock()
+		s.conn, s.lastDrops = c, 0
+		s.mu.Unlock()
+
+		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+		err = s.receive(c)
+		stop()
+		if ctx.Err() != nil {
+			s.drain(c, joined)
+		}
+		s.mu.Lock()
+		s.readDropsLocked()
+		s.conn = nil
+		s.mu.Unlock()
+		_ = c.Close()
+		if ctx.Err() == nil {
+			// A socket that fails at once again must not spin.
+			s.openErrors.Log("msg", "Netlink socket failed, reopening in a second", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return s.Stats()
+}
+
+// openFailed logs why the socket could not be opened and says how long
+// to wait before the next try.
+func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Duration) time.Duration {
+	switch {
+	case errors.Is(err, unix.EPROTONOSUPPORT):
+		if !*waiting {
+			level.Warn(s.logger).Log("msg", "Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it", "err", err)
+			*waiting = true
+		}
+		return 0
+	case errors.Is(err, unix.EPERM):
+		s.openErrors.Log("msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)
+	default:
+		s.openErrors.Log("msg", "Cannot open netlink socket", "err", err)
+	}
+	wait := *backoff
+	*backoff = min(2**backoff, maxRetryInterval)
+	return wait
+}
+
+// open makes the subscription's socket, joined to as many of its groups as
+// the kernel lets it and with its receive buffer. Groups that cannot be
+// joined are logged; only when none can is it an error.
+func (s *Subscription) open() (*netlink.Conn, []uint32, error) {
+	// Port ID 0: the kernel assigns a unique one.
+	c, err := netlink.Dial(s.cfg.Protocol, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	joined := make([]uint32, 0, len(s.cfg.Groups))
+	var failed []string
+	var firstErr error
+	for _, g := range s.cfg.Groups {
+		if err := c.JoinGroup(g); err != nil {
+			// The errno alone: the library's wrapping says nothing more.
+			var errno unix.Errno
+			if errors.As(err, &errno) {
+				err = errno
+			}
+			failed = append(failed, fmt.Sprintf("%d: %v", g, err))
+			if firstErr == nil {
+				firstErr = fmt.Errorf("joining group %d: %w", g, err)
+			}
+			continue
+		}
+		joined = append(joined, g)
+	}
+	if len(joined) == 0 {
+		c.Close()
+		return nil, nil, firstErr
+	}
+	if len(failed) > 0 {
+		s.openErrors.Log("msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))
+	}
+	if s.needsCredentials() {
+		if err := s.control(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1) }); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("asking for senders' credentials (SO_PASSCRED): %w", err)
+		}
+	}
+	if s.cfg.ReceiveBufferBytes > 0 {
+		// SO_RCVBUFFORCE where permitted, else SO_RCVBUF capped by
+		// net.core.rmem_max.
+		if err := c.SetReadBuffer(s.cfg.ReceiveBufferBytes); err != nil {
+			level.Warn(s.logger).Log("msg", "Cannot set receive buffer size", "bytes", s.cfg.ReceiveBufferBytes, "err", err)
+		}
+	}
+	if n, err := c.ReadBuffer(); err == nil {
+		s.rcvbuf.Store(int64(n))
+		// The kernel doubles what it grants, for its bookkeeping, and
+		// caps the doubled value at INT_MAX.
+		if n/2 < min(s.cfg.ReceiveBufferBytes, math.MaxInt32/2) {
+			level.Warn(s.logger).Log("msg", "Kernel granted a smaller receive buffer than configured; raise net.core.rmem_max or grant CAP_NET_ADMIN",
+				"configured", s.cfg.ReceiveBufferBytes, "usable", n/2, "granted_with_kernel_overhead", n)
+		}
+	}
+	return c, joined, nil
+}
+
+// control runs f on the socket's file descriptor.
+func (s *Subscription) control(c *netlink.Conn, f func(fd int) error) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// receive reads datagrams until the socket fails or its deadline passes.
+// Errors of single reads, ENOBUFS among them, are counted or logged and
+// reading goes on.
+func (s *Subscription) receive(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		if err := rc.Read(s.readOne); err != nil {
+			return err
+		}
+		switch s.errno {
+		case 0:
+		case unix.ENOBUFS:
+			// The queue overflowed; the kernel counted each dropped
+			// datagram, and reads the rest of the queue.
+			s.overruns.Add(1)
+			s.readErrors.Log("msg", "Receive queue overflowed, datagrams lost; see kevent_datagrams_lost_total", "err", s.errno)
+			continue
+		case unix.EINTR:
+			continue
+		case unix.EBADF, unix.ENOTSOCK:
+			return s.errno
+		default:
+			s.readErrors.Log("msg", "Receive failed", "err", s.errno)
+			continue
+		}
+		s.handle(s.n)
+	}
+}
+
+// drain accounts for what is queued on a stopping subscription's socket.
+// It first leaves the groups, so that nothing more arrives and the kernel's
+// drop count is final, then decodes the queue for up to stopDecodeTimeout
+// and counts what it could not decode in time as lost.
+func (s *Subscription) drain(c *netlink.Conn, joined []uint32) {
+	for _, g := range joined {
+		if err := c.LeaveGroup(g); err != nil {
+			level.Warn(s.logger).Log("msg", "Cannot leave multicast group at stop; datagrams that arrive while the queue is read are counted too", "group", g, "err", err)
+		}
+	}
+	start := time.Now()
+	var decoded, discarded uint64
+	var errno unix.Errno
+	err := s.control(c, func(fd int) error {
+		for {
+			var n int
+			n, errno = s.batch.recv(fd)
+			switch errno {
+			case 0:
+			case unix.ENOBUFS:
+				s.overruns.Add(1)
+				continue
+			case unix.EINTR:
+				continue
+			default:
+				return nil
+			}
+			if n == 0 {
+				return nil
+			}
+			if time.Since(start) < stopDecodeTimeout {
+				s.handle(n)
+				decoded += uint64(n)
+				continue
+			}
+			if time.Since(start) > stopDecodeTimeout+stopDiscardTimeout {
+				errno = unix.ETIMEDOUT
+				return nil
+			}
+			// Out of time: count without decoding.
+			s.datagrams.Add(uint64(n))
+			discarded += uint64(n)
+		}
+	})
+	s.mu.Lock()
+	s.lost += discarded
+	s.mu.Unlock()
+	kv := []any{"msg", "Read the receive queue at stop", "decoded_datagrams", decoded, "counted_lost_unread", discarded, "duration", time.Since(start)}
+	switch {
+	case err != nil:
+		level.Warn(s.logger).Log(append(kv, "err", err)...)
+	case errno != unix.EAGAIN && errno != unix.EWOULDBLOCK:
+		level.Warn(s.logger).Log(append(kv, "err", errno)...)
+	default:
+		level.Debug(s.logger).Log(kv...)
+	}
+}
+
+// handle checks and decodes the n datagrams of the last batch and hands
+// all their events to the sink at once.
+func (s *Subscription) handle(n int) {
+	var bytes, bad, grow int
+	s.events = s.events[:0]
+	s.datagrams.Add(uint64(n))
+	for i := 0; i < n; i++ {
+		d, l, truncated := s.batch.datagram(i)
+		bytes += l
+		if reason, ok := s.check(s.batch, i); !ok {
+			s.rejected[reason].Add(1)
+			port, groups := s.batch.sender(i)
+			uid, hasUID := s.batch.uid(i)
+			kv := []any{"msg", "Rejected a datagram from a sender the source does not trust; see kevent_datagrams_rejected_total", "reason", reason, "sender_port_id", port, "group_mask", groups}
+			if hasUID {
+				kv = append(kv, "sender_uid", uid)
+			}
+			s.rejectLogger.Log(kv...)
+			continue
+		}
+		if truncated {
+			// Too big for its slot: count it as undecodable and make
+			// room for the next one.
+			bad++
+			grow = max(grow, l)
+			s.readErrors.Log("msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)
+			continue
+		}
+		var b int
+		s.events, b = s.dec.Decode(s.events, d)
+		bad += b
+	}
+	s.sink.Record(s.events, bytes, bad)
+	if grow > 0 && s.batch.slotSize < maxSlotSize {
+		s.batch = newBatch(min(maxSlotSize, 1<<bits.Len(uint(grow))))
+	}
+}
+
+// getMeminfo reads the socket's SO_MEMINFO; a variable so that tests can
+// make it fail.
+var getMeminfo = func(fd uintptr, mem *[unix.SK_MEMINFO_VARS]uint32) syscall.Errno {
+	l := uint32(unsafe.Sizeof(*mem))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0)
+	return errno
+}
+
+// readDropsLocked adds what the kernel dropped at the current socket since
+// the last read. sk_drops is 32 bits wide; differences stay exact across
+// its wraparound. A failed read is counted and logged: the loss count is
+// stale until a read succeeds.
+func (s *Subscription) readDropsLocked() {
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		s.dropReadFailed(err)
+		return
+	}
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) { errno = getMeminfo(fd, &mem) }); err != nil {
+		s.dropReadFailed(err)
+		return
+	}
+	if errno != 0 {
+		s.dropReadFailed(errno)
+		return
+	}
+	cur := mem[unix.SK_MEMINFO_DROPS]
+	s.lost += uint64(cur - s.lastDrops)
+	s.lastDrops = cur
+}
+
+func (s *Subscription) dropReadFailed(err error) {
+	s.dropReadErrors.Add(1)
+	s.dropsLogger.Log("msg", "Cannot read the kernel's drop count (SO_MEMINFO); kevent_datagrams_lost_total is stale until it can", "err", err)
+}
