@@ -37,6 +37,12 @@ const (
 	// logInterval rate-limits the log lines of a repeating error.
 	logInterval = 10 * time.Second
 
+	// maxSlotSize is the largest datagram the subscription makes room for.
+	maxSlotSize = 4 << 20
+)
+
+// Variables so that tests can shorten them.
+var (
 	// stopDecodeTimeout bounds how long a stopping subscription goes on
 	// decoding what is queued on its socket; what is left after it is
 	// read and counted as lost without decoding.
@@ -45,9 +51,6 @@ const (
 	// the groups are left, so the queue only shrinks: reading without
 	// decoding empties the largest receive buffer well within it.
 	stopDiscardTimeout = 10 * time.Second
-
-	// maxSlotSize is the largest datagram the subscription makes room for.
-	maxSlotSize = 4 << 20
 )
 
 // Config says what a Subscription subscribes to.
@@ -392,8 +395,7 @@ func (s *Subscription) drain(c *netlink.Conn, joined []uint32) {
 				errno = unix.ETIMEDOUT
 				return nil
 			}
-			// Out of time: count without decoding.
-			s.datagrams.Add(uint64(n))
+			// Out of time: count as lost without decoding.
 			discarded += uint64(n)
 		}
 	})

@@ -59,6 +59,12 @@ func (s *sink) Record(events []decoder.Event, n, bad int) {
 	}
 }
 
+func (s *sink) count(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.names[name]
+}
+
 func (s *sink) counts() (events, bad int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
