@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -69,7 +68,25 @@ func run(args []string) int {
 		}
 		return config.Load(*configFile)
 	}
-	cfg, err := loadConfig()
+	// Reading the file may take long (a large file parses in seconds):
+	// a signal must not wait for it.
+	shutdown, cancelShutdown := context.WithCancel(context.Background())
+	defer cancelShutdown()
+	go func() {
+		select {
+		case <-term:
+			cancelShutdown()
+		case <-shutdown.Done():
+		}
+	}()
+	cfg, err := loadContext(shutdown, loadConfig)
+	if shutdown.Err() != nil {
+		level.Info(logger).Log("msg", "Interrupted while loading the config", "file", *configFile)
+		if *configCheck {
+			return 1
+		}
+		return 0
+	}
 	if err != nil {
 		level.Error(logger).Log("msg", "Error loading config", "file", *configFile, "err", err)
 		return 1
@@ -84,17 +101,20 @@ func run(args []string) int {
 
 	metrics := collector.New()
 	manager := newSourceManager(logger, metrics)
-	reloadSuccess := prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: "kevent", Name: "config_last_reload_successful",
-		Help: "Whether the last configuration reload succeeded.",
-	})
-	reloadTime := prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: "kevent", Name: "config_last_reload_success_timestamp_seconds",
-		Help: "Unix time of the last successful configuration load.",
-	})
+	rl := &reloader{
+		file: *configFile, load: loadConfig, apply: manager.apply, logger: logger,
+		success: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kevent", Name: "config_last_reload_successful",
+			Help: "Whether the last configuration reload succeeded.",
+		}),
+		successTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kevent", Name: "config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful configuration load.",
+		}),
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		metrics, reloadSuccess, reloadTime,
+		metrics, rl.success, rl.successTime,
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -104,28 +124,9 @@ func run(args []string) int {
 		level.Error(logger).Log("msg", "Error starting sources", "err", err)
 		return 1
 	}
-	reloadSuccess.Set(1)
-	reloadTime.SetToCurrentTime()
-
-	// reload is serialised so that SIGHUP and /-/reload cannot interleave.
-	var reloadMu sync.Mutex
-	reload := func() error {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
-		cfg, err := loadConfig()
-		if err == nil {
-			err = manager.apply(cfg)
-		}
-		if err != nil {
-			reloadSuccess.Set(0)
-			level.Error(logger).Log("msg", "Error reloading config, keeping the old one", "file", *configFile, "err", err)
-			return err
-		}
-		reloadSuccess.Set(1)
-		reloadTime.SetToCurrentTime()
-		level.Info(logger).Log("msg", "Reloaded config", "file", *configFile, "sources", len(cfg.Sources))
-		return nil
-	}
+	defer manager.stopAll()
+	rl.success.Set(1)
+	rl.successTime.SetToCurrentTime()
 
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -146,8 +147,12 @@ func run(args []string) int {
 			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+		if err := rl.reload(shutdown); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, errShuttingDown) {
+				code = http.StatusServiceUnavailable
+			}
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), code)
 			return
 		}
 		fmt.Fprintln(w, "Reloaded")
@@ -187,9 +192,10 @@ loop:
 	for {
 		select {
 		case <-hup:
-			_ = reload()
-		case sig := <-term:
-			level.Info(logger).Log("msg", "Shutting down", "signal", sig)
+			// In the background, so that SIGTERM is not kept waiting.
+			go rl.reload(shutdown)
+		case <-shutdown.Done():
+			level.Info(logger).Log("msg", "Shutting down")
 			break loop
 		case err := <-serveErr:
 			if !errors.Is(err, http.ErrServerClosed) {
@@ -199,10 +205,10 @@ loop:
 			break loop
 		}
 	}
+	cancelShutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
-	manager.stopAll()
 	return status
 }
 

@@ -224,3 +224,10 @@ func (m *sample) Write(out *dto.Metric) error {
 	}
 	return nil
 }
+
+// Sources returns the sources the Collector reports, in order.
+func (e *Collector) Sources() []*SourceMetrics {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.sources
+}

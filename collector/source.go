@@ -233,3 +233,6 @@ func (s *SourceMetrics) Totals() (events, decodeErrors uint64) {
 	defer s.mu.Unlock()
 	return s.eventsTotal, s.decodeErrors
 }
+
+// Name returns the source's name, its source label.
+func (s *SourceMetrics) Name() string { return s.name }
