@@ -7,16 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
@@ -30,7 +30,9 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 }
 
-// Source is one netlink subscription.
+// Source is one netlink subscription. Parse normalises it: Groups are
+// sorted and an empty EventNames is nil, so that configurations that differ
+// only in such ways compare equal and a reload keeps the source running.
 type Source struct {
 	// Name is unique and becomes the source label.
 	Name string `yaml:"name"`
@@ -48,38 +50,78 @@ type Source struct {
 	// PayloadInfo turns kevent_event_last_payload_info on or off.
 	PayloadInfo bool `yaml:"payload_info"`
 	// EventNames names raw message types.
-	EventNames map[uint16]string `yaml:"event_names,omitempty"`
+	EventNames EventNames `yaml:"event_names,omitempty"`
 }
+
+// EventNames maps raw netlink message types to event names.
+type EventNames map[uint16]string
 
 // DefaultSource holds the values of the keys a source leaves out.
 var DefaultSource = Source{
 	ReceiveBufferBytes: 8 << 20,
-	MaxEvents:          collector.DefaultMaxEvents,
+	MaxEvents:          DefaultMaxEvents,
 	PayloadInfo:        true,
 }
+
+const (
+	// DefaultMaxEvents is the max_events of a source that leaves it out.
+	DefaultMaxEvents = 2000
+	// MaxFileBytes bounds the file Load reads. A configuration is a few
+	// kilobytes, and naming all 65536 message types with short names takes
+	// about 1.3 MiB; the bound keeps a wrong path, such as a log file or a
+	// file that keeps growing, from eating the exporter's memory.
+	MaxFileBytes = 4 << 20
+	// MaxGroup is the highest multicast group accepted for route, generic
+	// and the custom protocols 17-31, whose kernel modules choose how many
+	// groups they have: whether a group exists is only known when it is
+	// joined. Every other protocol has exactly classicGroups groups.
+	MaxGroup = 1024
+)
 
 const (
 	maxReceiveBufferBytes = 1 << 30
 	maxMaxEvents          = 1000000
 	maxLinks              = 32
+	// classicGroups is how many groups the kernel gives a protocol that asks
+	// for 32 or fewer.
+	classicGroups = 32
+	// maxSourceNameBytes keeps the source label, on every series, short.
+	maxSourceNameBytes = 128
 	// maxEventNameBytes is as long as the collector keeps event labels.
 	maxEventNameBytes = 128
 )
 
 var (
-	nameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
-	eventRE   = regexp.MustCompile(`^[^\x00-\x1f]+$`)
-	protocols = map[string]int{
-		"route": 0, "usersock": 2, "firewall": 3, "sock_diag": 4, "inet_diag": 4,
-		"nflog": 5, "xfrm": 6, "selinux": 7, "iscsi": 8, "audit": 9,
-		"fib_lookup": 10, "connector": 11, "netfilter": 12, "ip6_fw": 13,
-		"dnrtmsg": 14, "kobject_uevent": 15, "generic": 16, "scsitransport": 18,
-		"ecryptfs": 19, "rdma": 20, "crypto": 21, "smc": 22,
+	nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
+	// protocolNames are the kernel's names of the classic protocols.
+	protocolNames = [maxLinks]string{
+		0: "route", 2: "usersock", 3: "firewall", 4: "sock_diag",
+		5: "nflog", 6: "xfrm", 7: "selinux", 8: "iscsi", 9: "audit",
+		10: "fib_lookup", 11: "connector", 12: "netfilter", 13: "ip6_fw",
+		14: "dnrtmsg", 15: "kobject_uevent", 16: "generic", 18: "scsitransport",
+		19: "ecryptfs", 20: "rdma", 21: "crypto", 22: "smc",
 	}
+	// protocols maps protocol names, the kernel's and its aliases, to numbers.
+	protocols = func() map[string]int {
+		m := map[string]int{"inet_diag": 4}
+		for p, name := range protocolNames {
+			if name != "" {
+				m[name] = p
+			}
+		}
+		return m
+	}()
+	// kernelTypes are the message types the kernel names itself; the raw
+	// decoder uses these names for them.
+	kernelTypes = map[string]uint16{"noop": 1, "error": 2, "done": 3, "overrun": 4}
 )
 
-// sourceKeys are the keys a source may have.
-var sourceKeys = yamlKeys(reflect.TypeOf(Source{}))
+// configKeys and sourceKeys are the keys a configuration and a source may
+// have.
+var (
+	configKeys = yamlKeys(reflect.TypeOf(Config{}))
+	sourceKeys = yamlKeys(reflect.TypeOf(Source{}))
+)
 
 func yamlKeys(t reflect.Type) []string {
 	keys := make([]string, 0, t.NumField())
@@ -89,38 +131,118 @@ func yamlKeys(t reflect.Type) []string {
 	return keys
 }
 
+// UnmarshalYAML reads the top-level mapping. It does the work of the
+// decoder's KnownFields itself, in the decoder's words, because yaml.v3's
+// struct decoding first compares every key with every other.
+func (c *Config) UnmarshalYAML(node *yaml.Node) error {
+	node = resolve(node)
+	// Before any decoding: decoding is what aliases would multiply.
+	if err := checkExpansion(node); err != nil {
+		return err
+	}
+	if node.Kind != yaml.MappingNode {
+		return notA("a mapping", "configuration", node)
+	}
+	seen := make(map[string]int, len(configKeys))
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := resolve(node.Content[i]), node.Content[i+1]
+		if !slices.Contains(configKeys, k.Value) {
+			return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: field %s not found in type config.Config", k.Line, k.Value)}}
+		}
+		if line, ok := seen[k.Value]; ok {
+			return duplicateKey(k, line)
+		}
+		seen[k.Value] = k.Line
+		// configKeys has sources only.
+		switch rv := resolve(v); {
+		case isNull(rv):
+			c.Sources = nil
+		case rv.Kind == yaml.SequenceNode:
+			// yaml.v3 would drop an empty source without a word.
+			for _, s := range rv.Content {
+				if isNull(resolve(s)) {
+					return notA("a mapping", k.Value, s)
+				}
+			}
+			if err := rv.Decode(&c.Sources); err != nil {
+				return err
+			}
+		default:
+			return notA("a list", k.Value, v)
+		}
+	}
+	return nil
+}
+
 // UnmarshalYAML fills in DefaultSource's values before the source's own.
 func (s *Source) UnmarshalYAML(node *yaml.Node) error {
+	node = resolve(node)
+	// A plain error, unlike yaml.v3's type errors, stops decoding: a list
+	// of a million numbers gives one error, not a million.
+	if node.Kind != yaml.MappingNode {
+		return notA("a mapping", "sources", node)
+	}
 	// node.Decode does not inherit the decoder's KnownFields, so unknown
-	// keys are caught here.
-	var protocol, eventNames *yaml.Node
-	if node.Kind == yaml.MappingNode {
-		for i := 0; i < len(node.Content); i += 2 {
-			k, v := node.Content[i], node.Content[i+1]
-			if !slices.Contains(sourceKeys, k.Value) {
-				return fmt.Errorf("line %d: unknown key %q in source (known keys: %s)", k.Line, k.Value, strings.Join(sourceKeys, ", "))
-			}
-			switch k.Value {
-			case "protocol":
-				protocol = v
-			case "event_names":
-				eventNames = v
-			}
+	// keys are caught here. Catching duplicates and values of the wrong
+	// kind here too leaves yaml.v3 a mapping of at most len(sourceKeys)
+	// keys and scalars, so that its decoding stays cheap.
+	var protocol *yaml.Node
+	seen := make(map[string]int, len(sourceKeys))
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := resolve(node.Content[i]), node.Content[i+1]
+		if !slices.Contains(sourceKeys, k.Value) {
+			return fmt.Errorf("line %d: unknown key %q in source (known keys: %s)", k.Line, k.Value, strings.Join(sourceKeys, ", "))
 		}
-		// Protocol 0 is a protocol (route), so a missing one cannot be
-		// told from the zero value later.
-		if protocol == nil || protocol.Tag == "!!null" {
-			return fmt.Errorf("line %d: source has no protocol", node.Line)
+		if line, ok := seen[k.Value]; ok {
+			return duplicateKey(k, line)
 		}
+		seen[k.Value] = k.Line
+		if err := checkSourceValue(k.Value, v); err != nil {
+			return err
+		}
+		if k.Value == "protocol" {
+			protocol = resolve(v)
+		}
+	}
+	// Protocol 0 is a protocol (route), so a missing one cannot be told
+	// from the zero value later.
+	if protocol == nil || isNull(protocol) {
+		return fmt.Errorf("line %d: source has no protocol", node.Line)
 	}
 	*s = DefaultSource
 	type plain Source
-	if err := node.Decode((*plain)(s)); err != nil {
-		return err
-	}
-	// yaml compares keys as text: 16 and 0x10 are the same type.
-	if eventNames != nil && len(s.EventNames) != len(eventNames.Content)/2 {
-		return fmt.Errorf("line %d: event_names lists a message type twice", eventNames.Line)
+	return node.Decode((*plain)(s))
+}
+
+// checkSourceValue checks the kind of a source's value v for key, where
+// yaml.v3 would be too lax (floats truncated into integers) or too slow (a
+// mapping where a scalar belongs). Protocol and EventNames check their own.
+func checkSourceValue(key string, v *yaml.Node) error {
+	rv := resolve(v)
+	switch key {
+	case "receive_buffer_bytes", "max_events":
+		return checkInt(key, v)
+	case "groups":
+		switch {
+		case isNull(rv):
+			// No groups: Source.validate says they are required.
+		case rv.Kind == yaml.SequenceNode:
+			for _, g := range rv.Content {
+				if err := checkInt(key, g); err != nil {
+					return err
+				}
+			}
+		default:
+			return notA("a list", key, v)
+		}
+	case "name", "decoder":
+		if rv.Kind != yaml.ScalarNode {
+			return notA("a string", key, v)
+		}
+	case "payload_info":
+		if rv.Kind != yaml.ScalarNode {
+			return notA("a boolean", key, v)
+		}
 	}
 	return nil
 }
@@ -129,17 +251,26 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 // number or a name such as "usersock".
 type Protocol int
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// UnmarshalYAML implements yaml.Unmarshaler. A number must be a YAML
+// integer: a quoted "2" is a name, and no protocol is named that.
 func (p *Protocol) UnmarshalYAML(node *yaml.Node) error {
+	node = resolve(node)
 	if node.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: protocol must be a number or a name", node.Line)
 	}
-	if n, err := strconv.Atoi(node.Value); err == nil {
+	switch node.ShortTag() {
+	case "!!int":
+		n, ok := intValue(node)
+		if !ok {
+			return notA("an integer", "protocol", node)
+		}
 		if n < 0 || n >= maxLinks {
-			return fmt.Errorf("line %d: protocol %d out of range 0-31", node.Line, n)
+			return fmt.Errorf("line %d: protocol %s out of range 0-31", node.Line, node.Value)
 		}
 		*p = Protocol(n)
 		return nil
+	case "!!float":
+		return notA("an integer", "protocol", node)
 	}
 	n, ok := protocols[strings.ToLower(node.Value)]
 	if !ok {
@@ -149,13 +280,88 @@ func (p *Protocol) UnmarshalYAML(node *yaml.Node) error {
 	return nil
 }
 
-// Load reads and checks the configuration file at path.
+// describe names p for errors: "usersock (2)", or "29" for a protocol
+// without a name.
+func (p Protocol) describe() string {
+	if p >= 0 && p < maxLinks && protocolNames[p] != "" {
+		return fmt.Sprintf("%s (%d)", protocolNames[p], int(p))
+	}
+	return fmt.Sprint(int(p))
+}
+
+// maxGroup is the highest multicast group Parse accepts for p: the kernel
+// gives the classic protocols 32, and leaves the others' count to their
+// modules.
+func (p Protocol) maxGroup() uint32 {
+	if p == 0 || p >= 16 {
+		return MaxGroup
+	}
+	return classicGroups
+}
+
+// Load reads and checks the configuration file at path. It reads regular
+// files only (a symlink to one, as Kubernetes mounts a ConfigMap, is fine),
+// of at most MaxFileBytes, and never waits: neither for a FIFO's writer nor
+// for a device's end.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(b)
+}
+
+// readFile returns the contents of the regular file at path.
+func readFile(path string) ([]byte, error) {
+	// Refuse other files before opening them, since opening some devices
+	// does something (a watchdog starts counting down). openRegular checks
+	// again, in case path changed in between.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("config file %q is not a regular file", path)
+	}
+	f, fi, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The size may be stale or, for files like those in /proc, 0: the
+	// limit on the reader is what bounds the read.
+	tooLarge := fmt.Errorf("config file %q is larger than %d bytes", path, MaxFileBytes)
+	if fi.Size() > MaxFileBytes {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileBytes {
+		return nil, tooLarge
+	}
+	return b, nil
+}
+
+// openRegular opens path for reading if it is a regular file, and returns
+// the file's information. O_NONBLOCK makes opening a FIFO return at once
+// rather than wait for a writer, and O_NOCTTY keeps a terminal from
+// becoming the exporter's.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("config file %q is not a regular file", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // Default returns the embedded default configuration.
@@ -187,14 +393,18 @@ func Parse(b []byte) (*Config, error) {
 	return &c, nil
 }
 
+// validate checks c and normalises its sources.
 func (c *Config) validate() error {
 	if len(c.Sources) == 0 {
 		return errors.New("no sources configured")
 	}
 	seen := make(map[string]bool)
-	for i, s := range c.Sources {
+	for i := range c.Sources {
+		s := &c.Sources[i]
 		if err := s.validate(); err != nil {
-			if s.Name == "" {
+			// A name that is missing or too long would make a poor
+			// prefix.
+			if s.Name == "" || len(s.Name) > maxSourceNameBytes {
 				return fmt.Errorf("source %d: %w", i+1, err)
 			}
 			return fmt.Errorf("source %q: %w", s.Name, err)
@@ -203,6 +413,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("source %q: name used by another source", s.Name)
 		}
 		seen[s.Name] = true
+		s.normalise()
 	}
 	return nil
 }
@@ -211,6 +422,8 @@ func (s *Source) validate() error {
 	switch {
 	case s.Name == "":
 		return errors.New("name is required")
+	case len(s.Name) > maxSourceNameBytes:
+		return fmt.Errorf("name is longer than %d bytes", maxSourceNameBytes)
 	case !nameRE.MatchString(s.Name):
 		return fmt.Errorf("name %q must match %s", s.Name, nameRE)
 	case len(s.Groups) == 0:
@@ -226,6 +439,7 @@ func (s *Source) validate() error {
 	case len(s.EventNames) > 0 && s.Decoder != "raw":
 		return errors.New("event_names applies to the raw decoder only")
 	}
+	maxGroup := s.Protocol.maxGroup()
 	seen := make(map[uint32]bool)
 	for _, g := range s.Groups {
 		if g == 0 {
@@ -235,11 +449,47 @@ func (s *Source) validate() error {
 			return fmt.Errorf("groups: group %d listed twice", g)
 		}
 		seen[g] = true
-	}
-	for t, n := range s.EventNames {
-		if !eventRE.MatchString(n) || len(n) > maxEventNameBytes {
-			return fmt.Errorf("event_names: name %q for type %d must be 1-128 bytes without control characters", n, t)
+		if g > maxGroup {
+			return fmt.Errorf("groups: group %d out of range 1-%d for protocol %s", g, maxGroup, s.Protocol.describe())
 		}
 	}
+	return s.EventNames.validate()
+}
+
+// validate checks the names, in order of type so that the first error is
+// the same every time.
+func (e EventNames) validate() error {
+	named := make(map[string]uint16, len(e))
+	for _, t := range slices.Sorted(maps.Keys(e)) {
+		n := e[t]
+		if n == "" || len(n) > maxEventNameBytes || strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 }) {
+			return fmt.Errorf("event_names: name %q for type %d must be 1-128 bytes without control characters", n, t)
+		}
+		// The collector's own events (__overflow__) start with "__".
+		if strings.HasPrefix(n, "__") {
+			return fmt.Errorf("event_names: name %q for type %d starts with \"__\", which is reserved", n, t)
+		}
+		// Unnamed types are named by their number: "5" would merge with
+		// type 5's events.
+		if strings.Trim(n, "0123456789") == "" {
+			return fmt.Errorf("event_names: name %q for type %d is all digits, as the names of unnamed types are", n, t)
+		}
+		if k, ok := kernelTypes[n]; ok && k != t {
+			return fmt.Errorf("event_names: name %q for type %d is the kernel's name for type %d", n, t, k)
+		}
+		if u, ok := named[n]; ok {
+			return fmt.Errorf("event_names: types %d and %d are both named %q", u, t, n)
+		}
+		named[n] = t
+	}
 	return nil
+}
+
+// normalise sorts s's groups and makes an empty EventNames nil, so that
+// cosmetic differences do not restart a source on reload.
+func (s *Source) normalise() {
+	slices.Sort(s.Groups)
+	if len(s.EventNames) == 0 {
+		s.EventNames = nil
+	}
 }

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDefault(t *testing.T) {
@@ -50,6 +54,16 @@ sources:
 	}
 }
 
+// laughs is a configuration that aliases make a billion nodes long.
+var laughs = func() string {
+	var b strings.Builder
+	b.WriteString("sources:\n  - name: &a0 s\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "  - &a%d [%s]\n", i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 10), ","))
+	}
+	return b.String()
+}()
+
 func TestParseBad(t *testing.T) {
 	const src = "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: raw\n"
 	tests := []struct {
@@ -85,6 +99,66 @@ func TestParseBad(t *testing.T) {
 		{"no protocol", "sources:\n  - name: s\n    groups: [1]\n    decoder: raw\n", "line 2: source has no protocol"},
 		{"null protocol", "sources:\n  - name: s\n    protocol: ~\n    groups: [1]\n    decoder: raw\n", "line 2: source has no protocol"},
 		{"two documents", src + "---\nbogus: 1\n", "configuration has more than one YAML document"},
+
+		// Top level.
+		{"top-level list", "- a\n", `line 1: configuration: a list is not a mapping`},
+		{"sources not a list", "sources: 5\n", `line 1: sources: "5" is not a list`},
+		{"source not a mapping", "sources: [1, 2]\n", `line 1: sources: "1" is not a mapping`},
+		{"source a list", "sources:\n  - [name, s]\n", `line 2: sources: a list is not a mapping`},
+		{"source empty", src + "  - ~\n", `line 6: sources: "~" is not a mapping`},
+		{"top-level key twice", "sources: []\nsources: []\n", "yaml: unmarshal errors:\n  line 2: mapping key \"sources\" already defined at line 1"},
+		{"source key twice", src + "    name: t\n", "yaml: unmarshal errors:\n  line 6: mapping key \"name\" already defined at line 2"},
+
+		// Integers are YAML integers: no truncated fractions, no strings.
+		{"group fraction", "sources:\n  - name: s\n    protocol: 2\n    groups: [21.9]\n    decoder: raw\n", `line 4: groups: "21.9" is not an integer`},
+		{"group quoted", "sources:\n  - name: s\n    protocol: 2\n    groups: ['1']\n    decoder: raw\n", `line 4: groups: "1" is not an integer`},
+		{"group list", "sources:\n  - name: s\n    protocol: 2\n    groups: [[1]]\n    decoder: raw\n", `line 4: groups: a list is not an integer`},
+		{"groups scalar", "sources:\n  - name: s\n    protocol: 2\n    groups: 5\n    decoder: raw\n", `line 4: groups: "5" is not a list`},
+		{"max_events fraction", src + "    max_events: 2.9\n", `line 6: max_events: "2.9" is not an integer`},
+		{"max_events tagged fraction", src + "    max_events: !!int 2.9\n", `line 6: max_events: "2.9" is not an integer`},
+		{"max_events quoted", src + "    max_events: '10'\n", `line 6: max_events: "10" is not an integer`},
+		{"max_events empty", src + "    max_events: ~\n", `line 6: max_events: "~" is not an integer`},
+		{"max_events list", src + "    max_events: [1]\n", `line 6: max_events: a list is not an integer`},
+		{"receive_buffer_bytes fraction", src + "    receive_buffer_bytes: 65536.7\n", `line 6: receive_buffer_bytes: "65536.7" is not an integer`},
+		{"protocol fraction", "sources:\n  - name: s\n    protocol: 2.5\n    groups: [1]\n    decoder: raw\n", `line 3: protocol: "2.5" is not an integer`},
+		{"protocol quoted number", "sources:\n  - name: s\n    protocol: '2'\n    groups: [1]\n    decoder: raw\n", `line 3: unknown protocol "2"`},
+		{"protocol hex too big", "sources:\n  - name: s\n    protocol: 0x20\n    groups: [1]\n    decoder: raw\n", "line 3: protocol 0x20 out of range 0-31"},
+		{"event_names fraction", src + "    event_names: {1.5: x}\n", `line 6: event_names: "1.5" is not an integer`},
+		{"event_names quoted type", src + "    event_names: {'3': x}\n", `line 6: event_names: "3" is not an integer`},
+		{"event_names negative type", src + "    event_names: {-1: x}\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!int `-1` into uint16"},
+		{"event_names hex type too big", src + "    event_names: {0x10000: x}\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!int `0x10000` into uint16"},
+		{"event_names same key twice", src + "    event_names: {16: x, 16: y}\n", "line 6: event_names lists a message type twice"},
+		{"event_names octal and decimal", src + "    event_names:\n      0o20: x\n      16: y\n", "line 8: event_names lists a message type twice"},
+		{"event_names number name", src + "    event_names: {3: 5}\n", `line 6: event_names: type 3: "5" is not a string`},
+		{"event_names empty name value", src + "    event_names: {3: ~}\n", `line 6: event_names: type 3: "~" is not a string`},
+		{"event_names list", src + "    event_names: [x]\n", `line 6: event_names: a list is not a mapping`},
+
+		// Strings and booleans are scalars.
+		{"name mapping", "sources:\n  - name: {a: 1}\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", `line 2: name: a mapping is not a string`},
+		{"decoder list", "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: [raw]\n", `line 5: decoder: a list is not a string`},
+		{"payload_info mapping", src + "    payload_info: {a: 1}\n", `line 6: payload_info: a mapping is not a boolean`},
+
+		// Groups within the protocol's range.
+		{"group 33 on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [21, 33]\n    decoder: raw\n", `source "s": groups: group 33 out of range 1-32 for protocol usersock (2)`},
+		{"group 1024 on usersock", "sources:\n  - name: s\n    protocol: 2\n    groups: [1024]\n    decoder: raw\n", `source "s": groups: group 1024 out of range 1-32 for protocol usersock (2)`},
+		{"group 2^32-1 on usersock", "sources:\n  - name: s\n    protocol: 2\n    groups: [4294967295]\n    decoder: raw\n", `source "s": groups: group 4294967295 out of range 1-32 for protocol usersock (2)`},
+		{"group 2^32-1 on 29", "sources:\n  - name: s\n    protocol: 29\n    groups: [4294967295]\n    decoder: raw\n", `source "s": groups: group 4294967295 out of range 1-1024 for protocol 29`},
+		{"group 1025 on route", "sources:\n  - name: s\n    protocol: route\n    groups: [1025]\n    decoder: raw\n", `source "s": groups: group 1025 out of range 1-1024 for protocol route (0)`},
+		{"group 33 on inet_diag", "sources:\n  - name: s\n    protocol: inet_diag\n    groups: [33]\n    decoder: raw\n", `source "s": groups: group 33 out of range 1-32 for protocol sock_diag (4)`},
+		{"group 2^32", "sources:\n  - name: s\n    protocol: 29\n    groups: [4294967296]\n    decoder: raw\n", "yaml: unmarshal errors:\n  line 4: cannot unmarshal !!int `4294967296` into uint32"},
+
+		// Names.
+		{"long name", "sources:\n  - name: " + strings.Repeat("n", 129) + "\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is longer than 128 bytes"},
+		{"event_names reserved", src + "    event_names: {3: __overflow__}\n", `source "s": event_names: name "__overflow__" for type 3 starts with "__", which is reserved`},
+		{"event_names digits", src + "    event_names: {3: '5'}\n", `source "s": event_names: name "5" for type 3 is all digits, as the names of unnamed types are`},
+		{"event_names kernel name", src + "    event_names: {5: error}\n", `source "s": event_names: name "error" for type 5 is the kernel's name for type 2`},
+		{"event_names kernel name on kernel type", src + "    event_names: {1: done}\n", `source "s": event_names: name "done" for type 1 is the kernel's name for type 3`},
+		{"event_names same name", src + "    event_names: {17: x, 16: x}\n", `source "s": event_names: types 16 and 17 are both named "x"`},
+
+		// Aliases.
+		{"integer alias to a fraction", "sources:\n  - name: &f '2.9'\n    protocol: 2\n    groups: [1]\n    decoder: raw\n  - name: t\n    protocol: 2\n    groups: [1]\n    decoder: raw\n    max_events: *f\n", `line 10: max_events: "2.9" is not an integer`},
+		{"alias to itself", "sources: &a [*a]\n", `line 1: anchor "a" contains an alias to itself`},
+		{"alias expansion", laughs, "configuration has more than 2097152 YAML nodes with its aliases expanded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,5 +187,269 @@ func TestLoad(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Fatalf("Load(default file) = %+v, want the default", c)
+	}
+}
+
+// TestParseIntegers checks that integers are read as YAML reads them,
+// whatever their base, and that names and bounds at their limits pass.
+func TestParseIntegers(t *testing.T) {
+	c, err := Parse([]byte(`
+sources:
+  - name: ` + strings.Repeat("n", 128) + `
+    protocol: 0x1d
+    groups: [0o20, 0b11, 1_024]
+    decoder: raw
+    max_events: +1_000
+    event_names:
+      0x10: a
+      0o17: b
+      0b11: c
+      1_000: d
+      +5: e
+      65535: f
+      2: error
+  - name: users
+    protocol: usersock
+    groups: [32]
+    decoder: raw
+  - name: generic
+    protocol: generic
+    groups: [1024]
+    decoder: raw
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Sources[0]
+	if s.Protocol != 29 || !reflect.DeepEqual(s.Groups, []uint32{3, 16, 1024}) || s.MaxEvents != 1000 {
+		t.Errorf("protocol %d, groups %v, max_events %d; want 29, [3 16 1024], 1000", s.Protocol, s.Groups, s.MaxEvents)
+	}
+	want := EventNames{16: "a", 15: "b", 3: "c", 1000: "d", 5: "e", 65535: "f", 2: "error"}
+	if !reflect.DeepEqual(s.EventNames, want) {
+		t.Errorf("event_names = %v, want %v", s.EventNames, want)
+	}
+}
+
+func TestParseAliases(t *testing.T) {
+	c, err := Parse([]byte(`
+sources:
+  - &name name: a
+    protocol: &p 29
+    groups: &g [3, 1]
+    decoder: raw
+    max_events: &m 10
+    event_names: &en
+      16: x
+      0x11: y
+  - *name : b
+    protocol: *p
+    groups: *g
+    decoder: raw
+    max_events: *m
+    event_names: *en
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Sources[0], c.Sources[1]
+	want := Source{Name: "a", Protocol: 29, Groups: []uint32{1, 3}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 10, PayloadInfo: true, EventNames: EventNames{16: "x", 17: "y"}}
+	if !reflect.DeepEqual(a, want) {
+		t.Fatalf("source a:\n got %+v\nwant %+v", a, want)
+	}
+	want.Name = "b"
+	if !reflect.DeepEqual(b, want) {
+		t.Fatalf("source b:\n got %+v\nwant %+v", b, want)
+	}
+	// Each source has its own copy: normalising one leaves the other.
+	a.EventNames[1] = "changed"
+	if _, ok := b.EventNames[1]; ok {
+		t.Fatal("sources share an event_names map")
+	}
+}
+
+// TestParseNormalised checks that configurations that differ only in group
+// order and an empty event_names give equal sources, so a reload does not
+// restart them.
+func TestParseNormalised(t *testing.T) {
+	parse := func(y string) []Source {
+		t.Helper()
+		c, err := Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Sources
+	}
+	a := parse("sources:\n  - name: s\n    protocol: 29\n    groups: [40, 2]\n    decoder: raw\n    event_names: {}\n")
+	b := parse("sources:\n  - name: s\n    protocol: 29\n    groups: [2, 40]\n    decoder: raw\n")
+	c := parse("sources:\n  - name: s\n    protocol: 29\n    groups: [40, 2]\n    decoder: raw\n    event_names:\n")
+	if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(a, c) {
+		t.Fatalf("sources differ:\n%+v\n%+v\n%+v", a, b, c)
+	}
+	if a[0].EventNames != nil {
+		t.Fatalf("event_names {} = %#v, want nil", a[0].EventNames)
+	}
+}
+
+// eventNamesYAML is a raw source naming message types 0 to n-1.
+func eventNamesYAML(n int) []byte {
+	var b strings.Builder
+	b.WriteString("sources:\n  - name: s\n    protocol: 29\n    groups: [1]\n    decoder: raw\n    event_names:\n")
+	for t := 0; t < n; t++ {
+		fmt.Fprintf(&b, "      %d: e%d\n", t, t)
+	}
+	return []byte(b.String())
+}
+
+func TestParseAllEventNames(t *testing.T) {
+	c, err := Parse(eventNamesYAML(65536))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := c.Sources[0].EventNames
+	if len(names) != 65536 || names[0] != "e0" || names[65535] != "e65535" {
+		t.Fatalf("got %d names, 0 = %q, 65535 = %q", len(names), names[0], names[65535])
+	}
+}
+
+// BenchmarkParseEventNames shows the cost of event_names is linear: yaml.v3's
+// own map decoding took 3.5 s for 32768 entries and 15 s for 65536.
+func BenchmarkParseEventNames(b *testing.B) {
+	for _, n := range []int{32768, 65536} {
+		y := eventNamesYAML(n)
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Parse(y); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestParseBigMapping checks that a mapping where a string belongs is
+// refused without yaml.v3 comparing each of its keys with every other.
+func TestParseBigMapping(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("sources:\n  - protocol: 2\n    name:\n")
+	for i := 0; i < 50000; i++ {
+		fmt.Fprintf(&b, "      k%d: 1\n", i)
+	}
+	_, err := Parse([]byte(b.String()))
+	if want := "line 4: name: a mapping is not a string"; err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+}
+
+// loadWithin runs Load in a goroutine and fails the test if it has not
+// returned in 10 s: a guard against Load hanging, not a speed test.
+func loadWithin(t *testing.T, path string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(path)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Load(%q) has not returned after 10 s", path)
+		return nil
+	}
+}
+
+func TestLoadNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{fifo, t.TempDir()}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		paths = append(paths, "/dev/zero")
+	}
+	for _, p := range paths {
+		want := fmt.Sprintf("config file %q is not a regular file", p)
+		if err := loadWithin(t, p); err == nil || err.Error() != want {
+			t.Errorf("Load(%q): got %v, want %s", p, err, want)
+		}
+	}
+}
+
+// TestOpenRegularFIFO checks the check made after opening, for a path that
+// became a FIFO after Load looked at it: the open must not wait for a
+// writer.
+func TestOpenRegularFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, _, err := openRegular(fifo)
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if want := fmt.Sprintf("config file %q is not a regular file", fifo); err == nil || err.Error() != want {
+			t.Fatalf("openRegular(fifo): got %v, want %s", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("openRegular(fifo) has not returned after 10 s")
+	}
+}
+
+func TestLoadSize(t *testing.T) {
+	// A good configuration padded with comments to exactly MaxFileBytes.
+	pad := MaxFileBytes - len(DefaultYAML)
+	var b strings.Builder
+	b.Write(DefaultYAML)
+	for pad > 0 {
+		line := min(pad, 100)
+		b.WriteString("#" + strings.Repeat("x", line-2) + "\n")
+		pad -= line
+	}
+	y := b.String()
+	if len(y) != MaxFileBytes {
+		t.Fatalf("padded to %d bytes, want %d", len(y), MaxFileBytes)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "max.yml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(p); err != nil || !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("Load of a %d-byte file: %v", MaxFileBytes, err)
+	}
+	p = filepath.Join(dir, "big.yml")
+	if err := os.WriteFile(p, []byte(y+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("config file %q is larger than 4194304 bytes", p)
+	if _, err := Load(p); err == nil || err.Error() != want {
+		t.Fatalf("Load of a %d-byte file: got %v, want %s", MaxFileBytes+1, err, want)
+	}
+}
+
+// TestLoadSymlink checks a symlink to a configuration, as Kubernetes mounts
+// a ConfigMap, loads.
+func TestLoadSymlink(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yml")
+	if err := os.WriteFile(p, DefaultYAML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.yml")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("Load(symlink) = %+v, want the default", c)
 	}
 }
