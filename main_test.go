@@ -20,11 +20,12 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
-// These tests run the exporter binary against the host kernel's netlink and
-// read its /metrics over HTTP. NETLINK_USERSOCK groups 25-29 are this
-// package's, so that other packages' tests, run in parallel, stay apart;
-// tests that send on a group own it (25 counts, 26-27 reload, 28 lint,
-// 29 Prometheus), those that only bind may share 28.
+// These tests run the exporter binary against the kernel's netlink and read
+// its /metrics over HTTP, in a network namespace of the package's own
+// (testenv.Main). The tests of the package run in parallel and share it,
+// so each that sends on a NETLINK_USERSOCK group owns that group: 18-19
+// shutdown flood, 20-24 source manager, 25 counts, 26-27 reload, 28 lint
+// (tests that only bind may share 28), 29 Prometheus, 30-31 reload flood.
 
 var exporterBinary string
 

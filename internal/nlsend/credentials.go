@@ -1,6 +1,7 @@
 package nlsend
 
 import (
+	"encoding/binary"
 	"os"
 	"unsafe"
 
@@ -28,4 +29,19 @@ func (s *Sender) SendAs(b []byte, uid, gid uint32) error {
 		return errno
 	}
 	return nil
+}
+
+// AppendLibudev appends a udev re-broadcast of the uevent properties props
+// ("KEY=VALUE\x00..."): "libudev\0", the magic 0xfeedcafe and the header's
+// offsets as systemd's struct udev_monitor_netlink_header lays them out,
+// then the properties.
+func AppendLibudev(b []byte, props string) []byte {
+	const headerLen = 40
+	h := make([]byte, headerLen)
+	copy(h, "libudev\x00")
+	binary.BigEndian.PutUint32(h[8:12], 0xfeedcafe)
+	binary.NativeEndian.PutUint32(h[12:16], headerLen)
+	binary.NativeEndian.PutUint32(h[16:20], headerLen)
+	binary.NativeEndian.PutUint32(h[20:24], uint32(len(props)))
+	return append(append(b, h...), props...)
 }

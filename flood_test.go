@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+)
+
+// floodSent is the size of the floods that interrupted sources must
+// account for exactly.
+const floodSent = 1000000
+
+// flood multicasts n one-message datagrams on usersock group.
+func flood(t *testing.T, group uint32, n int) {
+	t.Helper()
+	snd := sender(t, group)
+	b := make([]byte, 0, 64)
+	for i := 0; i < n; i++ {
+		b = nlsend.AppendMessage(b[:0], 0x20, uint32(i), []byte("flood"))
+		if err := snd.Send(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// finalCounts finds the log line in which source name stopped, with msg,
+// and returns its events, decode errors, datagrams received and lost.
+func finalCounts(t *testing.T, e *e2e.Exporter, msg, name string) (events, decodeErrors, received, lost int) {
+	t.Helper()
+	re := regexp.MustCompile(`msg="` + regexp.QuoteMeta(msg) + `" source=` + name +
+		` events=(\d+) decode_errors=(\d+) datagrams_received=(\d+) datagrams_lost=(\d+) datagrams_rejected_not_kernel=0 datagrams_rejected_not_root=0 datagrams_rejected_no_credentials=0`)
+	var m []string
+	e2e.Eventually(t, "the source's final counts are logged", func() bool {
+		m = re.FindStringSubmatch(e.Logs.String())
+		return m != nil
+	})
+	n := make([]int, 4)
+	for i := range n {
+		n[i], _ = strconv.Atoi(m[i+1])
+	}
+	return n[0], n[1], n[2], n[3]
+}
+
+// drainLine returns what the flood source on group g logged of the queue
+// it read at stop.
+func drainLine(e *e2e.Exporter, g uint32) string {
+	m := regexp.MustCompile(`source=flood protocol=2 groups=\[` + strconv.Itoa(int(g)) + `\] msg="Read the receive queue at stop" (.*)`).FindStringSubmatch(e.Logs.String())
+	if m == nil {
+		return "no drain line"
+	}
+	return m[1]
+}
+
+const floodConfig = `
+sources:
+  - {name: flood, protocol: usersock, groups: [%d], decoder: raw, receive_buffer_bytes: %d}
+  - {name: steady, protocol: usersock, groups: [%d], decoder: raw}
+`
+
+// stoppedFlood starts an exporter, stops it (SIGSTOP), floods its source
+// "flood" with floodSent datagrams, most of which the kernel drops at the
+// full socket while a large queue waits, and sends 10 to its source
+// "steady". The sources use usersock groups g and g+1.
+func stoppedFlood(t *testing.T, g uint32) *e2e.Exporter {
+	t.Helper()
+	e := startExporter(t, fmt.Sprintf(floodConfig, g, 64<<20, g+1), "--log.level=debug")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "flood")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "steady")
+	flood(t, g+1, 10)
+	e.WaitFor(t, 10, "kevent_events_total", "source", "steady", "event", "32")
+	e.Signal(t, syscall.SIGSTOP)
+	flood(t, g, floodSent)
+	return e
+}
+
+// TestFloodInterruptedByReload: a reload replaces a source while a flood is
+// queued on its socket. The replaced source's final counts add up to the
+// flood exactly; an unchanged source keeps its counts.
+func TestFloodInterruptedByReload(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t, "usersock multicast and SIGSTOP of the exporter")
+	const g = 30
+	e := stoppedFlood(t, g)
+	if err := os.WriteFile(e.ConfigFile, []byte(fmt.Sprintf(floodConfig, g, 32<<20, g+1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.Signal(t, syscall.SIGHUP)
+	e.Signal(t, syscall.SIGCONT)
+	events, bad, received, lost := finalCounts(t, e, "Source replaced: its configuration changed", "flood")
+	t.Logf("replaced source: events=%d lost=%d (received %d); %s", events, lost, received, drainLine(e, g))
+	if events+lost != floodSent || bad != 0 || received != events {
+		t.Errorf("events + lost = %d + %d = %d, want %d (decode errors %d, received %d)", events, lost, events+lost, floodSent, bad, received)
+	}
+	if lost == 0 {
+		t.Error("nothing lost: the flood did not overflow the socket, so the test proves little")
+	}
+	e.WaitFor(t, 1, "kevent_config_last_reload_successful")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "flood")
+	flood(t, g+1, 5)
+	e.WaitFor(t, 15, "kevent_events_total", "source", "steady", "event", "32")
+}
+
+// TestFloodInterruptedByShutdown: SIGTERM while a flood is queued. The
+// source's final counts add up to the flood exactly.
+func TestFloodInterruptedByShutdown(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t, "usersock multicast and SIGSTOP of the exporter")
+	e := stoppedFlood(t, 18)
+	e.Signal(t, syscall.SIGTERM)
+	e.Signal(t, syscall.SIGCONT)
+	if err, ok := e.Wait(); !ok || err != nil {
+		t.Fatalf("exporter after SIGTERM: %v (exited %v); log:\n%s", err, ok, e.Logs)
+	}
+	events, bad, received, lost := finalCounts(t, e, "Source stopped", "flood")
+	t.Logf("stopped source: events=%d lost=%d (received %d); %s", events, lost, received, drainLine(e, 18))
+	if events+lost != floodSent || bad != 0 || received != events {
+		t.Errorf("events + lost = %d + %d = %d, want %d (decode errors %d, received %d)", events, lost, events+lost, floodSent, bad, received)
+	}
+	if s, _, _, _ := finalCounts(t, e, "Source stopped", "steady"); s != 10 {
+		t.Errorf("steady source's final events = %d, want 10", s)
+	}
+}
+
+// TestForgedUevent: a root process multicasts a uevent in the kernel's
+// format on the kernel's group, and a udev-style re-broadcast on udev's.
+// The forgery is rejected and counted; the re-broadcast and the kernel's
+// own uevents are events.
+func TestForgedUevent(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "sources:\n  - {name: uevent, protocol: kobject_uevent, groups: [1, 2], decoder: uevent}\n")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "uevent")
+	forger, err := nlsend.NewSender(unix.NETLINK_KOBJECT_UEVENT, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	if err := forger.Send([]byte("add@/devices/fake\x00ACTION=add\x00DEVPATH=/devices/fake\x00SUBSYSTEM=spoofed\x00SEQNUM=1\x00")); err != nil {
+		t.Fatal(err)
+	}
+	udev, err := nlsend.NewSender(unix.NETLINK_KOBJECT_UEVENT, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udev.Close()
+	if err := udev.Send(nlsend.AppendLibudev(nil, "ACTION=add\x00DEVPATH=/devices/virtual/block/loop0\x00SUBSYSTEM=block\x00SEQNUM=5\x00")); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WriteUevent("lo", "change"); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor(t, 1, "kevent_events_total", "source", "uevent", "event", "net/change")
+	e.WaitFor(t, 1, "kevent_events_total", "source", "uevent", "event", "block/add")
+	e.WaitFor(t, 1, "kevent_datagrams_rejected_total", "source", "uevent", "reason", "not_kernel")
+	mfs := e.Scrape(t)
+	if v, ok := value(mfs, "kevent_events_total", "source", "uevent", "event", "spoofed/add"); ok {
+		t.Errorf("forged uevent counted as an event: %v", v)
+	}
+	if v := e2e.Sum(mfs, "kevent_datagrams_received_total", "source", "uevent"); v != 3 {
+		t.Errorf("datagrams received = %v, want 3", v)
+	}
+	e.WaitLog(t, `msg="Rejected a datagram from a sender the source does not trust; see kevent_datagrams_rejected_total" reason=not_kernel`)
+}
