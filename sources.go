@@ -87,6 +87,8 @@ func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSourc
 		Protocol:           int(sc.Protocol),
 		Groups:             sc.Groups,
 		ReceiveBufferBytes: sc.ReceiveBufferBytes,
+		// Empty (the protocol's usual senders) is SendersDefault.
+		Senders: netlinksrc.SendersNames[sc.Senders],
 	}, d, m.logger)
 	metrics := collector.NewSourceMetrics(sc.Name, collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,

@@ -51,7 +51,13 @@ type Source struct {
 	PayloadInfo bool `yaml:"payload_info"`
 	// EventNames names raw message types.
 	EventNames EventNames `yaml:"event_names,omitempty"`
+	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
+	// empty means the protocol's usual senders (see README).
+	Senders string `yaml:"senders,omitempty"`
 }
+
+// SendersValues are the values senders takes.
+var SendersValues = []string{"kernel", "root", "any"}
 
 // EventNames maps raw netlink message types to event names.
 type EventNames map[uint16]string
@@ -235,7 +241,7 @@ func checkSourceValue(key string, v *yaml.Node) error {
 		default:
 			return notA("a list", key, v)
 		}
-	case "name", "decoder":
+	case "name", "decoder", "senders":
 		if rv.Kind != yaml.ScalarNode {
 			return notA("a string", key, v)
 		}
@@ -438,6 +444,8 @@ func (s *Source) validate() error {
 		return fmt.Errorf("max_events %d out of range 1-%d", s.MaxEvents, maxMaxEvents)
 	case len(s.EventNames) > 0 && s.Decoder != "raw":
 		return errors.New("event_names applies to the raw decoder only")
+	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
+		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
 	}
 	maxGroup := s.Protocol.maxGroup()
 	seen := make(map[uint32]bool)

@@ -41,13 +41,14 @@ sources:
     protocol: UserSock
     groups: [1]
     decoder: kevent
+    senders: any
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Source{
 		{Name: "seed", Protocol: 29, Groups: []uint32{2, 40}, Decoder: "raw", MaxEvents: 10, EventNames: map[uint16]string{3: "hello", 16: "my_event"}},
-		{Name: "users", Protocol: 2, Groups: []uint32{1}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "users", Protocol: 2, Groups: []uint32{1}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, Senders: "any"},
 	}
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
@@ -72,7 +73,7 @@ func TestParseBad(t *testing.T) {
 		{"empty", "", "configuration is empty"},
 		{"no sources", "sources: []\n", "no sources configured"},
 		{"unknown top-level key", "sourcez: []\n", "yaml: unmarshal errors:\n  line 1: field sourcez not found in type config.Config"},
-		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names)`},
+		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders)`},
 		{"not yaml", "sources: [\n", "yaml: line 1: did not find expected node content"},
 		{"missing name", "sources:\n  - protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is required"},
 		{"bad name", "sources:\n  - name: 'a b'\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", `source "a b": name "a b" must match ^[a-zA-Z_][a-zA-Z0-9_.-]*$`},
@@ -91,6 +92,8 @@ func TestParseBad(t *testing.T) {
 		{"huge buffer", src + "    receive_buffer_bytes: 2147483648\n", `source "s": receive_buffer_bytes 2147483648 out of range 0-1073741824`},
 		{"zero max_events", src + "    max_events: 0\n", `source "s": max_events 0 out of range 1-1000000`},
 		{"huge max_events", src + "    max_events: 1000001\n", `source "s": max_events 1000001 out of range 1-1000000`},
+		{"unknown senders", src + "    senders: everyone\n", `source "s": senders "everyone" must be one of kernel, root, any`},
+		{"senders list", src + "    senders: [root]\n", "line 6: senders: a list is not a string"},
 		{"event_names on uevent", "sources:\n  - name: s\n    protocol: 15\n    groups: [1]\n    decoder: uevent\n    event_names: {3: x}\n", `source "s": event_names applies to the raw decoder only`},
 		{"event_names bad type", src + "    event_names: {70000: x}\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!int `70000` into uint16"},
 		{"event_names empty name", src + "    event_names: {3: ''}\n", `source "s": event_names: name "" for type 3 must be 1-128 bytes without control characters`},
