@@ -319,3 +319,55 @@ sources:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestConfigFileRefused: a FIFO, a device or an oversized file is refused
+// at once, by --config.check and by a reload, instead of blocking or
+// growing without bound.
+func TestConfigFileRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yml")
+	if err := os.WriteFile(big, append([]byte("sources: []\n#"), make([]byte, 4<<20)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ file, want string }{
+		{fifo, `config file \"` + fifo + `\" is not a regular file`},
+		{"/dev/zero", `config file \"/dev/zero\" is not a regular file`},
+		{big, `config file \"` + big + `\" is larger than 4194304 bytes`},
+	} {
+		cmd := exec.Command(exporterBinary, "--config.check", "--config.file="+c.file)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() {
+			out, err = cmd.CombinedOutput()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(e2e.Timeout):
+			cmd.Process.Kill()
+			t.Fatalf("--config.check --config.file=%s still running after %v", c.file, e2e.Timeout)
+		}
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("--config.check --config.file=%s: %v, want failure with %s\n%s", c.file, err, c.want, out)
+		}
+	}
+
+	// A reload from a file that became a FIFO fails at once too.
+	e := startExporter(t, "sources:\n  - {name: f, protocol: usersock, groups: [28], decoder: raw}\n")
+	if err := os.Remove(e.ConfigFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(e.ConfigFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body := e2e.Post(t, e.URL+"/-/reload")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "is not a regular file") {
+		t.Fatalf("POST /-/reload with a FIFO config: %d %q", code, body)
+	}
+}
