@@ -2,17 +2,23 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # End-to-end test of kevent_exporter against real kernel netlink: builds the
-# kevent module (kmod/), the blog's seed module (vmtest/seedmod/) and a static
-# exporter, packs them into a busybox initramfs whose /init (vmtest/init.sh)
-# runs the test steps, boots Debian's cloud kernel under qemu (TCG, no KVM)
-# and checks the PASS/FAIL lines printed on the serial console.
+# kevent module (kmod/), the blog's seed module (vmtest/seedmod/), a static
+# exporter and the static Go test binary of this directory (go test -c -tags
+# vmtest), packs them into a busybox initramfs whose /init (vmtest/init.sh)
+# runs that binary, boots Debian's cloud kernel under qemu (TCG, no KVM) and
+# reads the go test output on the serial console.
 #
 # Usage: vmtest/run.sh            (as root; installs missing Debian packages)
 #
 # Environment:
 #   KVER          kernel version to use (default: newest *-cloud-amd64 with headers)
-#   VM_TIMEOUT    seconds before the VM is killed (default 240)
+#   VM_TIMEOUT    seconds before the VM is killed (default 240); the test
+#                 binary's -test.timeout is 30 s less
 #   WORK          build directory (default: a new /tmp/kevent-vmtest.XXXXXX)
+#   VMTEST_RUN    regular expression passed to -test.run (e.g. Seed, or
+#                 '^TestBurstAccounted$'): run only the tests it matches
+#   VMTEST_ARGS   more space-separated arguments of the test binary (e.g.
+#                 -attach-limit=2s -test.count=2)
 #   VMTEST_INIT   init script to boot instead of vmtest/init.sh (debugging)
 #   VMTEST_EXTRA  space-separated host files to copy into the initramfs /bin
 #   KEEP_WORK=1   keep $WORK even when the test passes
@@ -95,19 +101,21 @@ log "building kevent.ko and seed.ko"
 build_module "$ROOT/kmod" kevent
 build_module "$ROOT/vmtest/seedmod" seed
 
-log "building the exporter"
+log "building the exporter and the test binary"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/kevent_exporter" .) ||
 	die "building the exporter failed"
+(cd "$ROOT" && CGO_ENABLED=0 go test -c -tags vmtest -o "$WORK/vmtest.test" ./vmtest) ||
+	die "building the test binary failed"
 
 # --- initramfs --------------------------------------------------------------
 
 log "building the initramfs"
 IR=$WORK/initramfs
 rm -rf "$IR"
-mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,etc/kevent,lib/kevent,proc,sys,dev,tmp,root,run}
+mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,etc/vmtest,lib/kevent,proc,sys,dev,tmp,root,run}
 chmod 1777 "$IR/tmp"
 cp /bin/busybox "$IR/bin/busybox"
-cp "$WORK/kevent_exporter" "$IR/bin/kevent_exporter"
+cp "$WORK/kevent_exporter" "$WORK/vmtest.test" "$IR/bin/"
 cp "$WORK/build/kevent/kevent.ko" "$WORK/build/seed/seed.ko" "$IR/lib/kevent/"
 # The cloud kernel has dummy as a module: bring it for the netdevice step.
 dummy=$(find "/lib/modules/$KVER/kernel/drivers/net" -maxdepth 1 -name 'dummy.ko*' 2>/dev/null | head -n 1)
@@ -118,47 +126,20 @@ case "$dummy" in
 *.gz) gzip -dc "$dummy" >"$IR/lib/kevent/dummy.ko" ;;
 *) cp "$dummy" "$IR/lib/kevent/dummy.ko" ;;
 esac
+chmod 644 "$IR"/lib/kevent/*.ko
 for f in ${VMTEST_EXTRA:-}; do cp "$f" "$IR/bin/"; done
 
-cat >"$IR/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
-EOF
-cat >"$IR/etc/group" <<'EOF'
-root:x:0:
-nogroup:x:65534:
-EOF
-cat >"$IR/etc/kevent/kevent.yml" <<'EOF'
-sources:
-  - name: kevent
-    protocol: 29
-    groups: [2]
-    decoder: kevent
-    receive_buffer_bytes: 8388608
-  # The same events through a tiny receive buffer, so that the burst step
-  # sees the kernel drop messages and checks they are all accounted for.
-  - name: kevent_small
-    protocol: 29
-    groups: [2]
-    decoder: kevent
-    receive_buffer_bytes: 4096
-EOF
-cat >"$IR/etc/kevent/hb.yml" <<'EOF'
-sources:
-  - name: hb
-    protocol: 30
-    groups: [5]
-    decoder: kevent
-EOF
-cat >"$IR/etc/kevent/seed.yml" <<'EOF'
-sources:
-  - name: seed
-    protocol: 29
-    groups: [2]
-    decoder: raw
-EOF
+# The test binary's arguments, one a line (init.sh reads them): a timeout
+# that leaves the VM time to boot and power off, and the VMTEST_* knobs.
+test_timeout=$((VM_TIMEOUT - 30))
+[ "$test_timeout" -ge 10 ] || test_timeout=10
+{
+	echo "-test.timeout=${test_timeout}s"
+	[ -z "${VMTEST_RUN:-}" ] || printf -- '-test.run=%s\n' "$VMTEST_RUN"
+	for a in ${VMTEST_ARGS:-}; do printf '%s\n' "$a"; done
+} >"$IR/etc/vmtest/args"
 cp "$VMTEST_INIT" "$IR/init"
-chmod 755 "$IR/init" "$IR/bin/busybox" "$IR/bin/kevent_exporter"
+chmod 755 "$IR/init" "$IR/bin/busybox" "$IR/bin/kevent_exporter" "$IR/bin/vmtest.test"
 (cd "$IR" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) >"$WORK/initramfs.cpio.gz"
 
 # --- boot -------------------------------------------------------------------
@@ -188,21 +169,38 @@ elif [ "$qemu_rc" != 0 ]; then
 	echo "vmtest: qemu exited with status $qemu_rc"
 	fail=1
 fi
-summary=$(grep -E '^vmtest: [0-9]+ passed, [0-9]+ failed$' "$SERIAL.txt" | tail -n 1 || true)
-if [ -z "$summary" ]; then
-	echo "vmtest: no summary line in the serial output"
+# The go test -v output: "--- PASS: TestX (1.23s)" or "--- FAIL: ..." per
+# test (indented for subtests), then "PASS" or "FAIL" alone on a line, then
+# init.sh's line with the binary's exit status. A panic (such as
+# -test.timeout) prints neither PASS nor FAIL.
+passed=$(grep -cE '^--- PASS: ' "$SERIAL.txt" || true)
+failed=$(grep -cE '^--- FAIL: ' "$SERIAL.txt" || true)
+verdict=$(grep -E '^(PASS|FAIL)$' "$SERIAL.txt" | tail -n 1 || true)
+status=$(sed -n 's/^vmtest: test binary exited with status \([0-9]*\)$/\1/p' "$SERIAL.txt" | tail -n 1)
+if [ -z "$status" ]; then
+	echo "vmtest: the test binary did not finish"
+	fail=1
+elif [ "$status" != 0 ]; then
+	echo "vmtest: the test binary exited with status $status"
 	fail=1
 fi
-if grep -q '^FAIL ' "$SERIAL.txt"; then
+if [ "$verdict" != PASS ]; then
+	echo "vmtest: the go test output ends in '${verdict:-neither PASS nor FAIL}'"
 	fail=1
 fi
-case "$summary" in
-*" 0 failed") ;;
-*) fail=1 ;;
-esac
+# A panic, and the tests it interrupted (-test.timeout lists them).
+sed -n '/^panic: /{s/^/vmtest: /p;n;/running tests:/{:a;n;/^\t\t/{s/^\t\t/vmtest: interrupted: /p;ba}}}' "$SERIAL.txt"
+if grep -qE '^ *--- FAIL: ' "$SERIAL.txt"; then
+	fail=1
+fi
+if [ "$passed" = 0 ]; then
+	echo "vmtest: no test passed${VMTEST_RUN:+ (VMTEST_RUN=$VMTEST_RUN)}"
+	fail=1
+fi
 
 echo "vmtest: kernel $KVER, VM ran ${vm_time}s, total $(($(date +%s) - start))s"
-grep -E '^(PASS|FAIL) ' "$SERIAL.txt" || true
+grep -E '^ *--- (PASS|FAIL): ' "$SERIAL.txt" || true
+echo "vmtest: $passed passed, $failed failed"
 if [ "$fail" = 0 ]; then
 	echo "vmtest: OK"
 	[ -n "${KEEP_WORK:-}" ] || case "$WORK" in /tmp/kevent-vmtest.*) rm -rf "$WORK" ;; esac
