@@ -93,7 +93,7 @@ stop_exporter() {
 exporter_counts() {
 	local last= cur
 	for _ in $(seq 200); do
-		cur="$(metric kevent_events_total 'source="flood"') $(metric kevent_messages_lost_total 'source="flood"')"
+		cur="$(metric kevent_events_total 'source="flood"') $(metric kevent_datagrams_lost_total 'source="flood"')"
 		[ "$cur" = "$last" ] && { echo "$cur"; return; }
 		last=$cur
 		sleep 0.3
@@ -145,7 +145,7 @@ for i in $(seq "$REPEAT"); do
 	overruns=$(metric kevent_receive_overruns_total 'source="flood"')
 	stop_exporter
 	echo "exporter:   events=$events lost=$lost overruns=$overruns ($f)"
-	check "live accounting" "$([ $((events + lost)) = "$LIVE_N" ] && echo 1)" "events_total + messages_lost_total = $((events + lost)) of $LIVE_N sent"
+	check "live accounting" "$([ $((events + lost)) = "$LIVE_N" ] && echo 1)" "events_total + datagrams_lost_total = $((events + lost)) of $LIVE_N sent"
 	e_recv+=("$events")
 done
 if ! $short; then

@@ -180,12 +180,13 @@ func TestStopAccountsForQueue(t *testing.T) {
 		decodeTimeout time.Duration
 	}{{"decoded", 2 * time.Second}, {"counted unread", 0}} {
 		t.Run(c.name, func(t *testing.T) {
-			defer func(d time.Duration) { stopDecodeTimeout = d }(stopDecodeTimeout)
-			stopDecodeTimeout = c.decodeTimeout
+			told := make(chan struct{})
 			const group, sent = 30, 50000
 			sk := newSink()
 			sk.hold, sk.held = make(chan struct{}), make(chan struct{})
 			s := New(Config{Name: "stop", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}, ReceiveBufferBytes: 1 << 20}, decoder.NewRaw(nil), log.NewNopLogger())
+			s.stopDecodeTimeout = c.decodeTimeout
+			s.stopping = func() { close(told) }
 			ctx, cancel := context.WithCancel(context.Background())
 			final := make(chan Stats, 1)
 			go func() { final <- s.Run(ctx, sk) }()
@@ -200,6 +201,7 @@ func TestStopAccountsForQueue(t *testing.T) {
 				}
 			}
 			cancel()
+			<-told // the receive loop ends at its next read: the rest is read at stop
 			close(sk.hold)
 			var st Stats
 			select {

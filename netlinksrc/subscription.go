@@ -41,8 +41,7 @@ const (
 	maxSlotSize = 4 << 20
 )
 
-// Variables so that tests can shorten them.
-var (
+const (
 	// stopDecodeTimeout bounds how long a stopping subscription goes on
 	// decoding what is queued on its socket; what is left after it is
 	// read and counted as lost without decoding.
@@ -107,6 +106,12 @@ type Subscription struct {
 	rejectLogger *rateLimitedLogger
 	dropsLogger  *rateLimitedLogger
 
+	// stopDecodeTimeout is the package's, or shorter in tests; stopping,
+	// if set (by tests), is called once a stopping subscription's receive
+	// loop has been told to end, before it reads the queue.
+	stopDecodeTimeout time.Duration
+	stopping          func()
+
 	// Receive state, owned by the Run goroutine.
 	sink    Sink
 	batch   *batch
@@ -129,6 +134,8 @@ func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
 		rejectLogger: &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
 		dropsLogger:  &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
 		batch:        newBatch(initialSlotSize),
+
+		stopDecodeTimeout: stopDecodeTimeout,
 	}
 	// Made once: a closure built per read would be allocated per read.
 	s.readOne = func(fd uintptr) bool {
@@ -209,7 +216,12 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 		s.conn, s.lastDrops = c, 0
 		s.mu.Unlock()
 
-		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+		stop := context.AfterFunc(ctx, func() {
+			_ = c.SetReadDeadline(time.Now())
+			if s.stopping != nil {
+				s.stopping()
+			}
+		})
 		err = s.receive(c)
 		stop()
 		if ctx.Err() != nil {
@@ -386,12 +398,12 @@ func (s *Subscription) drain(c *netlink.Conn, joined []uint32) {
 			if n == 0 {
 				return nil
 			}
-			if time.Since(start) < stopDecodeTimeout {
+			if time.Since(start) < s.stopDecodeTimeout {
 				s.handle(n)
 				decoded += uint64(n)
 				continue
 			}
-			if time.Since(start) > stopDecodeTimeout+stopDiscardTimeout {
+			if time.Since(start) > s.stopDecodeTimeout+stopDiscardTimeout {
 				errno = unix.ETIMEDOUT
 				return nil
 			}
