@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/go-kit/log"
+	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
@@ -13,8 +14,8 @@ import (
 )
 
 // BenchmarkHandle measures the steady-state path from a datagram in the
-// read buffer to counters updated: decode, then record. One op is one
-// message. It must not allocate.
+// read buffer to counters updated: check the sender, decode, record. One
+// op is one message. It must not allocate.
 func BenchmarkHandle(b *testing.B) {
 	for _, bc := range []struct {
 		name string
@@ -31,19 +32,29 @@ func BenchmarkHandle(b *testing.B) {
 			return []byte(fmt.Sprintf("change@/devices/virtual/net/lo\x00ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00INTERFACE=lo\x00IFINDEX=1\x00SEQNUM=%d\x00", i))
 		}},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			sink := collector.NewSourceMetrics("bench", collector.SourceOptions{PayloadInfo: true})
-			s := netlinksrc.New(netlinksrc.Config{Name: "bench"}, bc.dec, log.NewNopLogger())
-			msgs := make([][]byte, 64)
-			for i := range msgs {
-				msgs[i] = bc.msg(i)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				m := msgs[i%len(msgs)]
-				netlinksrc.HandleForBenchmark(s, sink, m)
-			}
-		})
+		for _, from := range []struct {
+			name string
+			root bool
+		}{{"kernel", false}, {"root", true}} {
+			// On usersock, whose default trusts root's userspace senders:
+			// a root sender's credentials are parsed and checked.
+			b.Run(bc.name+"/from_"+from.name, func(b *testing.B) {
+				sink := collector.NewSourceMetrics("bench", collector.SourceOptions{PayloadInfo: true})
+				s := netlinksrc.New(netlinksrc.Config{Name: "bench", Protocol: unix.NETLINK_USERSOCK}, bc.dec, log.NewNopLogger())
+				msgs := make([][]byte, 64)
+				for i := range msgs {
+					msgs[i] = bc.msg(i)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					netlinksrc.HandleForBenchmark(s, sink, msgs[i%len(msgs)], from.root)
+				}
+				b.StopTimer()
+				if st := s.Stats(); st.Rejected != [len(st.Rejected)]uint64{} {
+					b.Fatalf("rejected %v: the benchmark measured the wrong path", st.Rejected)
+				}
+			})
+		}
 	}
 }
