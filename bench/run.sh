@@ -172,6 +172,24 @@ check "distinct names bound" "$([ "$names" = 2000 ] && [ $((rss - idle)) -le 327
 echo
 
 if ! $short; then
+	echo "## idle cost: 256 sources waiting for an unregistered protocol (29), CPU over 10 s"
+	{
+		echo "sources:"
+		for i in $(seq 0 255); do echo "  - {name: wait$i, protocol: 29, groups: [1], decoder: raw}"; done
+	} >"$out/idle.yml"
+	port=$((20000 + RANDOM % 20000))
+	"$out/kevent_exporter" --config.file="$out/idle.yml" --web.listen-address="127.0.0.1:$port" 2>"$out/exporter.log" &
+	exporter_pid=$!
+	for _ in $(seq 500); do curl -sf "http://127.0.0.1:$port/metrics" >/dev/null && break; sleep 0.01; done
+	sleep 2
+	ticks() { awk '{print $14 + $15}' "/proc/$exporter_pid/stat"; }
+	t0=$(ticks)
+	sleep 10
+	t1=$(ticks)
+	stop_exporter
+	pct=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", 100 * d / hz / 10}')
+	check "idle cost" "$(awk -v p="$pct" 'BEGIN {print (p <= 2)}')" "256 waiting sources use ${pct}% of a core (target <= 2%; one watcher reads /proc/net/netlink every 100 ms for all)"
+	echo
 	echo "## allocations and cost per message (go test -bench Handle -benchmem ./netlinksrc/)"
 	go test -run '^$' -bench Handle -benchmem ./netlinksrc/ | grep Benchmark
 	echo
