@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,10 +21,11 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
-	slogkit "github.com/tjhop/slog-gokit"
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
+	"github.com/kevent-exporter/kevent_exporter/internal/logging"
+	"github.com/kevent-exporter/kevent_exporter/internal/scrape"
 )
 
 const exporterName = "kevent_exporter"
@@ -52,8 +51,11 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	base := newLogger(*logLevel, *logFormat)
-	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	logger, slogger, err := logging.New(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 
 	// Caught from the start: a SIGHUP's default action would kill a
 	// starting exporter.
@@ -129,10 +131,11 @@ func run(args []string) int {
 	rl.successTime.SetToCurrentTime()
 
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            stdLogger{level.Error(logger)},
-		ErrorHandling:       promhttp.ContinueOnError,
+	// The scrape handler builds each response in memory before writing
+	// it, so that clients that do not read cannot hold every slot.
+	mux.Handle(*metricsPath, promhttp.InstrumentMetricHandler(reg, scrape.NewHandler(reg, scrape.Options{
 		MaxRequestsInFlight: *maxRequests,
+		Logger:              logger,
 		Registry:            reg,
 	})))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -184,7 +187,7 @@ func run(args []string) int {
 	}
 	serveErr := make(chan error, 1)
 	go func() {
-		serveErr <- web.ListenAndServe(srv, toolkitFlags, slog.New(slogkit.NewGoKitHandler(base, nil)))
+		serveErr <- web.ListenAndServe(srv, toolkitFlags, slogger)
 	}()
 
 	status := 0
@@ -211,20 +214,3 @@ loop:
 	_ = srv.Shutdown(ctx)
 	return status
 }
-
-// newLogger returns a logger filtered at lvl. It adds no timestamp or caller:
-// the slog bridge adds its own.
-func newLogger(lvl, format string) log.Logger {
-	var logger log.Logger
-	if format == "json" {
-		logger = log.NewJSONLogger(log.NewSyncWriter(os.Stderr))
-	} else {
-		logger = log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr))
-	}
-	return level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
-}
-
-// stdLogger adapts a go-kit logger to promhttp's Println logger.
-type stdLogger struct{ log.Logger }
-
-func (l stdLogger) Println(v ...any) { _ = l.Log("msg", fmt.Sprint(v...)) }

@@ -225,26 +225,33 @@ sources:
 func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
 	e := startExporter(t, "sources:\n  - {name: h, protocol: usersock, groups: [28], decoder: raw}\n")
+	const openMetrics = "application/openmetrics-text;version=1.0.0"
 	for _, c := range []struct {
-		method, path string
-		code         int
-		body         string
+		method, path, accept string
+		code                 int
+		contentType, body    string
 	}{
-		{"GET", "/", 200, `href="/metrics"`},
-		{"GET", "/-/healthy", 200, "Healthy"},
-		{"GET", "/-/ready", 200, "Ready"},
-		{"GET", "/-/reload", 405, "requires a POST"},
-		{"GET", "/metrics", 200, "kevent_exporter_build_info"},
+		{"GET", "/", "", 200, "text/html", `href="/metrics"`},
+		{"GET", "/-/healthy", "", 200, "text/plain", "Healthy"},
+		{"GET", "/-/ready", "", 200, "text/plain", "Ready"},
+		{"GET", "/-/reload", "", 405, "text/plain", "requires a POST"},
+		{"GET", "/metrics", "", 200, "text/plain; version=0.0.4", "kevent_exporter_build_info"},
+		// OpenMetrics, as node_exporter offers it.
+		{"GET", "/metrics", openMetrics, 200, "application/openmetrics-text; version=1.0.0", "# EOF\n"},
 	} {
 		req, _ := http.NewRequest(c.method, e.URL+c.path, nil)
+		if c.accept != "" {
+			req.Header.Set("Accept", c.accept)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != c.code || !strings.Contains(string(b), c.body) {
-			t.Errorf("%s %s: %d, want %d with %q; body:\n%.300s", c.method, c.path, resp.StatusCode, c.code, c.body, b)
+		if resp.StatusCode != c.code || !strings.HasPrefix(resp.Header.Get("Content-Type"), c.contentType) || !strings.Contains(string(b), c.body) {
+			t.Errorf("%s %s (Accept %q): %d %q, want %d %q with %q; body:\n%.300s", c.method, c.path, c.accept,
+				resp.StatusCode, resp.Header.Get("Content-Type"), c.code, c.contentType, c.body, b)
 		}
 	}
 }
