@@ -76,6 +76,18 @@ type Sink interface {
 	Record(events []decoder.Event, n, decodeErrors int)
 }
 
+// A MalformedSink is a Sink that also wants to see each datagram in which
+// messages were malformed, for diagnostics (kevent_exporter monitor). It is
+// called before Record with the events of the datagram's batch, off the
+// hot path: only for datagrams with errors.
+type MalformedSink interface {
+	Sink
+	// Malformed is called with a datagram in which bad messages could not
+	// be decoded; datagram is nil when it did not fit its receive slot
+	// (n is then its real length). datagram is reused after it returns.
+	Malformed(datagram []byte, n, bad int)
+}
+
 // Subscription is one netlink socket subscribed to multicast groups. It
 // keeps the socket open while it runs, reopening it after errors, and
 // reads, checks, decodes and hands over every datagram.
@@ -113,7 +125,8 @@ type Subscription struct {
 	stopping          func()
 
 	// Receive state, owned by the Run goroutine.
-	sink    Sink
+	sink      Sink
+	malformed MalformedSink
 	batch   *batch
 	events  []decoder.Event
 	n       int
@@ -179,6 +192,7 @@ func (s *Subscription) Stats() Stats {
 // a subscription attaches when its kernel module appears.
 func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 	s.sink = sink
+	s.malformed, _ = sink.(MalformedSink)
 	backoff := time.Second
 	waiting := false
 	for ctx.Err() == nil {
@@ -451,11 +465,17 @@ func (s *Subscription) handle(n int) {
 			bad++
 			grow = max(grow, l)
 			s.readErrors.Log("msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)
+			if s.malformed != nil {
+				s.malformed.Malformed(nil, l, 1)
+			}
 			continue
 		}
 		var b int
 		s.events, b = s.dec.Decode(s.events, d)
 		bad += b
+		if b > 0 && s.malformed != nil {
+			s.malformed.Malformed(d, l, b)
+		}
 	}
 	s.sink.Record(s.events, bytes, bad)
 	if grow > 0 && s.batch.slotSize < maxSlotSize {

@@ -362,3 +362,37 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// malformedSink records the datagrams a subscription reports malformed.
+type malformedSink struct {
+	*sink
+	mu  sync.Mutex
+	got []string
+}
+
+func (m *malformedSink) Malformed(d []byte, n, bad int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.got = append(m.got, fmt.Sprintf("%x/%d/%d", d, n, bad))
+}
+
+// TestMalformedSink: a sink that asks for malformed datagrams gets each
+// one, with how many of its messages were bad; good ones are not reported.
+func TestMalformedSink(t *testing.T) {
+	const group = 19
+	sk := &malformedSink{sink: newSink()}
+	s := start(t, Config{Name: "bad", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), sk, nil)
+	waitUp(t, s)
+	snd := newSender(t, group)
+	for _, d := range [][]byte{nlsend.AppendMessage(nil, 0x20, 1, []byte("ok")), {1, 2, 3}} {
+		if err := snd.Send(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "both datagrams are handled", func() bool { e, bad := sk.counts(); return e == 1 && bad == 1 })
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if want := "[010203/3/1]"; fmt.Sprint(sk.got) != want {
+		t.Fatalf("malformed = %v, want %s", sk.got, want)
+	}
+}
