@@ -56,10 +56,15 @@ const (
 type Config struct {
 	// Name names the subscription in logs.
 	Name string
-	// Protocol is the classic netlink protocol, 0-31.
+	// Protocol is the classic netlink protocol, 0-31; NETLINK_GENERIC for
+	// a family.
 	Protocol int
 	// Groups are multicast group numbers, 1-based as the kernel numbers them.
 	Groups []uint32
+	// Family names a generic netlink family to follow instead of Protocol
+	// and Groups, and GroupNames its multicast groups.
+	Family     string
+	GroupNames []string
 	// ReceiveBufferBytes asks for this socket receive buffer; 0 keeps the
 	// kernel's default.
 	ReceiveBufferBytes int
@@ -123,6 +128,9 @@ type Subscription struct {
 	// loop has been told to end, before it reads the queue.
 	stopDecodeTimeout time.Duration
 	stopping          func()
+	// dialController opens the generic netlink controller (a fake in
+	// tests).
+	dialController func() (controller, error)
 
 	// Receive state, owned by the Run goroutine.
 	sink      Sink
@@ -137,7 +145,12 @@ type Subscription struct {
 // New returns a Subscription that decodes what it receives with dec. It
 // opens nothing until Run.
 func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
-	logger = log.With(logger, "source", cfg.Name, "protocol", cfg.Protocol, "groups", fmt.Sprint(cfg.Groups))
+	if cfg.Family != "" {
+		cfg.Protocol = unix.NETLINK_GENERIC
+		logger = log.With(logger, "source", cfg.Name, "family", cfg.Family, "groups", strings.Join(cfg.GroupNames, ","))
+	} else {
+		logger = log.With(logger, "source", cfg.Name, "protocol", cfg.Protocol, "groups", fmt.Sprint(cfg.Groups))
+	}
 	s := &Subscription{
 		cfg:          cfg,
 		dec:          dec,
@@ -149,6 +162,7 @@ func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
 		batch:        newBatch(initialSlotSize),
 
 		stopDecodeTimeout: stopDecodeTimeout,
+		dialController:    dialController,
 	}
 	// Made once: a closure built per read would be allocated per read.
 	s.readOne = func(fd uintptr) bool {
@@ -193,6 +207,10 @@ func (s *Subscription) Stats() Stats {
 func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 	s.sink = sink
 	s.malformed, _ = sink.(MalformedSink)
+	if s.cfg.Family != "" {
+		s.runFamily(ctx)
+		return s.Stats()
+	}
 	backoff := time.Second
 	waiting := false
 	for ctx.Err() == nil {
@@ -212,7 +230,7 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 				break
 			}
 		}
-		c, joined, err := s.open()
+		c, joined, err := s.open(s.cfg.Protocol, s.cfg.Groups, nil)
 		if err != nil {
 			wait := s.openFailed(err, &waiting, &backoff)
 			select {
@@ -225,27 +243,7 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 			level.Info(s.logger).Log("msg", "Netlink protocol registered, source attached")
 		}
 		waiting, backoff = false, time.Second
-		s.groupsJoined.Store(int64(len(joined)))
-		s.mu.Lock()
-		s.conn, s.lastDrops = c, 0
-		s.mu.Unlock()
-
-		stop := context.AfterFunc(ctx, func() {
-			_ = c.SetReadDeadline(time.Now())
-			if s.stopping != nil {
-				s.stopping()
-			}
-		})
-		err = s.receive(c)
-		stop()
-		if ctx.Err() != nil {
-			s.drain(c, joined)
-		}
-		s.mu.Lock()
-		s.readDropsLocked()
-		s.conn = nil
-		s.mu.Unlock()
-		_ = c.Close()
+		err = s.session(ctx, c, joined, nil)
 		if ctx.Err() == nil {
 			// A socket that fails at once again must not spin.
 			s.openErrors.Log("msg", "Netlink socket failed, reopening in a second", "err", err)
@@ -256,6 +254,54 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 		}
 	}
 	return s.Stats()
+}
+
+// session receives on c, joined to the groups joined, until ctx ends, the
+// socket fails, or interrupt (if not nil) calls its argument. It then
+// accounts for the queue (leaving the groups first unless they are gone)
+// and closes c.
+func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []uint32, interrupt func(stop func())) error {
+	s.groupsJoined.Store(int64(len(joined)))
+	s.mu.Lock()
+	s.conn, s.lastDrops = c, 0
+	s.mu.Unlock()
+
+	var interrupted atomic.Bool
+	stopRead := func() { _ = c.SetReadDeadline(time.Now()) }
+	stop := context.AfterFunc(ctx, func() {
+		stopRead()
+		if s.stopping != nil {
+			s.stopping()
+		}
+	})
+	done := make(chan struct{})
+	if interrupt != nil {
+		go func() {
+			defer close(done)
+			interrupt(func() {
+				interrupted.Store(true)
+				stopRead()
+			})
+		}()
+	} else {
+		close(done)
+	}
+	err := s.receive(c)
+	stop()
+	if ctx.Err() != nil || interrupted.Load() {
+		// Groups that went away with their family need no leaving.
+		s.drain(c, joined, ctx.Err() != nil)
+	}
+	s.mu.Lock()
+	s.readDropsLocked()
+	s.conn = nil
+	s.mu.Unlock()
+	_ = c.Close()
+	<-done
+	if interrupted.Load() {
+		return nil
+	}
+	return err
 }
 
 // openFailed logs why the socket could not be opened and says how long
@@ -278,28 +324,33 @@ func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Durati
 	return wait
 }
 
-// open makes the subscription's socket, joined to as many of its groups as
-// the kernel lets it and with its receive buffer. Groups that cannot be
-// joined are logged; only when none can is it an error.
-func (s *Subscription) open() (*netlink.Conn, []uint32, error) {
+// open makes a socket of protocol, joined to as many of groups as the
+// kernel lets it and with the subscription's receive buffer. Groups that
+// cannot be joined are logged (by their names, when names has them); only
+// when none can is it an error.
+func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]string) (*netlink.Conn, []uint32, error) {
 	// Port ID 0: the kernel assigns a unique one.
-	c, err := netlink.Dial(s.cfg.Protocol, nil)
+	c, err := netlink.Dial(protocol, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	joined := make([]uint32, 0, len(s.cfg.Groups))
+	joined := make([]uint32, 0, len(groups))
 	var failed []string
 	var firstErr error
-	for _, g := range s.cfg.Groups {
+	for _, g := range groups {
 		if err := c.JoinGroup(g); err != nil {
 			// The errno alone: the library's wrapping says nothing more.
 			var errno unix.Errno
 			if errors.As(err, &errno) {
 				err = errno
 			}
-			failed = append(failed, fmt.Sprintf("%d: %v", g, err))
+			name := fmt.Sprint(g)
+			if n, ok := names[g]; ok {
+				name = fmt.Sprintf("%s (%d)", n, g)
+			}
+			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
 			if firstErr == nil {
-				firstErr = fmt.Errorf("joining group %d: %w", g, err)
+				firstErr = fmt.Errorf("joining group %s: %w", name, err)
 			}
 			continue
 		}
@@ -386,8 +437,11 @@ func (s *Subscription) receive(c *netlink.Conn) error {
 // It first leaves the groups, so that nothing more arrives and the kernel's
 // drop count is final, then decodes the queue for up to stopDecodeTimeout
 // and counts what it could not decode in time as lost.
-func (s *Subscription) drain(c *netlink.Conn, joined []uint32) {
+func (s *Subscription) drain(c *netlink.Conn, joined []uint32, leave bool) {
 	for _, g := range joined {
+		if !leave {
+			break
+		}
 		if err := c.LeaveGroup(g); err != nil {
 			level.Warn(s.logger).Log("msg", "Cannot leave multicast group at stop; datagrams that arrive while the queue is read are counted too", "group", g, "err", err)
 		}
