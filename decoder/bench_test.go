@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 )
 
 // benchmarkDecode decodes each datagram in turn into a reused events slice,
@@ -31,10 +32,10 @@ func BenchmarkRawDecode(b *testing.B) {
 	benchmarkDecode(b, decoder.NewRaw(map[uint16]string{0x10: "temperature"}),
 		seedDatagram,
 		concat(
-			nlmsg(0x10, cstr("42")),
-			nlmsg(0x10, cstr(" -3.5\n")),
-			nlmsg(0x11, cstr("link up on eth0")),
-			nlmsg(0x3, nil),
+			nlsend.AppendMessage(nil, 0x10, nlSeq, cstr("42")),
+			nlsend.AppendMessage(nil, 0x10, nlSeq, cstr(" -3.5\n")),
+			nlsend.AppendMessage(nil, 0x11, nlSeq, cstr("link up on eth0")),
+			nlsend.AppendMessage(nil, 0x3, nlSeq, nil),
 		),
 	)
 }
@@ -45,7 +46,7 @@ func BenchmarkUeventDecode(b *testing.B) {
 	})
 	b.Run("libudev", func(b *testing.B) {
 		props := loProps + "ID_MM_CANDIDATE=1\x00ID_NET_NAME=lo\x00USEC_INITIALIZED=4242424\x00TAGS=:systemd:\x00"
-		benchmarkDecode(b, decoder.NewUevent(), libudev(props))
+		benchmarkDecode(b, decoder.NewUevent(), nlsend.AppendLibudev(nil, props))
 	})
 }
 

@@ -3,13 +3,48 @@ package decoder_test
 import (
 	"encoding/binary"
 	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 )
 
-// align4 rounds n up to the netlink alignment of 4 bytes.
-func align4(n int) int {
-	return (n + 3) &^ 3
+// nlSeq is the nlmsg_seq of the test messages; the decoders ignore it.
+const nlSeq = 1
+
+// Well-formed messages and attributes are built with nlsend.AppendMessage
+// and nlsend.AppendAttr. The helpers below build what nlsend does not:
+// framing that lies or lacks its padding.
+
+// nlmsghdr returns the header of a message of type typ with sequence nlSeq,
+// and no payload behind it, whose length field says length. It builds
+// malformed framing.
+func nlmsghdr(length uint32, typ uint16) []byte {
+	b := nlsend.AppendMessage(nil, typ, nlSeq, nil)
+	binary.NativeEndian.PutUint32(b[0:4], length)
+	return b
+}
+
+// withoutPadding cuts a message to the length its header says, as the last
+// message of a datagram may be.
+func withoutPadding(msg []byte) []byte {
+	return msg[:binary.NativeEndian.Uint32(msg[0:4])]
+}
+
+// rawAttr returns an attribute header whose length field says length,
+// followed by v unpadded. It builds malformed attributes.
+func rawAttr(length, typ uint16, v []byte) []byte {
+	b := nlsend.AppendAttr(nil, typ, nil)
+	binary.NativeEndian.PutUint16(b[0:2], length)
+	return append(b, v...)
+}
+
+// withoutAttrPadding cuts an attribute to the length its header says, as the
+// last attribute of a message may be.
+func withoutAttrPadding(attr []byte) []byte {
+	return attr[:binary.NativeEndian.Uint16(attr[0:2])]
 }
 
 // concat joins byte slices into a new slice.
@@ -19,41 +54,6 @@ func concat(bs ...[]byte) []byte {
 		out = append(out, b...)
 	}
 	return out
-}
-
-// nlmsghdr returns a native-endian struct nlmsghdr of type typ whose length
-// field says length, with no payload behind it. It builds malformed framing.
-func nlmsghdr(length uint32, typ uint16) []byte {
-	b := make([]byte, 16)
-	binary.NativeEndian.PutUint32(b[0:4], length)
-	binary.NativeEndian.PutUint16(b[4:6], typ)
-	binary.NativeEndian.PutUint32(b[8:12], 1) // nlmsg_seq
-	return b
-}
-
-// nlmsg returns a netlink message of type typ carrying payload, as the
-// kernel's nlmsg_put builds it: the header's length counts the header and the
-// payload, and zero padding follows up to the next 4-byte boundary.
-func nlmsg(typ uint16, payload []byte) []byte {
-	b := nlmsghdr(uint32(16+len(payload)), typ)
-	b = append(b, payload...)
-	return append(b, make([]byte, align4(len(b))-len(b))...)
-}
-
-// withoutPadding cuts a message built by nlmsg to the length its header
-// says, as the last message of a datagram may be.
-func withoutPadding(msg []byte) []byte {
-	return msg[:binary.NativeEndian.Uint32(msg[0:4])]
-}
-
-// nlattr returns a netlink attribute (struct nlattr) of type typ with value
-// v, padded to 4 bytes; the length field does not count the padding.
-func nlattr(typ uint16, v []byte) []byte {
-	b := make([]byte, 4, align4(4+len(v)))
-	binary.NativeEndian.PutUint16(b[0:2], uint16(4+len(v)))
-	binary.NativeEndian.PutUint16(b[2:4], typ)
-	b = append(b, v...)
-	return append(b, make([]byte, align4(len(b))-len(b))...)
 }
 
 // u32 returns v in native byte order.
@@ -107,6 +107,36 @@ func toEvents(evs []decoder.Event) []event {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// checkDecode decodes datagram with d and compares the events and the
+// malformed count with want and wantBad.
+func checkDecode(t *testing.T, d decoder.Decoder, datagram []byte, want []event, wantBad int) {
+	t.Helper()
+
+	got, bad := d.Decode(nil, datagram)
+	if diff := cmp.Diff(want, toEvents(got)); diff != "" {
+		t.Errorf("unexpected events (-want +got):\n%s", diff)
+	}
+	if bad != wantBad {
+		t.Errorf("unexpected malformed count: want %d, got %d", wantBad, bad)
+	}
+}
+
+// checkMessageCounts fails unless a netlink decoder could have found events
+// and bad malformed messages in datagram: bad is not negative, and there are
+// no more in all than datagram holds message headers, plus one for a rest
+// that cannot be framed.
+func checkMessageCounts(t *testing.T, datagram []byte, events []decoder.Event, bad int) {
+	t.Helper()
+
+	if bad < 0 {
+		t.Fatalf("negative malformed count %d", bad)
+	}
+	if n, max := len(events)+bad, len(datagram)/16+1; n > max {
+		t.Fatalf("%d events and %d malformed messages from %d bytes, want at most %d in all",
+			len(events), bad, len(datagram), max)
+	}
 }
 
 // within reports whether sub is empty or lies inside b's memory, i.e. is a

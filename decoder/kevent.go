@@ -37,59 +37,43 @@ func NewKevent() *Kevent {
 
 // Decode implements Decoder.
 func (d *Kevent) Decode(events []Event, datagram []byte) ([]Event, int) {
-	var bad int
-	r := messageReader{b: datagram}
-	for {
-		m, ok, malformed := r.next()
-		if malformed {
-			bad++
-		}
-		if !ok {
-			return events, bad
-		}
-		ev, ok := decodeKevent(m)
-		if !ok {
-			bad++
-			continue
-		}
-		events = append(events, ev)
-	}
+	return decodeMessages(events, datagram, d)
 }
 
-// decodeKevent decodes one message's attributes. A wrong-sized number, a
-// missing or overlong name or an overlong payload makes the message malformed.
-func decodeKevent(m message) (Event, bool) {
+// decodeMessage decodes one message's attributes into ev. A wrong-sized
+// number, a missing or overlong name or an overlong payload makes the message
+// malformed.
+func (d *Kevent) decodeMessage(ev *Event, m message) bool {
 	if m.Type != KeventMsgEvent {
-		return Event{}, false
+		return false
 	}
 	var (
-		ev                Event
 		haveSeq, haveInst bool
 		b                 = m.Payload
 	)
 	for len(b) > 0 {
 		if len(b) < nlaHeaderLen {
-			return Event{}, false
+			return false
 		}
 		l := int(binary.NativeEndian.Uint16(b[0:2]))
 		if l < nlaHeaderLen || l > len(b) {
-			return Event{}, false
+			return false
 		}
 		v := b[nlaHeaderLen:l]
 		switch binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask {
 		case KeventAttrSeq:
 			if len(v) != 8 {
-				return Event{}, false
+				return false
 			}
 			ev.Seq, haveSeq = binary.NativeEndian.Uint64(v), true
 		case KeventAttrInstance:
 			if len(v) != 8 {
-				return Event{}, false
+				return false
 			}
 			ev.Instance, haveInst = binary.NativeEndian.Uint64(v), true
 		case KeventAttrValue:
 			if len(v) != 8 {
-				return Event{}, false
+				return false
 			}
 			ev.Value, ev.HasValue = float64(int64(binary.NativeEndian.Uint64(v))), true
 		case KeventAttrName:
@@ -97,15 +81,11 @@ func decodeKevent(m message) (Event, bool) {
 		case KeventAttrPayload:
 			ev.Payload = cString(v)
 		}
-		if next := nlmsgAlign(l); next < len(b) {
-			b = b[next:]
-		} else {
-			b = nil
-		}
+		b = skipAligned(b, l)
 	}
 	if len(ev.Name) == 0 || len(ev.Name) >= KeventNameMax || len(ev.Payload) >= KeventPayloadMax {
-		return Event{}, false
+		return false
 	}
 	ev.HasSeq = haveSeq && haveInst
-	return ev, true
+	return true
 }

@@ -51,13 +51,52 @@ func (r *messageReader) next() (m message, ok, malformed bool) {
 		Seq:     binary.NativeEndian.Uint32(r.b[8:12]),
 		Payload: r.b[nlmsgHeaderLen:l],
 	}
-	// The last message of a datagram may lack its alignment padding.
-	if next := nlmsgAlign(l); next < len(r.b) {
-		r.b = r.b[next:]
-	} else {
-		r.b = nil
-	}
+	r.b = skipAligned(r.b, l)
 	return m, true, false
+}
+
+// A messageDecoder decodes one netlink message into an event.
+type messageDecoder interface {
+	// decodeMessage fills in ev, which is zero, from m and reports whether
+	// m was well-formed.
+	decodeMessage(ev *Event, m message) bool
+}
+
+// decodeMessages implements Decoder.Decode for a decoder of netlink
+// messages. It appends an event for each message in datagram and returns
+// them, with the number of malformed messages: those d rejects, and a rest of
+// the datagram that cannot be framed.
+//
+// d fills in the event in place in events rather than returning it: an Event
+// is too large to return in registers, and copying it through memory for
+// every message measured slower.
+func decodeMessages(events []Event, datagram []byte, d messageDecoder) ([]Event, int) {
+	var bad int
+	r := messageReader{b: datagram}
+	for {
+		m, ok, malformed := r.next()
+		if malformed {
+			bad++
+		}
+		if !ok {
+			return events, bad
+		}
+		events = append(events, Event{})
+		if !d.decodeMessage(&events[len(events)-1], m) {
+			events = events[:len(events)-1]
+			bad++
+		}
+	}
+}
+
+// skipAligned returns b past its first l bytes and their padding to the
+// netlink alignment, or nil when nothing follows them. The last message of
+// a datagram, and the last attribute of a message, may lack the padding.
+func skipAligned(b []byte, l int) []byte {
+	if next := nlmsgAlign(l); next < len(b) {
+		return b[next:]
+	}
+	return nil
 }
 
 func nlmsgAlign(n int) int {

@@ -39,31 +39,25 @@ func NewRaw(typeNames map[uint16]string) *Raw {
 
 // Decode implements Decoder.
 func (d *Raw) Decode(events []Event, datagram []byte) ([]Event, int) {
-	var bad int
-	r := messageReader{b: datagram}
-	for {
-		m, ok, malformed := r.next()
-		if malformed {
-			bad++
+	return decodeMessages(events, datagram, d)
+}
+
+// decodeMessage decodes m into ev. An NLMSG_ERROR message too short for its
+// errno is malformed.
+func (d *Raw) decodeMessage(ev *Event, m message) bool {
+	ev.Name = d.name(m.Type)
+	if m.Type == nlmsgError {
+		// struct nlmsgerr starts with the negative errno.
+		if len(m.Payload) < 4 {
+			return false
 		}
-		if !ok {
-			return events, bad
-		}
-		ev := Event{Name: d.name(m.Type)}
-		if m.Type == nlmsgError {
-			// struct nlmsgerr starts with the negative errno.
-			if len(m.Payload) < 4 {
-				bad++
-				continue
-			}
-			ev.Value = float64(int32(binary.NativeEndian.Uint32(m.Payload)))
-			ev.HasValue = true
-		} else {
-			ev.Payload = cString(m.Payload)
-			ev.Value, ev.HasValue = parseNumber(ev.Payload)
-		}
-		events = append(events, ev)
+		ev.Value = float64(int32(binary.NativeEndian.Uint32(m.Payload)))
+		ev.HasValue = true
+	} else {
+		ev.Payload = cString(m.Payload)
+		ev.Value, ev.HasValue = parseNumber(ev.Payload)
 	}
+	return true
 }
 
 // name returns the event name of a message type, remembering decimal names

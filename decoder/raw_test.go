@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 )
 
 // seedDatagram is the datagram the seed module (vmtest/seedmod) multicasts:
@@ -26,7 +27,7 @@ var seedDatagram = []byte{
 // nlmsgerr returns the payload of an NLMSG_ERROR message: struct nlmsgerr,
 // the negative errno followed by the header of the offending request.
 func nlmsgerr(errno int32) []byte {
-	return concat(u32(uint32(errno)), nlmsghdr(16, 0x10))
+	return nlsend.AppendMessage(u32(uint32(errno)), 0x10, nlSeq, nil)
 }
 
 var rawTests = []struct {
@@ -43,78 +44,83 @@ var rawTests = []struct {
 	},
 	{
 		name:     "payload stops at NUL",
-		datagram: nlmsg(0x10, []byte("hello\x00junk\xff\x00more")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("hello\x00junk\xff\x00more")),
 		want:     []event{{Name: "16", Payload: "hello"}},
 	},
 	{
 		name:     "integer",
-		datagram: nlmsg(0x10, []byte("42")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("42")),
 		want:     []event{{Name: "16", Payload: "42", Value: 42, HasValue: true}},
 	},
 	{
 		name:     "integer with NUL",
-		datagram: nlmsg(0x10, cstr("42")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, cstr("42")),
 		want:     []event{{Name: "16", Payload: "42", Value: 42, HasValue: true}},
 	},
 	{
 		name:     "negative float with spaces",
-		datagram: nlmsg(0x10, []byte(" -3.5\n")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte(" -3.5\n")),
 		want:     []event{{Name: "16", Payload: " -3.5\n", Value: -3.5, HasValue: true}},
 	},
 	{
 		name:     "exponent",
-		datagram: nlmsg(0x10, []byte("1e3")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("1e3")),
 		want:     []event{{Name: "16", Payload: "1e3", Value: 1000, HasValue: true}},
 	},
 	{
 		name:     "digits then letters",
-		datagram: nlmsg(0x10, []byte("12abc")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("12abc")),
 		want:     []event{{Name: "16", Payload: "12abc"}},
 	},
 	{
 		name:     "nan",
-		datagram: nlmsg(0x10, []byte("nan")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("nan")),
 		want:     []event{{Name: "16", Payload: "nan"}},
 	},
 	{
 		name:     "infinity",
-		datagram: nlmsg(0x10, []byte("Inf")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("Inf")),
 		want:     []event{{Name: "16", Payload: "Inf"}},
 	},
 	{
 		name:     "hexadecimal",
-		datagram: nlmsg(0x10, []byte("0x10")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("0x10")),
 		want:     []event{{Name: "16", Payload: "0x10"}},
 	},
 	{
 		name:     "number characters only",
-		datagram: nlmsg(0x10, []byte("1.2.3")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("1.2.3")),
 		want:     []event{{Name: "16", Payload: "1.2.3"}},
 	},
 	{
 		name:     "out of range",
-		datagram: nlmsg(0x10, []byte("1e400")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("1e400")),
 		want:     []event{{Name: "16", Payload: "1e400"}},
 	},
 	{
 		name:     "spaces only",
-		datagram: nlmsg(0x10, []byte(" \t\n")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte(" \t\n")),
 		want:     []event{{Name: "16", Payload: " \t\n"}},
 	},
 	{
 		name:     "empty payload",
-		datagram: nlmsg(0x10, nil),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, nil),
 		want:     []event{{Name: "16"}},
 	},
 	{
 		name:     "custom type",
-		datagram: nlmsg(0x20, []byte("x")),
+		datagram: nlsend.AppendMessage(nil, 0x20, nlSeq, []byte("x")),
 		want:     []event{{Name: "32", Payload: "x"}},
 	},
 	{
-		name:     "type names",
-		names:    map[uint16]string{0x20: "custom", 0x3: "finished"},
-		datagram: concat(nlmsg(0x20, []byte("x")), nlmsg(0x3, nil), nlmsg(0x21, nil), nlmsg(0x1, nil)),
+		name:  "type names",
+		names: map[uint16]string{0x20: "custom", 0x3: "finished"},
+		datagram: concat(
+			nlsend.AppendMessage(nil, 0x20, nlSeq, []byte("x")),
+			nlsend.AppendMessage(nil, 0x3, nlSeq, nil),
+			nlsend.AppendMessage(nil, 0x21, nlSeq, nil),
+			nlsend.AppendMessage(nil, 0x1, nlSeq, nil),
+		),
 		want: []event{
 			{Name: "custom", Payload: "x"},
 			{Name: "finished"},
@@ -124,37 +130,41 @@ var rawTests = []struct {
 	},
 	{
 		name:     "error with errno",
-		datagram: nlmsg(0x2, nlmsgerr(-2)),
+		datagram: nlsend.AppendMessage(nil, 0x2, nlSeq, nlmsgerr(-2)),
 		want:     []event{{Name: "error", Value: -2, HasValue: true}},
 	},
 	{
 		name:     "error acknowledgement",
-		datagram: nlmsg(0x2, nlmsgerr(0)),
+		datagram: nlsend.AppendMessage(nil, 0x2, nlSeq, nlmsgerr(0)),
 		want:     []event{{Name: "error", Value: 0, HasValue: true}},
 	},
 	{
-		name:     "error without errno",
-		datagram: concat(nlmsg(0x3, []byte("a")), nlmsg(0x2, []byte{0xfe, 0xff}), nlmsg(0x3, []byte("b"))),
-		want:     []event{{Name: "done", Payload: "a"}, {Name: "done", Payload: "b"}},
-		bad:      1,
+		name: "error without errno",
+		datagram: concat(
+			nlsend.AppendMessage(nil, 0x3, nlSeq, []byte("a")),
+			nlsend.AppendMessage(nil, 0x2, nlSeq, []byte{0xfe, 0xff}),
+			nlsend.AppendMessage(nil, 0x3, nlSeq, []byte("b")),
+		),
+		want: []event{{Name: "done", Payload: "a"}, {Name: "done", Payload: "b"}},
+		bad:  1,
 	},
 	{
 		name:     "noop",
-		datagram: nlmsg(0x1, nil),
+		datagram: nlsend.AppendMessage(nil, 0x1, nlSeq, nil),
 		want:     []event{{Name: "noop"}},
 	},
 	{
 		name:     "overrun",
-		datagram: nlmsg(0x4, nil),
+		datagram: nlsend.AppendMessage(nil, 0x4, nlSeq, nil),
 		want:     []event{{Name: "overrun"}},
 	},
 	{
 		name: "several messages",
 		datagram: concat(
-			nlmsg(0x10, []byte("abcde")), // 21 bytes, next one at 24
-			nlmsg(0x11, []byte("42")),
-			nlmsg(0x12, nil),
-			withoutPadding(nlmsg(0x13, []byte("xyz"))),
+			nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("abcde")), // 21 bytes, next one at 24
+			nlsend.AppendMessage(nil, 0x11, nlSeq, []byte("42")),
+			nlsend.AppendMessage(nil, 0x12, nlSeq, nil),
+			withoutPadding(nlsend.AppendMessage(nil, 0x13, nlSeq, []byte("xyz"))),
 		),
 		want: []event{
 			{Name: "16", Payload: "abcde"},
@@ -165,7 +175,7 @@ var rawTests = []struct {
 	},
 	{
 		name:     "single message without padding",
-		datagram: withoutPadding(nlmsg(0x10, []byte("abcde"))),
+		datagram: withoutPadding(nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("abcde"))),
 		want:     []event{{Name: "16", Payload: "abcde"}},
 	},
 	{
@@ -175,7 +185,7 @@ var rawTests = []struct {
 	},
 	{
 		name:     "truncated header after message",
-		datagram: concat(nlmsg(0x10, []byte("ok")), nlmsghdr(16, 0x10)[:8]),
+		datagram: concat(nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("ok")), nlmsghdr(16, 0x10)[:8]),
 		want:     []event{{Name: "16", Payload: "ok"}},
 		bad:      1,
 	},
@@ -185,10 +195,14 @@ var rawTests = []struct {
 		bad:      1,
 	},
 	{
-		name:     "zero length after message",
-		datagram: concat(nlmsg(0x10, []byte("ok")), nlmsghdr(0, 0x10), nlmsg(0x10, []byte("lost"))),
-		want:     []event{{Name: "16", Payload: "ok"}},
-		bad:      1,
+		name: "zero length after message",
+		datagram: concat(
+			nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("ok")),
+			nlmsghdr(0, 0x10),
+			nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("lost")),
+		),
+		want: []event{{Name: "16", Payload: "ok"}},
+		bad:  1,
 	},
 	{
 		name:     "length past datagram",
@@ -197,13 +211,13 @@ var rawTests = []struct {
 	},
 	{
 		name:     "length past datagram after message",
-		datagram: concat(nlmsg(0x10, []byte("ok")), nlmsghdr(17, 0x10)),
+		datagram: concat(nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("ok")), nlmsghdr(17, 0x10)),
 		want:     []event{{Name: "16", Payload: "ok"}},
 		bad:      1,
 	},
 	{
 		name:     "non-UTF-8 payload",
-		datagram: nlmsg(0x10, []byte("\xff\xfe ok \xc3")),
+		datagram: nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("\xff\xfe ok \xc3")),
 		want:     []event{{Name: "16", Payload: "\xff\xfe ok \xc3"}},
 	},
 	{
@@ -218,21 +232,15 @@ var rawTests = []struct {
 func TestRawDecode(t *testing.T) {
 	for _, tt := range rawTests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, bad := decoder.NewRaw(tt.names).Decode(nil, tt.datagram)
-			if diff := cmp.Diff(tt.want, toEvents(got)); diff != "" {
-				t.Errorf("unexpected events (-want +got):\n%s", diff)
-			}
-			if bad != tt.bad {
-				t.Errorf("unexpected malformed count: want %d, got %d", tt.bad, bad)
-			}
+			checkDecode(t, decoder.NewRaw(tt.names), tt.datagram, tt.want, tt.bad)
 		})
 	}
 }
 
 func TestRawDecodeAppends(t *testing.T) {
 	d := decoder.NewRaw(nil)
-	events, _ := d.Decode(nil, nlmsg(0x10, []byte("first")))
-	events, bad := d.Decode(events, nlmsg(0x11, []byte("second")))
+	events, _ := d.Decode(nil, nlsend.AppendMessage(nil, 0x10, nlSeq, []byte("first")))
+	events, bad := d.Decode(events, nlsend.AppendMessage(nil, 0x11, nlSeq, []byte("second")))
 
 	want := []event{{Name: "16", Payload: "first"}, {Name: "17", Payload: "second"}}
 	if diff := cmp.Diff(want, toEvents(events)); diff != "" {
@@ -251,13 +259,7 @@ func FuzzRaw(f *testing.F) {
 	d := decoder.NewRaw(nil)
 	f.Fuzz(func(t *testing.T, datagram []byte) {
 		events, bad := d.Decode(nil, datagram)
-		if bad < 0 {
-			t.Fatalf("negative malformed count %d", bad)
-		}
-		if n, max := len(events)+bad, len(datagram)/16+1; n > max {
-			t.Fatalf("%d events and %d malformed messages from %d bytes, want at most %d in all",
-				len(events), bad, len(datagram), max)
-		}
+		checkMessageCounts(t, datagram, events, bad)
 		for i, e := range events {
 			switch name := string(e.Name); name {
 			case "noop", "error", "done", "overrun":

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 )
 
 // loProps are the properties of the kernel's uevent for a change of lo.
@@ -22,22 +23,16 @@ const loUevent = "change@/devices/virtual/net/lo\x00" + loProps
 var loEvent = event{Name: "net/change", Payload: "/devices/virtual/net/lo", Value: 4242, HasValue: true}
 
 // libudevHeader returns the 40-byte struct udev_monitor_netlink_header of a
-// libudev re-broadcast: the "libudev" prefix, magic (big endian) and the
-// header size and properties' offset and length (native endian).
+// libudev re-broadcast, as nlsend.AppendLibudev lays it out, with magic (big
+// endian) and the properties' offset and length (native endian) set. It
+// builds re-broadcasts that nlsend.AppendLibudev does not: malformed ones and
+// one whose properties do not follow the header at once.
 func libudevHeader(magic, propertiesOff, propertiesLen uint32) []byte {
-	b := make([]byte, 40)
-	copy(b, "libudev\x00")
+	b := nlsend.AppendLibudev(nil, "")
 	binary.BigEndian.PutUint32(b[8:12], magic)
-	binary.NativeEndian.PutUint32(b[12:16], 40)
 	binary.NativeEndian.PutUint32(b[16:20], propertiesOff)
 	binary.NativeEndian.PutUint32(b[20:24], propertiesLen)
-	// The subsystem, devtype and tag filter hashes are left zero.
 	return b
-}
-
-// libudev returns a well-formed libudev re-broadcast of props.
-func libudev(props string) []byte {
-	return concat(libudevHeader(0xfeedcafe, 40, uint32(len(props))), []byte(props))
 }
 
 var ueventTests = []struct {
@@ -120,7 +115,7 @@ var ueventTests = []struct {
 	},
 	{
 		name:     "libudev",
-		datagram: libudev(loProps),
+		datagram: nlsend.AppendLibudev(nil, loProps),
 		want:     []event{loEvent},
 	},
 	{
@@ -134,12 +129,12 @@ var ueventTests = []struct {
 	},
 	{
 		name:     "libudev properties length excludes trailing data",
-		datagram: concat(libudev(loProps), []byte("SUBSYSTEM=bad\x00")),
+		datagram: concat(nlsend.AppendLibudev(nil, loProps), []byte("SUBSYSTEM=bad\x00")),
 		want:     []event{loEvent},
 	},
 	{
 		name:     "libudev without SUBSYSTEM",
-		datagram: libudev("ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00"),
+		datagram: nlsend.AppendLibudev(nil, "ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00"),
 		bad:      1,
 	},
 	{
@@ -182,13 +177,7 @@ var ueventTests = []struct {
 func TestUeventDecode(t *testing.T) {
 	for _, tt := range ueventTests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, bad := decoder.NewUevent().Decode(nil, tt.datagram)
-			if diff := cmp.Diff(tt.want, toEvents(got)); diff != "" {
-				t.Errorf("unexpected events (-want +got):\n%s", diff)
-			}
-			if bad != tt.bad {
-				t.Errorf("unexpected malformed count: want %d, got %d", tt.bad, bad)
-			}
+			checkDecode(t, decoder.NewUevent(), tt.datagram, tt.want, tt.bad)
 		})
 	}
 }
@@ -204,7 +193,7 @@ func TestUeventBatch(t *testing.T) {
 	}{
 		{datagram: []byte(loUevent), want: "net/change"},
 		{datagram: []byte("add@/devices/virtual/block/loop0\x00ACTION=add\x00SUBSYSTEM=block\x00"), want: "block/add"},
-		{datagram: libudev("ACTION=remove\x00SUBSYSTEM=usb\x00"), want: "usb/remove"},
+		{datagram: nlsend.AppendLibudev(nil, "ACTION=remove\x00SUBSYSTEM=usb\x00"), want: "usb/remove"},
 		{datagram: []byte("x"), want: ""},
 		{datagram: []byte("bind@/devices/pci0000:00\x00ACTION=bind\x00SUBSYSTEM=pci\x00"), want: "pci/bind"},
 	}

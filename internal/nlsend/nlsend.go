@@ -89,17 +89,25 @@ type KeventEvent struct {
 	Payload                    string
 }
 
-// AppendKevent appends e as a KEVENT_MSG_EVENT message to b.
+// AppendKevent appends e as a KEVENT_MSG_EVENT message to b, with e.Seq as
+// its nlmsg_seq.
 func AppendKevent(b []byte, e KeventEvent) []byte {
-	var a []byte
+	return AppendMessage(b, decoder.KeventMsgEvent, uint32(e.Seq), AppendKeventAttrs(nil, e))
+}
+
+// AppendKeventAttrs appends e's attributes, the payload of its
+// KEVENT_MSG_EVENT message, to b in the order kmod/kevent.c puts them,
+// without the KEVENT_A_PAD attributes it adds where 64-bit values need
+// aligning. An empty Payload is left out, as the module leaves out a NULL one.
+func AppendKeventAttrs(b []byte, e KeventEvent) []byte {
 	u64 := func(v uint64) []byte { return binary.NativeEndian.AppendUint64(nil, v) }
-	a = AppendAttr(a, decoder.KeventAttrSeq, u64(e.Seq))
-	a = AppendAttr(a, decoder.KeventAttrInstance, u64(e.Instance))
-	a = AppendAttr(a, decoder.KeventAttrTimestampNS, u64(e.TimestampNS))
-	a = AppendAttr(a, decoder.KeventAttrName, append([]byte(e.Name), 0))
-	a = AppendAttr(a, decoder.KeventAttrValue, u64(uint64(e.Value)))
+	b = AppendAttr(b, decoder.KeventAttrSeq, u64(e.Seq))
+	b = AppendAttr(b, decoder.KeventAttrInstance, u64(e.Instance))
+	b = AppendAttr(b, decoder.KeventAttrTimestampNS, u64(e.TimestampNS))
+	b = AppendAttr(b, decoder.KeventAttrName, append([]byte(e.Name), 0))
+	b = AppendAttr(b, decoder.KeventAttrValue, u64(uint64(e.Value)))
 	if e.Payload != "" {
-		a = AppendAttr(a, decoder.KeventAttrPayload, append([]byte(e.Payload), 0))
+		b = AppendAttr(b, decoder.KeventAttrPayload, append([]byte(e.Payload), 0))
 	}
-	return AppendMessage(b, decoder.KeventMsgEvent, uint32(e.Seq), a)
+	return b
 }
