@@ -113,7 +113,8 @@ sources:
 
 // TestDefaultConfig runs the embedded default configuration: the uevent
 // source counts real uevents, and the seed source, whose protocol nobody
-// has registered on this host, is down with a clear log line.
+// has registered here, and the kevent source, whose family no module has
+// registered, are down with a clear log line each.
 func TestDefaultConfig(t *testing.T) {
 	t.Parallel()
 	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, 29); err == nil {
@@ -144,13 +145,16 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("no payload info for lo's devpath")
 	}
 
-	const want = `msg="Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it"`
-	for _, src := range []string{"seed", "kevent"} {
+	for src, want := range map[string]string{
+		"seed":   `source=seed protocol=29 groups=[2] msg="Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it"`,
+		"kevent": `source=kevent family=kevent groups=events msg="Generic netlink family not registered: the kernel module that provides it is not loaded; waiting for it"`,
+	} {
 		if v, ok := value(mfs, "kevent_source_up", "source", src); !ok || v != 0 {
 			t.Errorf("kevent_source_up{source=%s} = %v (present %v), want 0", src, v, ok)
 		}
-		if logs := e.Logs.String(); !strings.Contains(logs, "source="+src+" protocol=29 groups=[2] "+want) {
-			t.Errorf("log lacks %s for source %s:\n%s", want, src, logs)
+		e.WaitLog(t, want)
+		if n := strings.Count(e.Logs.String(), "msg=\"Generic netlink family not registered"); n != 1 {
+			t.Errorf("%d lines saying the family is awaited, want 1", n)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 		if old, ok := m.running[sc.Name]; ok && reflect.DeepEqual(old.cfg, sc) {
 			continue
 		}
-		d, err := decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames})
+		d, err := decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != ""})
 		if err != nil {
 			return err
 		}
@@ -86,6 +86,8 @@ func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSourc
 		Name:               sc.Name,
 		Protocol:           int(sc.Protocol),
 		Groups:             sc.Groups,
+		Family:             sc.Family,
+		GroupNames:         sc.GroupNames,
 		ReceiveBufferBytes: sc.ReceiveBufferBytes,
 		// Empty (the protocol's usual senders) is SendersDefault.
 		Senders: netlinksrc.SendersNames[sc.Senders],
@@ -101,7 +103,11 @@ func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSourc
 		defer close(rs.done)
 		rs.final = sub.Run(ctx, metrics)
 	}()
-	level.Info(m.logger).Log("msg", "Source started", "source", sc.Name, "protocol", int(sc.Protocol), "decoder", sc.Decoder)
+	if sc.Family != "" {
+		level.Info(m.logger).Log("msg", "Source started", "source", sc.Name, "family", sc.Family, "decoder", sc.Decoder)
+	} else {
+		level.Info(m.logger).Log("msg", "Source started", "source", sc.Name, "protocol", int(sc.Protocol), "decoder", sc.Decoder)
+	}
 	return rs
 }
 

@@ -36,10 +36,16 @@ type Config struct {
 type Source struct {
 	// Name is unique and becomes the source label.
 	Name string `yaml:"name"`
-	// Protocol is a classic netlink protocol number or name.
+	// Protocol is a classic netlink protocol number or name; unset when
+	// Family is set.
 	Protocol Protocol `yaml:"protocol"`
-	// Groups are multicast groups, 1-based as the kernel numbers them.
+	// Family is a generic netlink family name, instead of a protocol.
+	Family string `yaml:"family,omitempty"`
+	// Groups are a protocol's multicast groups, 1-based as the kernel
+	// numbers them.
 	Groups []uint32 `yaml:"groups"`
+	// GroupNames are a family's multicast groups, written in groups too.
+	GroupNames []string `yaml:"-"`
 	// Decoder is raw, uevent or kevent.
 	Decoder string `yaml:"decoder"`
 	// ReceiveBufferBytes is the socket receive buffer to ask for; 0 keeps
@@ -132,7 +138,9 @@ var (
 func yamlKeys(t reflect.Type) []string {
 	keys := make([]string, 0, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
-		keys = append(keys, strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0])
+		if k := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; k != "-" {
+			keys = append(keys, k)
+		}
 	}
 	return keys
 }
@@ -192,7 +200,7 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	// keys are caught here. Catching duplicates and values of the wrong
 	// kind here too leaves yaml.v3 a mapping of at most len(sourceKeys)
 	// keys and scalars, so that its decoding stays cheap.
-	var protocol *yaml.Node
+	values := make(map[string]*yaml.Node, len(sourceKeys))
 	seen := make(map[string]int, len(sourceKeys))
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k, v := resolve(node.Content[i]), node.Content[i+1]
@@ -203,27 +211,56 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 			return duplicateKey(k, line)
 		}
 		seen[k.Value] = k.Line
-		if err := checkSourceValue(k.Value, v); err != nil {
-			return err
-		}
-		if k.Value == "protocol" {
-			protocol = resolve(v)
-		}
+		values[k.Value] = v
 	}
 	// Protocol 0 is a protocol (route), so a missing one cannot be told
 	// from the zero value later.
-	if protocol == nil || isNull(protocol) {
-		return fmt.Errorf("line %d: source has no protocol", node.Line)
+	protocol, family := values["protocol"], values["family"]
+	hasProtocol := protocol != nil && !isNull(resolve(protocol))
+	hasFamily := family != nil && !isNull(resolve(family))
+	switch {
+	case hasProtocol && hasFamily:
+		return fmt.Errorf("line %d: source has both protocol and family", node.Line)
+	case !hasProtocol && !hasFamily:
+		return fmt.Errorf("line %d: source has no protocol or family", node.Line)
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k := resolve(node.Content[i]).Value
+		if err := checkSourceValue(k, node.Content[i+1], hasFamily); err != nil {
+			return err
+		}
 	}
 	*s = DefaultSource
+	if hasFamily {
+		// A family's groups are names: read them here and leave yaml.v3
+		// a mapping without them.
+		if groups := values["groups"]; groups != nil && !isNull(resolve(groups)) {
+			for _, g := range resolve(groups).Content {
+				s.GroupNames = append(s.GroupNames, resolve(g).Value)
+			}
+		}
+		node = withoutKey(node, "groups")
+	}
 	type plain Source
 	return node.Decode((*plain)(s))
+}
+
+// withoutKey returns a copy of mapping node without key.
+func withoutKey(node *yaml.Node, key string) *yaml.Node {
+	c := *node
+	c.Content = make([]*yaml.Node, 0, len(node.Content))
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if resolve(node.Content[i]).Value != key {
+			c.Content = append(c.Content, node.Content[i], node.Content[i+1])
+		}
+	}
+	return &c
 }
 
 // checkSourceValue checks the kind of a source's value v for key, where
 // yaml.v3 would be too lax (floats truncated into integers) or too slow (a
 // mapping where a scalar belongs). Protocol and EventNames check their own.
-func checkSourceValue(key string, v *yaml.Node) error {
+func checkSourceValue(key string, v *yaml.Node, family bool) error {
 	rv := resolve(v)
 	switch key {
 	case "receive_buffer_bytes", "max_events":
@@ -234,14 +271,22 @@ func checkSourceValue(key string, v *yaml.Node) error {
 			// No groups: Source.validate says they are required.
 		case rv.Kind == yaml.SequenceNode:
 			for _, g := range rv.Content {
-				if err := checkInt(key, g); err != nil {
-					return err
+				if !family {
+					if err := checkInt(key, g); err != nil {
+						return err
+					}
+					continue
+				}
+				// A family's groups are named; a number is a mistake
+				// (group ids are given at run time).
+				if rg := resolve(g); rg.Kind != yaml.ScalarNode || rg.ShortTag() != "!!str" {
+					return notA("a group name (a family's groups are named)", key, g)
 				}
 			}
 		default:
 			return notA("a list", key, v)
 		}
-	case "name", "decoder", "senders":
+	case "name", "decoder", "senders", "family":
 		if rv.Kind != yaml.ScalarNode {
 			return notA("a string", key, v)
 		}
@@ -432,7 +477,7 @@ func (s *Source) validate() error {
 		return fmt.Errorf("name is longer than %d bytes", maxSourceNameBytes)
 	case !nameRE.MatchString(s.Name):
 		return fmt.Errorf("name %q must match %s", s.Name, nameRE)
-	case len(s.Groups) == 0:
+	case len(s.Groups) == 0 && len(s.GroupNames) == 0:
 		return errors.New("groups: at least one multicast group is required")
 	case s.Decoder == "":
 		return fmt.Errorf("decoder is required (one of %s)", strings.Join(decoder.Names, ", "))
@@ -442,10 +487,15 @@ func (s *Source) validate() error {
 		return fmt.Errorf("receive_buffer_bytes %d out of range 0-%d", s.ReceiveBufferBytes, maxReceiveBufferBytes)
 	case s.MaxEvents < 1 || s.MaxEvents > maxMaxEvents:
 		return fmt.Errorf("max_events %d out of range 1-%d", s.MaxEvents, maxMaxEvents)
-	case len(s.EventNames) > 0 && s.Decoder != "raw":
-		return errors.New("event_names applies to the raw decoder only")
+	case len(s.EventNames) > 0 && s.Decoder != "raw" && s.Decoder != "genl":
+		return errors.New("event_names applies to the raw and genl decoders only")
+	case s.Decoder == "genl" && s.Family == "":
+		return errors.New("the genl decoder reads generic netlink families: set family, not protocol")
 	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
 		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
+	}
+	if s.Family != "" {
+		return s.validateFamily()
 	}
 	maxGroup := s.Protocol.maxGroup()
 	seen := make(map[uint32]bool)
@@ -459,6 +509,37 @@ func (s *Source) validate() error {
 		seen[g] = true
 		if g > maxGroup {
 			return fmt.Errorf("groups: group %d out of range 1-%d for protocol %s", g, maxGroup, s.Protocol.describe())
+		}
+	}
+	return s.EventNames.validate()
+}
+
+// genlNameMax is the longest family or group name: GENL_NAMSIZ less the NUL.
+const genlNameMax = 15
+
+// validGenlName reports whether n can be a family's or a group's name.
+func validGenlName(n string) bool {
+	return n != "" && len(n) <= genlNameMax && !strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r > 0x7e })
+}
+
+// validateFamily checks what is particular to a family source.
+func (s *Source) validateFamily() error {
+	if !validGenlName(s.Family) {
+		return fmt.Errorf("family %q must be 1-%d printable ASCII characters (GENL_NAMSIZ)", s.Family, genlNameMax)
+	}
+	seen := make(map[string]bool, len(s.GroupNames))
+	for _, g := range s.GroupNames {
+		if !validGenlName(g) {
+			return fmt.Errorf("groups: group name %q must be 1-%d printable ASCII characters (GENL_NAMSIZ)", g, genlNameMax)
+		}
+		if seen[g] {
+			return fmt.Errorf("groups: group %q listed twice", g)
+		}
+		seen[g] = true
+	}
+	for t := range s.EventNames {
+		if t > 255 {
+			return fmt.Errorf("event_names: type %d out of range 0-255 (generic netlink commands are 8 bits)", t)
 		}
 	}
 	return s.EventNames.validate()
@@ -497,6 +578,7 @@ func (e EventNames) validate() error {
 // cosmetic differences do not restart a source on reload.
 func (s *Source) normalise() {
 	slices.Sort(s.Groups)
+	slices.Sort(s.GroupNames)
 	if len(s.EventNames) == 0 {
 		s.EventNames = nil
 	}

@@ -42,12 +42,16 @@ type Decoder interface {
 
 // Options tune a decoder.
 type Options struct {
-	// TypeNames maps netlink message types to event names (raw decoder).
+	// TypeNames maps netlink message types (raw decoder) or generic
+	// netlink commands (genl decoder) to event names.
 	TypeNames map[uint16]string
+	// Genl says the messages come from a generic netlink family, with a
+	// generic netlink header after the netlink header.
+	Genl bool
 }
 
 // Names lists the decoders New knows.
-var Names = []string{"raw", "uevent", "kevent"}
+var Names = []string{"raw", "uevent", "kevent", "genl"}
 
 // New returns the decoder called name.
 func New(name string, opts Options) (Decoder, error) {
@@ -57,7 +61,12 @@ func New(name string, opts Options) (Decoder, error) {
 	case "uevent":
 		return NewUevent(), nil
 	case "kevent":
+		if opts.Genl {
+			return NewKeventGenl(), nil
+		}
 		return NewKevent(), nil
+	case "genl":
+		return NewGenl(opts.TypeNames), nil
 	default:
 		return nil, fmt.Errorf("unknown decoder %q", name)
 	}

@@ -28,11 +28,23 @@ const (
 // Kevent decodes the reference kernel module's messages: netlink messages of
 // type KEVENT_MSG_EVENT carrying attributes. Unknown attributes are skipped
 // so that the module can add new ones.
-type Kevent struct{}
+//
+// The same attributes come over either transport of the module: a classic
+// protocol (netlink messages of type KeventMsgEvent) or its generic
+// netlink family (messages whose type is the family's id, with a generic
+// netlink header of command KeventCmdEvent in front of the attributes).
+type Kevent struct {
+	genl bool
+}
 
-// NewKevent returns a kevent decoder.
+// NewKevent returns a kevent decoder for the classic transport.
 func NewKevent() *Kevent {
 	return &Kevent{}
+}
+
+// NewKeventGenl returns a kevent decoder for the generic netlink family.
+func NewKeventGenl() *Kevent {
+	return &Kevent{genl: true}
 }
 
 // Decode implements Decoder.
@@ -44,13 +56,18 @@ func (d *Kevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 // number, a missing or overlong name or an overlong payload makes the message
 // malformed.
 func (d *Kevent) decodeMessage(ev *Event, m message) bool {
-	if m.Type != KeventMsgEvent {
+	b := m.Payload
+	if d.genl {
+		// The type is the family's id, which only the controller knows;
+		// the subscription's socket receives nothing else.
+		if len(b) < genlHeaderLen || b[0] != KeventCmdEvent {
+			return false
+		}
+		b = b[genlHeaderLen:]
+	} else if m.Type != KeventMsgEvent {
 		return false
 	}
-	var (
-		haveSeq, haveInst bool
-		b                 = m.Payload
-	)
+	var haveSeq, haveInst bool
 	for len(b) > 0 {
 		if len(b) < nlaHeaderLen {
 			return false

@@ -135,11 +135,11 @@ type Subscription struct {
 	// Receive state, owned by the Run goroutine.
 	sink      Sink
 	malformed MalformedSink
-	batch   *batch
-	events  []decoder.Event
-	n       int
-	errno   unix.Errno
-	readOne func(fd uintptr) bool
+	batch     *batch
+	events    []decoder.Event
+	n         int
+	errno     unix.Errno
+	readOne   func(fd uintptr) bool
 }
 
 // New returns a Subscription that decodes what it receives with dec. It

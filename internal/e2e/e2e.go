@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
@@ -60,6 +63,13 @@ type Options struct {
 	Args []string
 	// Credential runs the exporter as another user.
 	Credential *syscall.Credential
+	// Wrapper is a command that runs the exporter, which it names last
+	// with its arguments and must exec in place (e.g. nsenter).
+	Wrapper []string
+	// Netns is the network namespace (a path such as /proc/PID/ns/net)
+	// the exporter listens in, when the Wrapper puts it in another than
+	// the test's: HTTP requests are made from there.
+	Netns string
 	// SkipStopCheck leaves the exit status after SIGTERM unchecked (for
 	// tests that stop the exporter themselves).
 	SkipStopCheck bool
@@ -75,6 +85,7 @@ type Exporter struct {
 	// Logs collects the exporter's standard error.
 	Logs *syncbuf.Buffer
 
+	client  *http.Client
 	exited  chan struct{}
 	exitErr error
 }
@@ -113,13 +124,17 @@ func WriteConfig(t testing.TB, config string) string {
 func Start(t testing.TB, opts Options) *Exporter {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	e := &Exporter{URL: "http://" + addr, Logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	e := &Exporter{URL: "http://" + addr, Logs: &syncbuf.Buffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: Timeout}}
+	if opts.Netns != "" {
+		e.client.Transport = &http.Transport{DialContext: dialIn(opts.Netns)}
+	}
 	args := append([]string{"--web.listen-address=" + addr}, opts.Args...)
 	if opts.Config != "" {
 		e.ConfigFile = WriteConfig(t, opts.Config)
 		args = append(args, "--config.file="+e.ConfigFile)
 	}
-	e.Cmd = exec.Command(opts.Binary, args...)
+	argv := append(append(opts.Wrapper[:len(opts.Wrapper):len(opts.Wrapper)], opts.Binary), args...)
+	e.Cmd = exec.Command(argv[0], argv[1:]...)
 	e.Cmd.Stderr = e.Logs
 	e.Cmd.SysProcAttr = &syscall.SysProcAttr{Credential: opts.Credential}
 	if err := e.Cmd.Start(); err != nil {
@@ -144,7 +159,7 @@ func Start(t testing.TB, opts Options) *Exporter {
 			t.Fatalf("exporter exited: %v; log:\n%s", e.exitErr, e.Logs)
 		default:
 		}
-		resp, err := http.Get(e.URL + "/-/healthy")
+		resp, err := e.client.Get(e.URL + "/-/healthy")
 		if err != nil {
 			return false
 		}
@@ -200,8 +215,7 @@ func (e *Exporter) Scrape(t testing.TB) map[string]*dto.MetricFamily {
 // TryScrape fetches and parses /metrics, returning an error where Scrape
 // fails the test.
 func (e *Exporter) TryScrape() (map[string]*dto.MetricFamily, error) {
-	c := http.Client{Timeout: Timeout}
-	resp, err := c.Get(e.URL + "/metrics")
+	resp, err := e.client.Get(e.URL + "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -316,4 +330,46 @@ func Post(t testing.TB, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// dialIn returns a dial function that makes its sockets in the network
+// namespace at path: a socket stays in the namespace it was made in, so
+// only the dial needs the thread moved there.
+func dialIn(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type result struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			// The thread is dropped rather than reused if it cannot be
+			// moved back: Go runs other goroutines on unlocked threads.
+			runtime.LockOSThread()
+			back, err := os.Open("/proc/thread-self/ns/net")
+			if err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			defer back.Close()
+			ns, err := os.Open(path)
+			if err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			defer ns.Close()
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+			ch <- result{c, err}
+		}()
+		r := <-ch
+		return r.c, r.err
+	}
 }

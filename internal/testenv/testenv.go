@@ -149,3 +149,10 @@ func WriteUevent(name, action string) error {
 	}
 	return os.WriteFile("/sys/class/net/"+name+"/uevent", []byte(action), 0o200)
 }
+
+// HostNetns returns a path to the network namespace the tests were started
+// in (the one Main left), for the rare test that must run something there:
+// the parent test process, which re-executed the tests, stays in it.
+func HostNetns() string {
+	return fmt.Sprintf("/proc/%d/ns/net", os.Getppid())
+}
