@@ -16,6 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// coalesceNotes is how long a subscription whose family changed waits for
+// the controller's next notifications before acting on the change.
+const coalesceNotes = 50 * time.Millisecond
+
 // A controller is the generic netlink controller (nlctrl) as a family
 // subscription uses it: one lookup when it starts, then the notifications
 // of the controller's "notify" group, which announce families and their
@@ -293,7 +297,11 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 			case err := <-readErr:
 				return err
 			case msgs := <-notes:
+				was := fam.present
 				fam = fam.apply(name, msgs)
+				if was && !fam.present {
+					level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
+				}
 			}
 			continue
 		}
@@ -336,7 +344,18 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 					next = next.apply(name, msgs)
 					if !next.sameGroups(fam, s.cfg.GroupNames) {
 						stop()
-						return
+						// The controller announces an unload group by
+						// group, then the family: take what follows at
+						// once together.
+						for {
+							select {
+							case msgs := <-notes:
+								next = next.apply(name, msgs)
+								continue
+							case <-time.After(coalesceNotes):
+							}
+							return
+						}
 					}
 				}
 			}

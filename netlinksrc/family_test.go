@@ -162,11 +162,10 @@ func TestFamilyFollowed(t *testing.T) {
 	// Notifications about other families change nothing.
 	ctrl.notes <- []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELFAMILY, "other", 41, nil)}
 
-	// rmmod: DELMCAST_GRP and DELFAMILY. Down at once.
-	ctrl.notes <- []genetlink.Message{
-		ctrlMessage(unix.CTRL_CMD_DELMCAST_GRP, "kevent", 40, map[string]uint32{"events": notify}),
-		ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil),
-	}
+	// rmmod: DELMCAST_GRP, then DELFAMILY, as the kernel sends them, one
+	// datagram each. Down at once.
+	ctrl.notes <- []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELMCAST_GRP, "kevent", 40, map[string]uint32{"events": notify})}
+	ctrl.notes <- []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil)}
 	waitUntil(t, "the source is down", func() bool { return !s.Stats().Up })
 	const gone = `msg="Generic netlink family unregistered (its module was unloaded?); waiting for it to come back"`
 	waitUntil(t, "the unregistration is logged", func() bool { return strings.Contains(logs.String(), gone) })
