@@ -65,6 +65,26 @@ func parseHeader(t *testing.T, src string) map[string]int64 {
 	return consts
 }
 
+// parseHeaderStrings returns the #defines of a C header whose value is a
+// string literal, unquoted.
+func parseHeaderStrings(t *testing.T, src string) map[string]string {
+	t.Helper()
+
+	src = cComment.ReplaceAllString(src, " ")
+	strs := make(map[string]string)
+	for _, m := range cDefine.FindAllStringSubmatch(src, -1) {
+		if !strings.HasPrefix(m[2], `"`) {
+			continue
+		}
+		v, err := strconv.Unquote(m[2])
+		if err != nil {
+			t.Fatalf("cannot parse the string of #define %s: %q: %v", m[1], m[2], err)
+		}
+		strs[m[1]] = v
+	}
+	return strs
+}
+
 // TestHeaderConsistency checks the decoder's constants against
 // kmod/kevent_netlink.h, so that the module and the exporter cannot drift
 // apart.
@@ -87,6 +107,9 @@ func TestHeaderConsistency(t *testing.T) {
 		"KEVENT_A_PAD":          decoder.KeventAttrPad,
 		"KEVENT_NAME_MAX":       decoder.KeventNameMax,
 		"KEVENT_PAYLOAD_MAX":    decoder.KeventPayloadMax,
+		"KEVENT_GENL_VERSION":   decoder.KeventGenlVersion,
+		"KEVENT_CMD_UNSPEC":     0,
+		"KEVENT_CMD_EVENT":      decoder.KeventCmdEvent,
 	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		w := want[name]
@@ -100,19 +123,52 @@ func TestHeaderConsistency(t *testing.T) {
 		}
 	}
 
-	// Every attribute the header defines must be known to the decoder, which
-	// lists them above.
+	// Every attribute and generic netlink command the header defines must be
+	// known to the decoder, which lists them above.
 	for _, name := range slices.Sorted(maps.Keys(consts)) {
-		if !strings.HasPrefix(name, "KEVENT_A_") {
-			continue
-		}
-		if _, ok := want[name]; !ok && name != "KEVENT_A_MAX" {
-			t.Errorf("%s: attribute in %s unknown to the decoder", name, keventHeader)
+		switch {
+		case name == "KEVENT_A_MAX" || name == "KEVENT_CMD_MAX":
+		case strings.HasPrefix(name, "KEVENT_A_"):
+			if _, ok := want[name]; !ok {
+				t.Errorf("%s: attribute in %s unknown to the decoder", name, keventHeader)
+			}
+		case strings.HasPrefix(name, "KEVENT_CMD_"):
+			if _, ok := want[name]; !ok {
+				t.Errorf("%s: generic netlink command in %s unknown to the decoder", name, keventHeader)
+			}
 		}
 	}
 	if got, ok := consts["__KEVENT_A_MAX"]; !ok || got != decoder.KeventAttrPad+1 {
 		t.Errorf("__KEVENT_A_MAX: want %d after the last attribute, got %d (found: %t)",
 			decoder.KeventAttrPad+1, got, ok)
+	}
+	if got, ok := consts["__KEVENT_CMD_MAX"]; !ok || got != decoder.KeventCmdEvent+1 {
+		t.Errorf("__KEVENT_CMD_MAX: want %d after the last command, got %d (found: %t)",
+			decoder.KeventCmdEvent+1, got, ok)
+	}
+
+	// The generic netlink family's and group's names. The kernel keeps them
+	// in GENL_NAMSIZ (16) bytes with the NUL.
+	const genlNamSiz = 16
+	strs := parseHeaderStrings(t, string(src))
+	for _, c := range []struct{ name, want string }{
+		{"KEVENT_GENL_NAME", decoder.KeventGenlFamily},
+		{"KEVENT_GENL_MCGRP_EVENTS", decoder.KeventGenlGroup},
+	} {
+		got, ok := strs[c.name]
+		switch {
+		case !ok:
+			t.Errorf("%s: no string #define in %s", c.name, keventHeader)
+		case got != c.want:
+			t.Errorf("%s: header says %q, decoder says %q", c.name, got, c.want)
+		case got == "" || len(got) >= genlNamSiz:
+			t.Errorf("%s: %q does not fit in GENL_NAMSIZ (%d) bytes with the NUL", c.name, got, genlNamSiz)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(strs)) {
+		if strings.HasPrefix(name, "KEVENT_GENL_MCGRP_") && name != "KEVENT_GENL_MCGRP_EVENTS" {
+			t.Errorf("%s: multicast group in %s unknown to the decoder", name, keventHeader)
+		}
 	}
 }
 
@@ -145,5 +201,22 @@ enum { ANON_ZERO, ANON_ONE };
 	}
 	if diff := cmp.Diff(want, parseHeader(t, src)); diff != "" {
 		t.Errorf("unexpected constants (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseHeaderStrings(t *testing.T) {
+	const src = `
+#define NAME		"kevent"	/* the family, "not this" */
+#define ESCAPED "a\"b"
+#define NUMBER 1
+/* #define COMMENTED "no" */
+#define EXPR (NAME "x")
+`
+	want := map[string]string{
+		"NAME":    "kevent",
+		"ESCAPED": `a"b`,
+	}
+	if diff := cmp.Diff(want, parseHeaderStrings(t, src)); diff != "" {
+		t.Errorf("unexpected strings (-want +got):\n%s", diff)
 	}
 }

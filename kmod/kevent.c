@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kevent: a reference kernel module that multicasts events over a classic
- * netlink protocol, for kevent_exporter.
+ * kevent: a reference kernel module that multicasts events over a generic
+ * netlink family and, optionally, a classic netlink protocol, for
+ * kevent_exporter.
  *
- * Every event is one netlink message of type KEVENT_MSG_EVENT whose payload
- * is a list of attributes described in kevent_netlink.h. Events come from
- * three sources:
+ * Every event is one netlink message whose payload is a list of attributes
+ * described in kevent_netlink.h. It goes to each enabled transport:
+ *
+ *  - the generic netlink family "kevent", multicast group "events" (on
+ *    unless genl=0): command KEVENT_CMD_EVENT;
+ *  - a classic netlink protocol and group (off unless protocol=17..31 is
+ *    given): message type KEVENT_MSG_EVENT.
+ *
+ * Events come from three sources:
  *
  *  - a periodic heartbeat (delayed work), see the heartbeat_ms parameter;
  *  - root-only sysfs files, /sys/kernel/kevent/emit and /sys/kernel/kevent/burst;
- *  - a netdevice notifier (interfaces registered, unregistered, up, down,
- *    changed).
+ *  - a netdevice notifier (interfaces of the initial network namespace
+ *    registered, unregistered, up, down, changed).
  *
  * Counters are readable in /sys/kernel/kevent/stats.
  */
@@ -33,6 +40,7 @@
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include <linux/workqueue.h>
+#include <net/genetlink.h>
 #include <net/net_namespace.h>
 #include <net/netlink.h>
 #include <net/sock.h>
@@ -47,40 +55,103 @@
 /* Upper bound of one write to the burst file. */
 #define KEVENT_BURST_MAX	10000000U
 
-static int protocol = KEVENT_PROTOCOL_DEFAULT;
+static bool genl = true;
+module_param(genl, bool, 0444);
+MODULE_PARM_DESC(genl,
+		 "register the generic netlink family \"kevent\" and send events to its group \"events\" (default Y)");
+
+static int protocol;
 module_param(protocol, int, 0444);
 MODULE_PARM_DESC(protocol,
-		 "classic netlink protocol number to register, 17..31 (default 29)");
+		 "classic netlink protocol to register and send events to as well, 17..31; 0 registers none (default 0)");
 
 static int group = KEVENT_GROUP_DEFAULT;
 module_param(group, int, 0444);
-MODULE_PARM_DESC(group, "multicast group events are sent to, 1..32 (default 2)");
+MODULE_PARM_DESC(group,
+		 "multicast group of the classic protocol events are sent to, 1..32 (default 2); unused when protocol is 0");
 
 static unsigned int heartbeat_ms = 10000;
 module_param(heartbeat_ms, uint, 0444);
 MODULE_PARM_DESC(heartbeat_ms,
 		 "period of the \"heartbeat\" event in milliseconds, 0 disables it (default 10000)");
 
+/* The classic netlink socket, NULL when protocol is 0. */
 static struct sock *kevent_sk;
 static struct kobject *kevent_kobj;
 static u64 kevent_instance;
 
+/* Multicast groups of the family, by their index in kevent_genl_mcgrps. */
+enum kevent_genl_mcgrp {
+	KEVENT_GENL_MCGRP_EVENTS_IDX,
+};
+
+static const struct genl_multicast_group kevent_genl_mcgrps[] = {
+	/* No GENL_MCAST_CAP_* flag: unprivileged listeners may join. */
+	[KEVENT_GENL_MCGRP_EVENTS_IDX] = { .name = KEVENT_GENL_MCGRP_EVENTS },
+};
+
+/*
+ * The attributes of KEVENT_CMD_EVENT. The family has no operations for
+ * userspace to call (genl_register_family() accepts none): the policy
+ * documents the attributes, through CTRL_ATTR_MAXATTR too, and is the one
+ * that future operations would validate requests with.
+ */
+static const struct nla_policy kevent_genl_policy[KEVENT_A_MAX + 1] = {
+	[KEVENT_A_SEQ]		= { .type = NLA_U64 },
+	[KEVENT_A_INSTANCE]	= { .type = NLA_U64 },
+	[KEVENT_A_TIMESTAMP_NS]	= { .type = NLA_U64 },
+	[KEVENT_A_NAME]		= { .type = NLA_NUL_STRING,
+				    .len = KEVENT_NAME_MAX - 1 },
+	[KEVENT_A_VALUE]	= { .type = NLA_S64 },
+	[KEVENT_A_PAYLOAD]	= { .type = NLA_NUL_STRING,
+				    .len = KEVENT_PAYLOAD_MAX - 1 },
+	/* KEVENT_A_PAD carries nothing: no policy entry. */
+};
+
+static struct genl_family kevent_genl_family __ro_after_init = {
+	.name		= KEVENT_GENL_NAME,
+	.version	= KEVENT_GENL_VERSION,
+	.maxattr	= KEVENT_A_MAX,
+	.policy		= kevent_genl_policy,
+	/*
+	 * Initial network namespace only, like the classic socket and the
+	 * interfaces the notifier reports.
+	 */
+	.netnsok	= false,
+	.module		= THIS_MODULE,
+	.mcgrps		= kevent_genl_mcgrps,
+	.n_mcgrps	= ARRAY_SIZE(kevent_genl_mcgrps),
+};
+
 /* Sequence number of the last event the module tried to send. */
 static atomic64_t kevent_seq = ATOMIC64_INIT(0);
+
 /*
- * Events handed to the listeners of the group. A listener whose receive
- * buffer is full loses the event silently (the kernel counts it in the
- * socket's drops and reports ENOBUFS to it), unless it set the
- * NETLINK_BROADCAST_ERROR socket option: then the event counts in
- * kevent_delivery_failed instead.
+ * What became of the events, per transport (an event sent to both counts
+ * once in each).
  */
-static atomic64_t kevent_sent = ATOMIC64_INIT(0);
-/* Events nobody was listening to (-ESRCH): normal, not an error. */
-static atomic64_t kevent_no_listener = ATOMIC64_INIT(0);
-/* Events a NETLINK_BROADCAST_ERROR listener had no room for (-ENOBUFS). */
-static atomic64_t kevent_delivery_failed = ATOMIC64_INIT(0);
-/* Events that were never sent: no memory for the message, or other errors. */
-static atomic64_t kevent_send_failed = ATOMIC64_INIT(0);
+struct kevent_stats {
+	/*
+	 * Events handed to the listeners of the group. A listener whose
+	 * receive buffer is full loses the event silently (the kernel counts
+	 * it in the socket's drops and reports ENOBUFS to it), unless it set
+	 * the NETLINK_BROADCAST_ERROR socket option: then the event counts in
+	 * delivery_failed instead.
+	 */
+	atomic64_t sent;
+	/*
+	 * Events no listener took (-ESRCH): nobody was subscribed, which is
+	 * normal, or every subscriber's receive buffer was full.
+	 */
+	atomic64_t no_listener;
+	/* Events a NETLINK_BROADCAST_ERROR listener had no room for (-ENOBUFS). */
+	atomic64_t delivery_failed;
+	/* Events that were never sent: no memory for the message, or other errors. */
+	atomic64_t send_failed;
+};
+
+static struct kevent_stats kevent_genl_stats;
+static struct kevent_stats kevent_classic_stats;
 
 static atomic64_t kevent_heartbeats = ATOMIC64_INIT(0);
 static void kevent_heartbeat_fn(struct work_struct *work);
@@ -95,81 +166,149 @@ static DECLARE_DELAYED_WORK(kevent_heartbeat_work, kevent_heartbeat_fn);
  */
 static bool kevent_netdev_live;
 
+/* Set at unload before the sysfs files go: a burst in progress ends early. */
+static bool kevent_stopping;
+
+/* One event, as every transport sends it. */
+struct kevent_event {
+	u64 seq;
+	u64 timestamp_ns;
+	const char *name;
+	s64 value;
+	const char *payload;
+};
+
+/* Size of the attributes of @ev, for nlmsg_new() and genlmsg_new(). */
+static size_t kevent_attrs_size(const struct kevent_event *ev)
+{
+	size_t size = 4 * nla_total_size_64bit(sizeof(u64)) +
+		      nla_total_size(strlen(ev->name) + 1);
+
+	if (ev->payload)
+		size += nla_total_size(strlen(ev->payload) + 1);
+	return size;
+}
+
+static int kevent_put_attrs(struct sk_buff *skb, const struct kevent_event *ev)
+{
+	if (nla_put_u64_64bit(skb, KEVENT_A_SEQ, ev->seq, KEVENT_A_PAD) ||
+	    nla_put_u64_64bit(skb, KEVENT_A_INSTANCE, kevent_instance,
+			      KEVENT_A_PAD) ||
+	    nla_put_u64_64bit(skb, KEVENT_A_TIMESTAMP_NS, ev->timestamp_ns,
+			      KEVENT_A_PAD) ||
+	    nla_put_string(skb, KEVENT_A_NAME, ev->name) ||
+	    nla_put_s64(skb, KEVENT_A_VALUE, ev->value, KEVENT_A_PAD) ||
+	    (ev->payload && nla_put_string(skb, KEVENT_A_PAYLOAD, ev->payload)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* Multicast @ev to the family's group "events". */
+static int kevent_send_genl(const struct kevent_event *ev, gfp_t gfp)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	skb = genlmsg_new(kevent_attrs_size(ev), gfp);
+	if (!skb)
+		return -ENOMEM;
+	hdr = genlmsg_put(skb, 0, 0, &kevent_genl_family, 0, KEVENT_CMD_EVENT);
+	if (!hdr || kevent_put_attrs(skb, ev)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	/* genlmsg_multicast() consumes the skb whatever it returns. */
+	return genlmsg_multicast(&kevent_genl_family, skb, 0,
+				 KEVENT_GENL_MCGRP_EVENTS_IDX, gfp);
+}
+
+/* Multicast @ev to group on the classic protocol. */
+static int kevent_send_classic(const struct kevent_event *ev, gfp_t gfp)
+{
+	struct sk_buff *skb;
+	struct nlmsghdr *nlh;
+
+	skb = nlmsg_new(kevent_attrs_size(ev), gfp);
+	if (!skb)
+		return -ENOMEM;
+	nlh = nlmsg_put(skb, 0, 0, KEVENT_MSG_EVENT, 0, 0);
+	if (!nlh || kevent_put_attrs(skb, ev)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	nlmsg_end(skb, nlh);
+	/* nlmsg_multicast() consumes the skb whatever it returns. */
+	return nlmsg_multicast(kevent_sk, skb, 0, group, gfp);
+}
+
 /*
- * kevent_send - build and multicast one event
+ * Count the result of one transport's send; return 0 when the event was sent
+ * or nobody listens, the error otherwise.
+ */
+static int kevent_account(struct kevent_stats *st, int err)
+{
+	switch (err) {
+	case 0:
+		atomic64_inc(&st->sent);
+		return 0;
+	case -ESRCH:
+		atomic64_inc(&st->no_listener);
+		return 0;
+	case -ENOBUFS:
+		atomic64_inc(&st->delivery_failed);
+		return err;
+	default:
+		atomic64_inc(&st->send_failed);
+		return err;
+	}
+}
+
+/* The error to report of two transports': a failure to send beats -ENOBUFS. */
+static int kevent_worse(int a, int b)
+{
+	if (a && a != -ENOBUFS)
+		return a;
+	return b ? b : a;
+}
+
+/*
+ * kevent_send - build and multicast one event to every enabled transport
  * @name: event name, shorter than KEVENT_NAME_MAX
  * @value: event value
  * @payload: optional text, shorter than KEVENT_PAYLOAD_MAX, or NULL
  * @gfp: allocation flags for the caller's context
  *
  * The sequence number is taken before anything can fail, so an event that
- * could not be sent leaves a gap that listeners can count.
+ * could not be sent leaves a gap that listeners can count; the event has the
+ * same sequence number (and timestamp) on both transports.
+ *
+ * Callers must be event sources that kevent_exit() stops before it
+ * unregisters the family and releases the socket.
  *
  * Return: 0 when the event was sent or nobody listens, -ENOBUFS when a
  * listener that set NETLINK_BROADCAST_ERROR had no room for it, another
- * negative errno otherwise.
+ * negative errno when a transport could not send it.
  */
 static int kevent_send(const char *name, s64 value, const char *payload,
 		       gfp_t gfp)
 {
-	u64 seq = atomic64_inc_return(&kevent_seq);
-	size_t size;
-	struct sk_buff *skb;
-	struct nlmsghdr *nlh;
-	int err;
+	const struct kevent_event ev = {
+		.seq = atomic64_inc_return(&kevent_seq),
+		.timestamp_ns = ktime_get_real_ns(),
+		.name = name,
+		.value = value,
+		.payload = payload,
+	};
+	int err = 0;
 
-	size = 4 * nla_total_size_64bit(sizeof(u64)) +
-	       nla_total_size(strlen(name) + 1);
-	if (payload)
-		size += nla_total_size(strlen(payload) + 1);
-
-	skb = nlmsg_new(size, gfp);
-	if (!skb) {
-		err = -ENOMEM;
-		goto err_count;
-	}
-
-	nlh = nlmsg_put(skb, 0, 0, KEVENT_MSG_EVENT, 0, 0);
-	if (!nlh) {
-		err = -EMSGSIZE;
-		goto err_free;
-	}
-
-	if (nla_put_u64_64bit(skb, KEVENT_A_SEQ, seq, KEVENT_A_PAD) ||
-	    nla_put_u64_64bit(skb, KEVENT_A_INSTANCE, kevent_instance,
-			      KEVENT_A_PAD) ||
-	    nla_put_u64_64bit(skb, KEVENT_A_TIMESTAMP_NS, ktime_get_real_ns(),
-			      KEVENT_A_PAD) ||
-	    nla_put_string(skb, KEVENT_A_NAME, name) ||
-	    nla_put_s64(skb, KEVENT_A_VALUE, value, KEVENT_A_PAD) ||
-	    (payload && nla_put_string(skb, KEVENT_A_PAYLOAD, payload))) {
-		err = -EMSGSIZE;
-		goto err_cancel;
-	}
-	nlmsg_end(skb, nlh);
-
-	/* nlmsg_multicast() consumes the skb whatever it returns. */
-	err = nlmsg_multicast(kevent_sk, skb, 0, group, gfp);
-	switch (err) {
-	case 0:
-		atomic64_inc(&kevent_sent);
-		return 0;
-	case -ESRCH:
-		atomic64_inc(&kevent_no_listener);
-		return 0;
-	case -ENOBUFS:
-		atomic64_inc(&kevent_delivery_failed);
-		return err;
-	default:
-		goto err_count;
-	}
-
-err_cancel:
-	nlmsg_cancel(skb, nlh);
-err_free:
-	nlmsg_free(skb);
-err_count:
-	atomic64_inc(&kevent_send_failed);
+	if (genl)
+		err = kevent_account(&kevent_genl_stats,
+				     kevent_send_genl(&ev, gfp));
+	if (kevent_sk)
+		err = kevent_worse(err,
+				   kevent_account(&kevent_classic_stats,
+						  kevent_send_classic(&ev, gfp)));
 	return err;
 }
 
@@ -341,6 +480,11 @@ static ssize_t burst_store(struct kobject *kobj, struct kobj_attribute *attr,
 			err = -EINTR;
 			break;
 		}
+		/* Do not make rmmod wait for the rest of the burst. */
+		if (READ_ONCE(kevent_stopping)) {
+			err = -ENODEV;
+			break;
+		}
 	}
 out:
 	kfree(line);
@@ -349,17 +493,27 @@ out:
 
 static struct kobj_attribute burst_attr = __ATTR_WO(burst);
 
+static int kevent_stats_emit(char *buf, int at, const char *transport,
+			     struct kevent_stats *st)
+{
+	return sysfs_emit_at(buf, at,
+			     "%s_sent %lld\n%s_no_listener %lld\n%s_delivery_failed %lld\n%s_send_failed %lld\n",
+			     transport, (long long)atomic64_read(&st->sent),
+			     transport, (long long)atomic64_read(&st->no_listener),
+			     transport, (long long)atomic64_read(&st->delivery_failed),
+			     transport, (long long)atomic64_read(&st->send_failed));
+}
+
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr,
 			  char *buf)
 {
-	return sysfs_emit(buf,
-			  "instance %llu\nseq %lld\nsent %lld\nno_listener %lld\ndelivery_failed %lld\nsend_failed %lld\n",
-			  kevent_instance,
-			  (long long)atomic64_read(&kevent_seq),
-			  (long long)atomic64_read(&kevent_sent),
-			  (long long)atomic64_read(&kevent_no_listener),
-			  (long long)atomic64_read(&kevent_delivery_failed),
-			  (long long)atomic64_read(&kevent_send_failed));
+	int len;
+
+	len = sysfs_emit(buf, "instance %llu\nseq %lld\n", kevent_instance,
+			 (long long)atomic64_read(&kevent_seq));
+	len += kevent_stats_emit(buf, len, "genl", &kevent_genl_stats);
+	len += kevent_stats_emit(buf, len, "classic", &kevent_classic_stats);
+	return len;
 }
 
 static struct kobj_attribute stats_attr = __ATTR_RO(stats);
@@ -382,6 +536,13 @@ static int kevent_netdev_event(struct notifier_block *nb, unsigned long event,
 	const char *name;
 
 	if (!READ_ONCE(kevent_netdev_live))
+		return NOTIFY_DONE;
+	/*
+	 * Interfaces of the initial network namespace only: the transports
+	 * live there, ifindexes repeat across namespaces, and a container's
+	 * interfaces are not the host's business to broadcast.
+	 */
+	if (!net_eq(dev_net(dev), &init_net))
 		return NOTIFY_DONE;
 
 	switch (event) {
@@ -417,6 +578,21 @@ static struct notifier_block kevent_netdev_nb = {
 	.notifier_call = kevent_netdev_event,
 };
 
+static void kevent_log_stats(const char *transport, struct kevent_stats *st)
+{
+	pr_info("%s: sent %lld no_listener %lld delivery_failed %lld send_failed %lld\n",
+		transport, (long long)atomic64_read(&st->sent),
+		(long long)atomic64_read(&st->no_listener),
+		(long long)atomic64_read(&st->delivery_failed),
+		(long long)atomic64_read(&st->send_failed));
+}
+
+/*
+ * Set up the transports first (classic socket, family), then the event
+ * sources (sysfs files, netdevice notifier, heartbeat): nothing can send
+ * before there is somewhere to send to. kevent_exit() and the error path
+ * undo this in the reverse order.
+ */
 static int __init kevent_init(void)
 {
 	struct netlink_kernel_cfg cfg = {
@@ -425,9 +601,10 @@ static int __init kevent_init(void)
 	};
 	int err;
 
-	if (protocol < KEVENT_PROTOCOL_MIN || protocol > KEVENT_PROTOCOL_MAX) {
-		pr_err("protocol=%d is out of range %d..%d\n", protocol,
-		       KEVENT_PROTOCOL_MIN, KEVENT_PROTOCOL_MAX);
+	if (protocol &&
+	    (protocol < KEVENT_PROTOCOL_MIN || protocol > KEVENT_PROTOCOL_MAX)) {
+		pr_err("protocol=%d is out of range: 0 (none) or %d..%d\n",
+		       protocol, KEVENT_PROTOCOL_MIN, KEVENT_PROTOCOL_MAX);
 		return -EINVAL;
 	}
 	if (group < 1 || group > KEVENT_GROUPS) {
@@ -435,20 +612,36 @@ static int __init kevent_init(void)
 		       KEVENT_GROUPS);
 		return -EINVAL;
 	}
+	if (!genl && !protocol) {
+		pr_err("genl=0 without protocol=%d..%d leaves no transport\n",
+		       KEVENT_PROTOCOL_MIN, KEVENT_PROTOCOL_MAX);
+		return -EINVAL;
+	}
 
 	kevent_instance = get_random_u64();
 
-	kevent_sk = netlink_kernel_create(&init_net, protocol, &cfg);
-	if (!kevent_sk) {
-		pr_err("cannot create netlink protocol %d (in use?)\n",
-		       protocol);
-		return -EBUSY;
+	if (protocol) {
+		kevent_sk = netlink_kernel_create(&init_net, protocol, &cfg);
+		if (!kevent_sk) {
+			pr_err("cannot create netlink protocol %d (in use?)\n",
+			       protocol);
+			return -EBUSY;
+		}
+	}
+
+	if (genl) {
+		err = genl_register_family(&kevent_genl_family);
+		if (err) {
+			pr_err("cannot register generic netlink family %s: %d\n",
+			       KEVENT_GENL_NAME, err);
+			goto err_release_sock;
+		}
 	}
 
 	kevent_kobj = kobject_create_and_add("kevent", kernel_kobj);
 	if (!kevent_kobj) {
 		err = -ENOMEM;
-		goto err_release_sock;
+		goto err_unregister_family;
 	}
 	err = sysfs_create_group(kevent_kobj, &kevent_attr_group);
 	if (err)
@@ -463,34 +656,74 @@ static int __init kevent_init(void)
 		queue_delayed_work(system_wq, &kevent_heartbeat_work,
 				   msecs_to_jiffies(heartbeat_ms));
 
-	pr_info("protocol %d group %d instance %llu heartbeat_ms %u\n",
-		protocol, group, kevent_instance, heartbeat_ms);
+	if (genl)
+		pr_info("generic netlink family %s id %d version %d group %s\n",
+			KEVENT_GENL_NAME, kevent_genl_family.id,
+			KEVENT_GENL_VERSION, KEVENT_GENL_MCGRP_EVENTS);
+	if (protocol)
+		pr_info("classic netlink protocol %d group %d\n", protocol,
+			group);
+	pr_info("instance %llu heartbeat_ms %u\n", kevent_instance,
+		heartbeat_ms);
 	return 0;
 
+	/*
+	 * Writes may have started once the sysfs files existed:
+	 * sysfs_remove_group() waits for them (see kevent_exit()) before the
+	 * family and the socket go.
+	 */
 err_remove_group:
+	WRITE_ONCE(kevent_stopping, true);
 	sysfs_remove_group(kevent_kobj, &kevent_attr_group);
 err_put_kobj:
 	kobject_put(kevent_kobj);
+err_unregister_family:
+	if (genl)
+		genl_unregister_family(&kevent_genl_family);
 err_release_sock:
-	netlink_kernel_release(kevent_sk);
+	if (kevent_sk)
+		netlink_kernel_release(kevent_sk);
 	return err;
 }
 
+/*
+ * Unload in the reverse order of kevent_init(). Every event source is
+ * stopped, and each stop waits for the sends it has in flight, before the
+ * transports go, so that no kevent_send() runs while or after the family is
+ * unregistered and the socket released:
+ *
+ *  - cancel_delayed_work_sync() cancels the heartbeat and waits for a
+ *    running one, which cannot re-queue itself past it;
+ *  - unregister_netdevice_notifier() takes RTNL, which every notifier call
+ *    holds: when it returns, no call runs and none can start;
+ *  - sysfs_remove_group() deactivates the files (new writes fail with
+ *    ENODEV) and waits until every emit or burst write in progress has
+ *    returned (kernfs drains the files' active references);
+ *    kevent_stopping ends a long burst early instead of making rmmod wait
+ *    for it.
+ *
+ * Listeners of the family do not hold the module (only classic sockets on
+ * its protocol do): genl_unregister_family() removes them from the group
+ * and they simply receive nothing more.
+ */
 static void __exit kevent_exit(void)
 {
+	WRITE_ONCE(kevent_stopping, true);
 	cancel_delayed_work_sync(&kevent_heartbeat_work);
 	WRITE_ONCE(kevent_netdev_live, false);
 	unregister_netdevice_notifier(&kevent_netdev_nb);
 	sysfs_remove_group(kevent_kobj, &kevent_attr_group);
 	kobject_put(kevent_kobj);
-	netlink_kernel_release(kevent_sk);
+	if (genl)
+		genl_unregister_family(&kevent_genl_family);
+	if (kevent_sk)
+		netlink_kernel_release(kevent_sk);
 
-	pr_info("unloaded: seq %lld sent %lld no_listener %lld delivery_failed %lld send_failed %lld\n",
-		(long long)atomic64_read(&kevent_seq),
-		(long long)atomic64_read(&kevent_sent),
-		(long long)atomic64_read(&kevent_no_listener),
-		(long long)atomic64_read(&kevent_delivery_failed),
-		(long long)atomic64_read(&kevent_send_failed));
+	pr_info("unloaded: seq %lld\n", (long long)atomic64_read(&kevent_seq));
+	if (genl)
+		kevent_log_stats("genl", &kevent_genl_stats);
+	if (protocol)
+		kevent_log_stats("classic", &kevent_classic_stats);
 }
 
 module_init(kevent_init);
@@ -498,4 +731,4 @@ module_exit(kevent_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("kevent_exporter authors");
-MODULE_DESCRIPTION("Multicast kernel events over classic netlink for kevent_exporter");
+MODULE_DESCRIPTION("Multicast kernel events over generic (and classic) netlink for kevent_exporter");

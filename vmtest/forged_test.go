@@ -15,7 +15,7 @@ import (
 // rejected, the module's own event is counted as an event.
 func TestForgedModuleMessage(t *testing.T) {
 	kevent := useModule(t, "kevent")
-	kevent.load(t, "heartbeat_ms=0")
+	kevent.load(t, classicParams+" heartbeat_ms=0")
 	e := startExporter(t, nobody, keventConfig)
 	e.WaitFor(t, 1, "kevent_source_up", "source", "kevent")
 

@@ -36,6 +36,10 @@ var (
 var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
 
 func TestMain(m *testing.M) {
+	// The test binary re-executed as a helper process (see runHelper).
+	if h := os.Getenv(helperEnv); h != "" {
+		os.Exit(runHelperMain(h))
+	}
 	flag.Parse()
 	var u unix.Utsname
 	_ = unix.Uname(&u)

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 )
 
@@ -27,7 +28,8 @@ const lostMetric = "kevent_datagrams_lost_total"
 // burstEvents is the size of the burst in TestBurstAccounted.
 const burstEvents = 100000
 
-// keventConfig listens to the kevent module's default protocol and group.
+// keventConfig listens to the kevent module's classic protocol and group as
+// classicParams sets them.
 const keventConfig = `
 sources:
   - name: kevent
@@ -52,7 +54,7 @@ func TestAttachUnprivileged(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	kevent.load(t, "heartbeat_ms=0")
+	kevent.load(t, classicParams+" heartbeat_ms=0")
 	e.WaitFor(t, 1, "kevent_source_up", "source", "kevent")
 	attach := time.Since(t0)
 	t.Logf("kevent_source_up{source=\"kevent\"} 1 seen %d ms after insmod (limit %d ms)",
@@ -174,7 +176,7 @@ func TestBurstAccounted(t *testing.T) {
     decoder: kevent
     receive_buffer_bytes: 4096
 `)
-	kevent.load(t, "heartbeat_ms=0")
+	kevent.load(t, classicParams+" heartbeat_ms=0")
 	sources := []string{"kevent", "kevent_small"}
 	for _, src := range sources {
 		e.WaitFor(t, 1, "kevent_source_up", "source", src)
@@ -279,7 +281,7 @@ func TestBurstAccounted(t *testing.T) {
 func TestNetdevEvents(t *testing.T) {
 	kevent := useModule(t, "kevent")
 	e := startExporter(t, nobody, keventConfig)
-	kevent.load(t, "heartbeat_ms=0")
+	kevent.load(t, classicParams+" heartbeat_ms=0")
 	e.WaitFor(t, 1, "kevent_source_up", "source", "kevent")
 
 	// dummy is a module in Debian's cloud kernel (run.sh copies it), built
@@ -337,11 +339,13 @@ func TestNetdevEvents(t *testing.T) {
 }
 
 // TestRmmodRefusedWhileHeld: rmmod kevent fails while the exporter holds a
-// socket of the module's protocol, and succeeds once it is stopped.
+// socket of the module's classic protocol, and succeeds once it is stopped.
+// (A listener of the generic netlink family does not hold the module: see
+// TestGenlRmmodWhileJoined.)
 func TestRmmodRefusedWhileHeld(t *testing.T) {
 	kevent := useModule(t, "kevent")
 	e := startExporter(t, nobody, keventConfig)
-	kevent.load(t, "heartbeat_ms=0")
+	kevent.load(t, classicParams+" heartbeat_ms=0")
 	e.WaitFor(t, 1, "kevent_source_up", "source", "kevent")
 
 	errHeld := kevent.remove()
@@ -404,18 +408,24 @@ sources:
 	}
 }
 
-// TestModuleParameters: out-of-range parameters and a protocol that is
-// taken fail insmod and leave nothing registered; protocol=30 group=5
-// heartbeat_ms=200 sends heartbeats to an unprivileged exporter.
+// TestModuleParameters: out-of-range parameters, no transport at all and a
+// protocol that is taken fail insmod and leave nothing registered; by
+// default the module registers no classic protocol (it loads while seed
+// holds 29, and /proc/net/netlink shows no protocol 29 socket), and insmod
+// then rmmod work; protocol=30 group=5 heartbeat_ms=200 sends heartbeats to
+// an unprivileged exporter.
 func TestModuleParameters(t *testing.T) {
 	seed := useModule(t, "seed")
 	kevent := useModule(t, "kevent")
-	seed.load(t, "") // holds protocol 29, kevent's default
+	seed.load(t, "") // holds protocol 29
 
-	for _, params := range []string{"protocol=16", "protocol=32", "group=0", "group=33", "protocol=abc", ""} {
+	for _, params := range []string{
+		"protocol=16", "protocol=32", "protocol=-1", "group=0", "group=33", "protocol=abc",
+		"genl=0", "genl=0 group=2", classicParams,
+	} {
 		what := params
-		if what == "" {
-			what = "(protocol 29, held by seed)"
+		if params == classicParams {
+			what += " (protocol 29, held by seed)"
 		}
 		if err := kevent.tryLoad(params); err == nil {
 			t.Errorf("insmod kevent.ko %s: accepted", what)
@@ -428,13 +438,45 @@ func TestModuleParameters(t *testing.T) {
 		if _, err := os.Stat(sysKevent); kevent.loaded() || err == nil {
 			t.Errorf("insmod kevent.ko %s left something registered (loaded: %v, %s: %v)", what, kevent.loaded(), sysKevent, err)
 		}
+		if _, err := genlFamily(decoder.KeventGenlFamily); !errors.Is(err, unix.ENOENT) {
+			t.Errorf("insmod kevent.ko %s left the family %s registered (CTRL_CMD_GETFAMILY: %v)", what, decoder.KeventGenlFamily, err)
+		}
 	}
-	for _, l := range dmesgLines(t, "is out of range", "kevent: cannot") {
+	for _, l := range dmesgLines(t, "is out of range", "kevent: cannot", "leaves no transport") {
 		t.Logf("  %s", l)
+	}
+
+	// The default: the family only, no classic protocol to collide on.
+	kevent.load(t, "")
+	t.Logf("insmod kevent.ko (defaults) while seed holds protocol 29: loaded; protocol 29 sockets (eth pid groups): %q", netlinkSockets(t, 29))
+	if err := kevent.remove(); err != nil {
+		t.Fatal(err)
 	}
 	if err := seed.remove(); err != nil {
 		t.Error(err)
 	}
+	kevent.load(t, "")
+	var params []string
+	for _, p := range []string{"genl", "protocol", "group", "heartbeat_ms"} {
+		b, err := os.ReadFile("/sys/module/kevent/parameters/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params = append(params, p+"="+strings.TrimSpace(string(b)))
+	}
+	socks := netlinkSockets(t, 29)
+	t.Logf("insmod kevent.ko (defaults): parameters %s; protocol 29 sockets: %q", strings.Join(params, " "), socks)
+	if want := "genl=Y protocol=0 group=2 heartbeat_ms=10000"; strings.Join(params, " ") != want {
+		t.Errorf("default parameters %s, want %s", strings.Join(params, " "), want)
+	}
+	if len(socks) > 0 {
+		t.Errorf("protocol 29 sockets after a default insmod: %q", socks)
+	}
+	f := keventFamily(t)
+	if err := kevent.remove(); err != nil {
+		t.Fatalf("rmmod after a default insmod: %v", err)
+	}
+	t.Logf("default insmod: family %s id %d, no classic protocol; rmmod: ok", f.Name, f.ID)
 
 	e := startExporter(t, nobody, `
 sources:
@@ -444,8 +486,8 @@ sources:
     decoder: kevent
 `)
 	kevent.load(t, "protocol=30 group=5 heartbeat_ms=200")
-	var params []string
-	for _, p := range []string{"protocol", "group", "heartbeat_ms"} {
+	params = nil
+	for _, p := range []string{"genl", "protocol", "group", "heartbeat_ms"} {
 		b, err := os.ReadFile("/sys/module/kevent/parameters/" + p)
 		if err != nil {
 			t.Fatal(err)
@@ -472,6 +514,6 @@ sources:
 			hb, n, missing, haveMissing)
 	}
 	if !t.Failed() {
-		t.Log("bad parameters and a taken protocol fail insmod cleanly; protocol=30 group=5 heartbeat_ms=200 heartbeats exported")
+		t.Log("bad parameters, no transport and a taken protocol fail insmod cleanly; the default registers no classic protocol; protocol=30 group=5 heartbeat_ms=200 heartbeats exported")
 	}
 }
