@@ -46,24 +46,26 @@ int main(int argc, char **argv)
 {
 	unsigned long long expected = 0, received = 0, gaps = 0, enobufs = 0;
 	int group = 0, rcvbuf = 0, drain = 0, opt, fd;
+	int protocol = NETLINK_USERSOCK;
 	uint32_t last_seq = 0;
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	static char buf[65536];
 	double t0 = 0, t_last = 0;
 
-	while ((opt = getopt(argc, argv, "g:r:n:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "g:r:n:m:p:")) != -1) {
 		switch (opt) {
 		case 'g': group = atoi(optarg); break;
 		case 'r': rcvbuf = atoi(optarg); break;
 		case 'n': expected = strtoull(optarg, NULL, 10); break;
 		case 'm': drain = !strcmp(optarg, "drain"); break;
+		case 'p': protocol = atoi(optarg); break;
 		default: goto usage;
 		}
 	}
 	if (group < 1 || group > 32 || !expected)
 		goto usage;
 
-	fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
+	fd = socket(AF_NETLINK, SOCK_RAW, protocol);
 	sa.nl_groups = 1u << (group - 1);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		perror("baseline: socket");
@@ -114,6 +116,6 @@ int main(int argc, char **argv)
 	       received, drops(fd), enobufs, gaps, s, s > 0 ? received / s : 0);
 	return 0;
 usage:
-	fprintf(stderr, "usage: baseline -g GROUP(1-32) -r RCVBUF -n EXPECTED -m drain|live\n");
+	fprintf(stderr, "usage: baseline -g GROUP(1-32) -r RCVBUF -n EXPECTED -m drain|live [-p PROTOCOL]\n");
 	return 2;
 }

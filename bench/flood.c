@@ -4,7 +4,12 @@
  * possible, in the raw format (sequence number in nlmsg_seq, text payload) or
  * the kevent attribute format (sequence number in KEVENT_A_SEQ too).
  *
- *	flood -g GROUP -n COUNT [-f raw|kevent] [-d DISTINCT_NAMES]
+ *	flood -g GROUP -n COUNT [-f raw|kevent|genl] [-d DISTINCT_NAMES] [-p PROTOCOL]
+ *
+ * genl is the kevent attributes behind a generic netlink header (command
+ * KEVENT_CMD_EVENT), as the module sends them on its family; with
+ * -p 16 (NETLINK_GENERIC) and -g a family's group id (1-32), a root sender
+ * multicasts them on that group.
  *
  * With -d, kevent names cycle through DISTINCT_NAMES values (name_0,
  * name_1, ...) to flood the exporter with distinct event names.
@@ -34,7 +39,9 @@ static size_t put_attr(char *p, uint16_t type, const void *v, size_t len)
 	return NLA_ALIGN(a->nla_len);
 }
 
-static size_t build(char *buf, int kevent, uint64_t seq, uint64_t distinct)
+enum format { RAW, KEVENT, GENL };
+
+static size_t build(char *buf, enum format format, uint64_t seq, uint64_t distinct)
 {
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
 	char *p = buf + NLMSG_HDRLEN;
@@ -42,7 +49,7 @@ static size_t build(char *buf, int kevent, uint64_t seq, uint64_t distinct)
 
 	memset(h, 0, sizeof(*h));
 	h->nlmsg_seq = (uint32_t)seq;
-	if (!kevent) {
+	if (format == RAW) {
 		int n = snprintf(p, 32, "%llu", (unsigned long long)seq);
 
 		h->nlmsg_type = 16;
@@ -54,6 +61,15 @@ static size_t build(char *buf, int kevent, uint64_t seq, uint64_t distinct)
 	int n;
 
 	h->nlmsg_type = KEVENT_MSG_EVENT;
+	if (format == GENL) {
+		/* struct genlmsghdr: cmd, version, reserved. The type stands
+		 * for a family id. */
+		h->nlmsg_type = 0x20;
+		p[0] = KEVENT_CMD_EVENT;
+		p[1] = KEVENT_GENL_VERSION;
+		p[2] = p[3] = 0;
+		p += 4;
+	}
 	p += put_attr(p, KEVENT_A_SEQ, &seq, 8);
 	p += put_attr(p, KEVENT_A_INSTANCE, &inst, 8);
 	p += put_attr(p, KEVENT_A_TIMESTAMP_NS, &ts, 8);
@@ -70,17 +86,26 @@ static size_t build(char *buf, int kevent, uint64_t seq, uint64_t distinct)
 int main(int argc, char **argv)
 {
 	unsigned long long count = 0, distinct = 0, i, errors = 0;
-	int group = 0, kevent = 0, opt, fd;
+	int group = 0, protocol = NETLINK_USERSOCK, opt, fd;
+	enum format format = RAW;
 	struct sockaddr_nl local = { .nl_family = AF_NETLINK };
 	struct sockaddr_nl dst = { .nl_family = AF_NETLINK };
 	struct timespec t0, t1;
 	char buf[512];
 
-	while ((opt = getopt(argc, argv, "g:n:f:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "g:n:f:d:p:")) != -1) {
 		switch (opt) {
 		case 'g': group = atoi(optarg); break;
 		case 'n': count = strtoull(optarg, NULL, 10); break;
-		case 'f': kevent = !strcmp(optarg, "kevent"); break;
+		case 'f':
+			if (!strcmp(optarg, "kevent"))
+				format = KEVENT;
+			else if (!strcmp(optarg, "genl"))
+				format = GENL;
+			else if (strcmp(optarg, "raw"))
+				goto usage;
+			break;
+		case 'p': protocol = atoi(optarg); break;
 		case 'd': distinct = strtoull(optarg, NULL, 10); break;
 		default: goto usage;
 		}
@@ -88,7 +113,7 @@ int main(int argc, char **argv)
 	if (group < 1 || group > 32 || !count)
 		goto usage;
 
-	fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
+	fd = socket(AF_NETLINK, SOCK_RAW, protocol);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
 		perror("flood: socket");
 		return 1;
@@ -96,7 +121,7 @@ int main(int argc, char **argv)
 	dst.nl_groups = 1u << (group - 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 1; i <= count; i++) {
-		size_t len = build(buf, kevent, i, distinct);
+		size_t len = build(buf, format, i, distinct);
 
 		/* ECONNREFUSED: delivered to the group, no kernel socket to unicast to. */
 		if (sendto(fd, buf, len, 0, (struct sockaddr *)&dst, sizeof(dst)) < 0 &&
@@ -108,6 +133,6 @@ int main(int argc, char **argv)
 	printf("sent=%llu send_errors=%llu seconds=%.3f rate=%.0f\n", count, errors, s, count / s);
 	return errors ? 1 : 0;
 usage:
-	fprintf(stderr, "usage: flood -g GROUP(1-32) -n COUNT [-f raw|kevent] [-d DISTINCT_NAMES]\n");
+	fprintf(stderr, "usage: flood -g GROUP(1-32) -n COUNT [-f raw|kevent|genl] [-d DISTINCT_NAMES] [-p PROTOCOL]\n");
 	return 2;
 }

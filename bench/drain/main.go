@@ -3,6 +3,13 @@
 // already queued on its socket. It speaks the same protocol as baseline.c:
 //
 //	drain -g GROUP -r RCVBUF -n EXPECTED [-f raw|kevent]
+//	drain -family NAME -group NAME -r RCVBUF -n EXPECTED -f kevent
+//	drain -print-group FAMILY/GROUP
+//
+// With -family, it reads the module's format behind generic netlink
+// headers on a family's group, trusting any sender, so that a root flood
+// sender can stand in for the module (flood -f genl -p 16 -g ID, the id
+// that -print-group prints).
 //
 // prints "ready" once its socket is bound, holds its reader after the first
 // message, and on a line from stdin lets it go and times the rest. The
@@ -17,10 +24,12 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/mdlayher/genetlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
@@ -69,19 +78,46 @@ func main() {
 	expected := flag.Uint64("n", 0, "messages the flood sends")
 	format := flag.String("f", "raw", "decoder: raw or kevent")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the drain to this file")
+	family := flag.String("family", "", "generic netlink family to read instead of usersock")
+	groupName := flag.String("group", "", "the family's multicast group")
+	printGroup := flag.String("print-group", "", "print the id of FAMILY/GROUP and exit")
 	flag.Parse()
-	if *group < 1 || *group > 32 || *expected == 0 {
+	if *printGroup != "" {
+		fam, grp, _ := strings.Cut(*printGroup, "/")
+		c, err := genetlink.Dial(nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		f, err := c.GetFamily(fam)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, g := range f.Groups {
+			if g.Name == grp {
+				fmt.Println(g.ID)
+				os.Exit(0)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "family %s has no group %s\n", fam, grp)
+		os.Exit(1)
+	}
+	if (*family == "" && (*group < 1 || *group > 32)) || *expected == 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	dec, err := decoder.New(*format, decoder.Options{})
+	dec, err := decoder.New(*format, decoder.Options{Genl: *family != ""})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 
-	src := netlinksrc.New(netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf},
-		dec, log.NewLogfmtLogger(os.Stderr))
+	cfg := netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf}
+	if *family != "" {
+		cfg = netlinksrc.Config{Name: "drain", Family: *family, GroupNames: []string{*groupName}, ReceiveBufferBytes: *rcvbuf, Senders: netlinksrc.SendersAny}
+	}
+	src := netlinksrc.New(cfg, dec, log.NewLogfmtLogger(os.Stderr))
 	metrics := collector.NewSourceMetrics("drain", collector.SourceOptions{PayloadInfo: true})
 	sink := &checkingSink{next: metrics, release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
