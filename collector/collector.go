@@ -18,13 +18,13 @@ func newDesc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	eventsDesc = newDesc("events_total",
-		"Events received, by source and event name.", "source", "event")
+		"Events received, by source, event name and the object the event is about (empty where the source names none).", "source", "event", "object")
 	lastValueDesc = newDesc("event_last_value",
-		"Value carried by the last event of this name.", "source", "event")
+		"Value carried by the last event of this name and object.", "source", "event", "object")
 	lastTimestampDesc = newDesc("event_last_timestamp_seconds",
-		"Unix time the last event of this name was received.", "source", "event")
+		"Unix time the last event of this name and object was received.", "source", "event", "object")
 	lastPayloadDesc = newDesc("event_last_payload_info",
-		"Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.", "source", "event", "payload")
+		"Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.", "source", "event", "object", "payload")
 
 	receivedBytesDesc = newDesc("received_bytes_total",
 		"Bytes of netlink datagrams received.", "source")
@@ -47,9 +47,9 @@ var (
 	dropReadErrorsDesc = newDesc("source_drop_count_read_errors_total",
 		"Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.", "source")
 	eventNamesDesc = newDesc("source_event_names",
-		"Distinct event names the source keeps, including the overflow event.", "source")
+		"Distinct (event, object) pairs the source keeps, including the overflow event.", "source")
 	maxEventNamesDesc = newDesc("source_max_event_names",
-		"Bound on distinct event names, the overflow event included; events of names past it count under event=\""+OverflowEvent+"\".", "source")
+		"Bound on distinct (event, object) pairs, the overflow event included; events past it count under event=\""+OverflowEvent+"\".", "source")
 
 	seqMissingDesc = newDesc("sequence_missing_total",
 		"Sequence numbers skipped by a sender's messages: messages lost anywhere between sender and exporter.", "source")
@@ -120,7 +120,7 @@ func (s *SourceMetrics) snapshot() []sample {
 	if s.opts.PayloadInfo {
 		perEvent++
 	}
-	out := make([]sample, 0, perEvent*len(s.events)+16)
+	out := make([]sample, 0, perEvent*s.pairs+16)
 	for _, e := range s.sortedEvents() {
 		out = append(out,
 			sample{desc: eventsDesc, labels: e.labels, value: float64(e.count), counter: true},
@@ -131,7 +131,7 @@ func (s *SourceMetrics) snapshot() []sample {
 		}
 		if s.opts.PayloadInfo {
 			if e.payloadDirty || e.payloadLabels == nil {
-				e.payloadLabels = labelPairs("event", e.label, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
+				e.payloadLabels = labelPairs("event", e.label, "object", e.object, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
 			}
 			out = append(out, sample{desc: lastPayloadDesc, labels: e.payloadLabels, value: 1})
@@ -147,7 +147,7 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: lostDesc, labels: src, value: float64(st.Lost), counter: true},
 		sample{desc: groupsJoinedDesc, labels: src, value: float64(st.GroupsJoined)},
 		sample{desc: dropReadErrorsDesc, labels: src, value: float64(st.DropReadErrors), counter: true},
-		sample{desc: eventNamesDesc, labels: src, value: float64(len(s.events))},
+		sample{desc: eventNamesDesc, labels: src, value: float64(s.pairs)},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
 	)
 	for _, r := range st.Rejected {

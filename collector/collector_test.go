@@ -66,21 +66,21 @@ kevent_datagrams_rejected_total{reason="not_root",source="seed"} 0
 # HELP kevent_decode_errors_total Malformed messages that could not be decoded into events.
 # TYPE kevent_decode_errors_total counter
 kevent_decode_errors_total{source="seed"} 2
-# HELP kevent_event_last_payload_info Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.
+# HELP kevent_event_last_payload_info Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.
 # TYPE kevent_event_last_payload_info gauge
-kevent_event_last_payload_info{event="done",payload="Hello from kernel",source="seed"} 1
-kevent_event_last_payload_info{event="temp",payload="42.5",source="seed"} 1
-# HELP kevent_event_last_timestamp_seconds Unix time the last event of this name was received.
+kevent_event_last_payload_info{event="done",object="",payload="Hello from kernel",source="seed"} 1
+kevent_event_last_payload_info{event="temp",object="",payload="42.5",source="seed"} 1
+# HELP kevent_event_last_timestamp_seconds Unix time the last event of this name and object was received.
 # TYPE kevent_event_last_timestamp_seconds gauge
-kevent_event_last_timestamp_seconds{event="done",source="seed"} 1.7000000005e+09
-kevent_event_last_timestamp_seconds{event="temp",source="seed"} 1.7000000005e+09
-# HELP kevent_event_last_value Value carried by the last event of this name.
+kevent_event_last_timestamp_seconds{event="done",object="",source="seed"} 1.7000000005e+09
+kevent_event_last_timestamp_seconds{event="temp",object="",source="seed"} 1.7000000005e+09
+# HELP kevent_event_last_value Value carried by the last event of this name and object.
 # TYPE kevent_event_last_value gauge
-kevent_event_last_value{event="temp",source="seed"} 42.5
-# HELP kevent_events_total Events received, by source and event name.
+kevent_event_last_value{event="temp",object="",source="seed"} 42.5
+# HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
 # TYPE kevent_events_total counter
-kevent_events_total{event="done",source="seed"} 1
-kevent_events_total{event="temp",source="seed"} 2
+kevent_events_total{event="done",object="",source="seed"} 1
+kevent_events_total{event="temp",object="",source="seed"} 2
 # HELP kevent_receive_overruns_total Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.
 # TYPE kevent_receive_overruns_total counter
 kevent_receive_overruns_total{source="seed"} 2
@@ -90,13 +90,13 @@ kevent_received_bytes_total{source="seed"} 110
 # HELP kevent_source_drop_count_read_errors_total Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.
 # TYPE kevent_source_drop_count_read_errors_total counter
 kevent_source_drop_count_read_errors_total{source="seed"} 3
-# HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
+# HELP kevent_source_event_names Distinct (event, object) pairs the source keeps, including the overflow event.
 # TYPE kevent_source_event_names gauge
 kevent_source_event_names{source="seed"} 2
 # HELP kevent_source_groups_joined Multicast groups the source's socket joined; fewer than configured when the kernel refused some.
 # TYPE kevent_source_groups_joined gauge
 kevent_source_groups_joined{source="seed"} 1
-# HELP kevent_source_max_event_names Bound on distinct event names, the overflow event included; events of names past it count under event="__overflow__".
+# HELP kevent_source_max_event_names Bound on distinct (event, object) pairs, the overflow event included; events past it count under event="__overflow__".
 # TYPE kevent_source_max_event_names gauge
 kevent_source_max_event_names{source="seed"} 2000
 # HELP kevent_source_receive_buffer_bytes Receive buffer size the kernel granted the source's socket.
@@ -118,15 +118,15 @@ func TestCardinalityBound(t *testing.T) {
 	// The first two names fill the bound with the overflow event, which
 	// takes the third place and every later name.
 	want := `
-# HELP kevent_events_total Events received, by source and event name.
+# HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
 # TYPE kevent_events_total counter
-kevent_events_total{event="__overflow__",source="flood"} 998
-kevent_events_total{event="name0",source="flood"} 1
-kevent_events_total{event="name1",source="flood"} 1
+kevent_events_total{event="__overflow__",object="",source="flood"} 998
+kevent_events_total{event="name0",object="",source="flood"} 1
+kevent_events_total{event="name1",object="",source="flood"} 1
 # HELP kevent_source_drop_count_read_errors_total Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.
 # TYPE kevent_source_drop_count_read_errors_total counter
 kevent_source_drop_count_read_errors_total{source="seed"} 3
-# HELP kevent_source_event_names Distinct event names the source keeps, including the overflow event.
+# HELP kevent_source_event_names Distinct (event, object) pairs the source keeps, including the overflow event.
 # TYPE kevent_source_event_names gauge
 kevent_source_event_names{source="flood"} 3
 `
@@ -142,9 +142,9 @@ func TestPayloadInfoReplaced(t *testing.T) {
 		s.Record([]decoder.Event{ev("e", p)}, 16, 0)
 		// Scrape between payloads: each scrape must show only the newest.
 		want := fmt.Sprintf(`
-# HELP kevent_event_last_payload_info Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.
+# HELP kevent_event_last_payload_info Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.
 # TYPE kevent_event_last_payload_info gauge
-kevent_event_last_payload_info{event="e",payload=%q,source="p"} 1
+kevent_event_last_payload_info{event="e",object="",payload=%q,source="p"} 1
 `, p)
 		gatherCompare(t, []*SourceMetrics{s}, want, "kevent_event_last_payload_info")
 	}
@@ -169,12 +169,12 @@ func TestLabelSanitising(t *testing.T) {
 		ev("bad\xfename", long),
 	}, 32, 0)
 	want := fmt.Sprintf(`
-# HELP kevent_event_last_payload_info Payload of the last event of this name, truncated to 256 bytes of valid UTF-8.
+# HELP kevent_event_last_payload_info Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.
 # TYPE kevent_event_last_payload_info gauge
-kevent_event_last_payload_info{event="bad�name",payload=%q,source="u"} 1
-# HELP kevent_events_total Events received, by source and event name.
+kevent_event_last_payload_info{event="bad�name",object="",payload=%q,source="u"} 1
+# HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
 # TYPE kevent_events_total counter
-kevent_events_total{event="bad�name",source="u"} 2
+kevent_events_total{event="bad�name",object="",source="u"} 2
 `, strings.Repeat("x", MaxPayloadBytes))
 	gatherCompare(t, []*SourceMetrics{s}, want, "kevent_events_total", "kevent_event_last_payload_info")
 }
@@ -247,5 +247,56 @@ func TestScrapeOrder(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d: events in order %v, want %v", round, got, want)
 		}
+	}
+}
+
+func evObject(name, object string, v float64) decoder.Event {
+	e := evValue(name, v, "")
+	e.Object = []byte(object)
+	return e
+}
+
+// TestObjects counts events per (event, object) pair: the same event about
+// two interfaces is two series, listed in label order, and max_events
+// bounds the pairs, with the overflow counted under no object.
+func TestObjects(t *testing.T) {
+	s := newTestSource("link", SourceOptions{MaxEvents: 4}, SocketStats{})
+	s.Record([]decoder.Event{
+		evObject("link/down", "veth1", 3),
+		evObject("link/down", "veth0", 5),
+		evObject("link/up", "veth0", 6),
+		evObject("link/down", "veth1", 4),
+		// Past the bound of 4 pairs (3 and the overflow event).
+		evObject("link/up", "veth1", 7),
+		evObject("link/up", "veth2", 8),
+	}, 100, 0)
+	want := `
+# HELP kevent_event_last_value Value carried by the last event of this name and object.
+# TYPE kevent_event_last_value gauge
+kevent_event_last_value{event="__overflow__",object="",source="link"} 8
+kevent_event_last_value{event="link/down",object="veth0",source="link"} 5
+kevent_event_last_value{event="link/down",object="veth1",source="link"} 4
+kevent_event_last_value{event="link/up",object="veth0",source="link"} 6
+# HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
+# TYPE kevent_events_total counter
+kevent_events_total{event="__overflow__",object="",source="link"} 2
+kevent_events_total{event="link/down",object="veth0",source="link"} 1
+kevent_events_total{event="link/down",object="veth1",source="link"} 2
+kevent_events_total{event="link/up",object="veth0",source="link"} 1
+# HELP kevent_source_event_names Distinct (event, object) pairs the source keeps, including the overflow event.
+# TYPE kevent_source_event_names gauge
+kevent_source_event_names{source="link"} 4
+`
+	gatherCompare(t, []*SourceMetrics{s}, want, "kevent_events_total", "kevent_event_last_value", "kevent_source_event_names")
+}
+
+// TestObjectLookupAllocs: counting an event about a known object
+// allocates nothing.
+func TestObjectLookupAllocs(t *testing.T) {
+	s := NewSourceMetrics("a", SourceOptions{})
+	events := []decoder.Event{evObject("link/up", "eth0", 1), evValue("plain", 1, "")}
+	s.Record(events, 10, 0)
+	if n := testing.AllocsPerRun(100, func() { s.Record(events, 10, 0) }); n != 0 {
+		t.Fatalf("%v allocations per Record of known events", n)
 	}
 }

@@ -22,7 +22,8 @@ const (
 	OverflowEvent = "__overflow__"
 	// MaxPayloadBytes is how much of a payload the payload label keeps.
 	MaxPayloadBytes = 256
-	// maxNameBytes is how much of an event name the event label keeps.
+	// maxNameBytes is how much of an event name the event label keeps, and
+	// of an object the object label.
 	maxNameBytes = 128
 )
 
@@ -76,8 +77,14 @@ type SourceMetrics struct {
 	// now is the clock, replaceable in tests.
 	now func() time.Time
 
-	mu     sync.Mutex
-	events map[string]*eventState
+	mu sync.Mutex
+	// events holds the events without an object by event label, objects
+	// those with one by event label, then object label: two lookups of
+	// string(bytes), which Go does without allocating. pairs counts them
+	// all, the distinct (event, object) pairs MaxEvents bounds.
+	events  map[string]*eventState
+	objects map[string]map[string]*eventState
+	pairs   int
 	// sorted holds the events in label order, the order a scrape sorts
 	// them into: handing them over sorted makes that sort cheap. Names
 	// new since the last scrape wait in pending, so that adding one costs
@@ -92,10 +99,11 @@ type SourceMetrics struct {
 	rejectedLabels map[string][]*dto.LabelPair
 }
 
-// eventState is what a source knows of one event name.
+// eventState is what a source knows of one event name and object.
 type eventState struct {
-	// label is the event label's value.
+	// label and object are the event and object labels' values.
 	label    string
+	object   string
 	count    uint64
 	value    float64
 	hasValue bool
@@ -106,7 +114,8 @@ type eventState struct {
 	payload       []byte
 	payloadDirty  bool
 	payloadLabels []*dto.LabelPair
-	// labels are the event's (event, source) label pairs, built once.
+	// labels are the event's (event, object, source) label pairs, built
+	// once.
 	labels []*dto.LabelPair
 }
 
@@ -116,10 +125,11 @@ func NewSourceMetrics(name string, opts SourceOptions) *SourceMetrics {
 		opts.MaxEvents = DefaultMaxEvents
 	}
 	return &SourceMetrics{
-		name:   name,
-		opts:   opts,
-		events: make(map[string]*eventState),
-		now:    time.Now,
+		name:    name,
+		opts:    opts,
+		events:  make(map[string]*eventState),
+		objects: make(map[string]map[string]*eventState),
+		now:     time.Now,
 	}
 }
 
@@ -133,7 +143,7 @@ func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
 	s.eventsTotal += uint64(len(events))
 	for i := range events {
 		ev := &events[i]
-		e := s.lookup(ev.Name)
+		e := s.lookup(ev.Name, ev.Object)
 		e.count++
 		e.unixNano = now
 		if ev.HasValue {
@@ -156,29 +166,53 @@ func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
 	s.mu.Unlock()
 }
 
-// lookup returns the state of the event called name, making it if the
-// source has room, else the overflow event's: a source keeps at most
-// MaxEvents names, the overflow event included. Looking up a known valid name
-// allocates nothing.
-func (s *SourceMetrics) lookup(name []byte) *eventState {
-	if e, ok := s.events[string(name)]; ok {
-		return e
-	}
-	label := labelValue(name, maxNameBytes)
-	if e, ok := s.events[label]; ok {
-		return e
-	}
-	// The overflow event takes the last place under the bound.
-	if len(s.events) >= s.opts.MaxEvents-1 {
-		label = OverflowEvent
-		if e, ok := s.events[label]; ok {
+// lookup returns the state of the event called name about object, making
+// it if the source has room, else the overflow event's: a source keeps at
+// most MaxEvents (event, object) pairs, the overflow event included.
+// Looking up a known valid pair allocates nothing.
+func (s *SourceMetrics) lookup(name, object []byte) *eventState {
+	if len(object) == 0 {
+		if e, ok := s.events[string(name)]; ok {
+			return e
+		}
+	} else if m, ok := s.objects[string(name)]; ok {
+		if e, ok := m[string(object)]; ok {
 			return e
 		}
 	}
-	e := &eventState{label: label, labels: labelPairs("event", label, "source", s.name)}
-	s.events[label] = e
+	label, obj := labelValue(name, maxNameBytes), labelValue(object, maxNameBytes)
+	if e := s.find(label, obj); e != nil {
+		return e
+	}
+	// The overflow event takes the last place under the bound.
+	if s.pairs >= s.opts.MaxEvents-1 {
+		label, obj = OverflowEvent, ""
+		if e := s.find(label, obj); e != nil {
+			return e
+		}
+	}
+	e := &eventState{label: label, object: obj, labels: labelPairs("event", label, "object", obj, "source", s.name)}
+	if obj == "" {
+		s.events[label] = e
+	} else {
+		m, ok := s.objects[label]
+		if !ok {
+			m = make(map[string]*eventState)
+			s.objects[label] = m
+		}
+		m[obj] = e
+	}
+	s.pairs++
 	s.pending = append(s.pending, e)
 	return e
+}
+
+// find returns the state of the pair of labels, or nil.
+func (s *SourceMetrics) find(label, object string) *eventState {
+	if object == "" {
+		return s.events[label]
+	}
+	return s.objects[label][object]
 }
 
 // labelValue makes b a valid UTF-8 label value of at most max bytes.
@@ -208,7 +242,12 @@ func (s *SourceMetrics) sortedEvents() []*eventState {
 	if len(s.pending) == 0 {
 		return s.sorted
 	}
-	byLabel := func(a, b *eventState) int { return strings.Compare(a.label, b.label) }
+	byLabel := func(a, b *eventState) int {
+		if c := strings.Compare(a.label, b.label); c != 0 {
+			return c
+		}
+		return strings.Compare(a.object, b.object)
+	}
 	slices.SortFunc(s.pending, byLabel)
 	merged := make([]*eventState, 0, len(s.sorted)+len(s.pending))
 	i, j := 0, 0

@@ -24,6 +24,9 @@ type Event struct {
 	HasValue bool
 	// Payload is the event's text, without a trailing NUL.
 	Payload []byte
+	// Object is what the event is about (an interface, a thermal zone, a
+	// device), or empty. Like Name it may be the decoder's own memory.
+	Object []byte
 
 	// Sequence numbering, set by decoders whose format carries it.
 	HasSeq   bool
