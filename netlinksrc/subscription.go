@@ -71,6 +71,11 @@ type Config struct {
 	// Senders says whose datagrams are decoded; the others are counted as
 	// rejected.
 	Senders Senders
+	// Requests are netlink messages sent to the kernel (port ID 0) each
+	// time the socket is opened and joined, for protocols that deliver
+	// their events only to sockets that ask (the proc connector's
+	// PROC_CN_MCAST_LISTEN).
+	Requests [][]byte
 }
 
 // A Sink takes the events decoded from each datagram.
@@ -362,6 +367,15 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 	}
 	if len(failed) > 0 {
 		s.openErrors.Log("msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))
+	}
+	for _, req := range s.cfg.Requests {
+		// To the kernel: port ID 0, no group.
+		if err := s.control(c, func(fd int) error {
+			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		}); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("sending the subscription request to the kernel: %w", err)
+		}
 	}
 	if s.needsCredentials() {
 		if err := s.control(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1) }); err != nil {

@@ -3,6 +3,7 @@ package netlinksrc
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -395,4 +396,18 @@ func TestMalformedSink(t *testing.T) {
 	if want := "[010203/3/1]"; fmt.Sprint(sk.got) != want {
 		t.Fatalf("malformed = %v, want %s", sk.got, want)
 	}
+}
+
+// TestRequests: a subscription sends its requests to the kernel when it
+// opens its socket. rtnetlink answers an RTM_GETLINK dump request with the
+// namespace's links (lo), which the subscription's socket then receives
+// as unicast datagrams from the kernel.
+func TestRequests(t *testing.T) {
+	sk := newSink()
+	dump := nlsend.AppendMessage(nil, unix.RTM_GETLINK, 1, make([]byte, unix.SizeofIfInfomsg))
+	binary.NativeEndian.PutUint16(dump[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	s := start(t, Config{Name: "req", Protocol: unix.NETLINK_ROUTE, Groups: []uint32{unix.RTNLGRP_LINK}, Requests: [][]byte{dump}}, decoder.NewRaw(nil), sk, nil)
+	waitUp(t, s)
+	// RTM_NEWLINK (16) for lo, then NLMSG_DONE.
+	waitUntil(t, "the dump's replies are received", func() bool { return sk.count("16") >= 1 && sk.count("done") == 1 })
 }
