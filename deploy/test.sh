@@ -79,6 +79,7 @@ if ! command -v docker >/dev/null || { ! docker info >/dev/null 2>&1 && ! comman
 	pkgs+=(docker.io)
 fi
 command -v curl >/dev/null || pkgs+=(curl)
+command -v make >/dev/null || pkgs+=(make)
 if ! [ -x "$PY" ] || ! "$PY" -c 'import yaml' 2>/dev/null; then
 	pkgs+=(python3-yaml)
 fi
@@ -107,7 +108,7 @@ fi
 # says: labels, selectors, host network, ports, probes, config volume, and
 # the unprivileged security context.
 check_manifests() {
-	"$PY" - deploy/kubernetes <<'EOF'
+	"$PY" - deploy/kubernetes/base <<'EOF'
 import os, sys, yaml
 
 d = sys.argv[1]
@@ -163,8 +164,13 @@ sys.exit(1 if errors else 0)
 EOF
 }
 check "Kubernetes manifests parse (python3-yaml) and are consistent (labels, selectors, hostNetwork, probes, config volume, securityContext)" check_manifests
+# The deploy module's tests (cd deploy && go test ./...) render every
+# kustomization with the kustomize API and decode it strictly; here kubectl's
+# own kustomize renders them as a user's kubectl would.
 if command -v kubectl >/dev/null; then
-	check "kubectl kustomize deploy/kubernetes renders" kubectl kustomize deploy/kubernetes -o "$work/kustomize.yaml"
+	for k in deploy/kubernetes deploy/kubernetes/overlays/*/; do
+		check "kubectl kustomize ${k%/} renders" kubectl kustomize "$k" -o "$work/kustomize.yaml"
+	done
 else
 	skip "kubectl kustomize: kubectl is not installed"
 fi
@@ -174,10 +180,6 @@ arch=$(go env GOARCH)
 version=$(cat VERSION 2>/dev/null || git describe --tags --dirty 2>/dev/null || echo dev)
 version=${version#v}
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-branch=$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
-pkg=github.com/prometheus/common/version
-ldflags="-s -w -X $pkg.Version=$version -X $pkg.Revision=$revision -X $pkg.Branch=$branch"
-ldflags+=" -X $pkg.BuildUser=$(id -un)@$(hostname) -X $pkg.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
 
 # The build context is a copy holding what the Dockerfile and .dockerignore
 # expect, so the test leaves no .build/ in the work tree.
@@ -186,12 +188,13 @@ mkdir -p "$ctx/.build/linux-$arch"
 cp Dockerfile .dockerignore "$ctx/"
 bin=$ctx/.build/linux-$arch/kevent_exporter
 echo "Building $bin (version $version)"
-CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$bin" . >"$work/build.log" 2>&1 ||
-	fatal "go build of the static binary" "$work/build.log"
+# The Makefile's release build (static, -trimpath, version ldflags).
+make crossbuild BUILD_DIR="$ctx/.build" PLATFORMS="linux/$arch" VERSION="$version" >"$work/build.log" 2>&1 ||
+	fatal "make crossbuild of the static binary" "$work/build.log"
 static_binary() {
 	local info out
 	info=$(go version -m "$bin") && out=$("$bin" --version 2>&1) &&
-		grep -q 'CGO_ENABLED=0' <<<"$info" && grep -q "version $version " <<<"$out"
+		grep -q 'CGO_ENABLED=0' <<<"$info" && grep -q "version $version (branch: .*, revision: $revision)" <<<"$out"
 }
 check "binary is static (CGO_ENABLED=0) and carries version $version" static_binary
 
@@ -300,7 +303,7 @@ check "a: 3 writes to /sys/class/net/lo/uevent: $changes $before -> $after (+3)"
 # ---------------------------------------------------------------- b. the ConfigMap's configuration
 mkdir -p "$work/etc"
 chmod 755 "$work/etc"
-"$PY" - deploy/kubernetes/configmap.yaml >"$work/etc/config.yml" <<'EOF'
+"$PY" - deploy/kubernetes/base/configmap.yaml >"$work/etc/config.yml" <<'EOF'
 import sys, yaml
 sys.stdout.write(yaml.safe_load(open(sys.argv[1]))["data"]["config.yml"])
 EOF
