@@ -105,8 +105,10 @@ func TestHeaderConsistency(t *testing.T) {
 		"KEVENT_A_VALUE":        decoder.KeventAttrValue,
 		"KEVENT_A_PAYLOAD":      decoder.KeventAttrPayload,
 		"KEVENT_A_PAD":          decoder.KeventAttrPad,
+		"KEVENT_A_OBJECT":       decoder.KeventAttrObject,
 		"KEVENT_NAME_MAX":       decoder.KeventNameMax,
 		"KEVENT_PAYLOAD_MAX":    decoder.KeventPayloadMax,
+		"KEVENT_OBJECT_MAX":     decoder.KeventObjectMax,
 		"KEVENT_GENL_VERSION":   decoder.KeventGenlVersion,
 		"KEVENT_CMD_UNSPEC":     0,
 		"KEVENT_CMD_EVENT":      decoder.KeventCmdEvent,
@@ -138,9 +140,9 @@ func TestHeaderConsistency(t *testing.T) {
 			}
 		}
 	}
-	if got, ok := consts["__KEVENT_A_MAX"]; !ok || got != decoder.KeventAttrPad+1 {
+	if got, ok := consts["__KEVENT_A_MAX"]; !ok || got != decoder.KeventAttrObject+1 {
 		t.Errorf("__KEVENT_A_MAX: want %d after the last attribute, got %d (found: %t)",
-			decoder.KeventAttrPad+1, got, ok)
+			decoder.KeventAttrObject+1, got, ok)
 	}
 	if got, ok := consts["__KEVENT_CMD_MAX"]; !ok || got != decoder.KeventCmdEvent+1 {
 		t.Errorf("__KEVENT_CMD_MAX: want %d after the last command, got %d (found: %t)",

@@ -75,6 +75,7 @@ func cstr(s string) []byte {
 // failures print readable diffs.
 type event struct {
 	Name     string
+	Object   string
 	Value    float64
 	HasValue bool
 	Payload  string
@@ -94,6 +95,7 @@ func toEvents(evs []decoder.Event) []event {
 	for _, e := range evs {
 		ev := event{
 			Name:     string(e.Name),
+			Object:   string(e.Object),
 			HasValue: e.HasValue,
 			Payload:  string(e.Payload),
 			HasSeq:   e.HasSeq,

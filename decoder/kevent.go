@@ -14,9 +14,11 @@ const (
 	KeventAttrValue       = 5
 	KeventAttrPayload     = 6
 	KeventAttrPad         = 7
+	KeventAttrObject      = 8
 
 	KeventNameMax    = 64
 	KeventPayloadMax = 256
+	KeventObjectMax  = 64
 )
 
 const (
@@ -97,10 +99,12 @@ func (d *Kevent) decodeMessage(ev *Event, m message) bool {
 			ev.Name = cString(v)
 		case KeventAttrPayload:
 			ev.Payload = cString(v)
+		case KeventAttrObject:
+			ev.Object = cString(v)
 		}
 		b = skipAligned(b, l)
 	}
-	if len(ev.Name) == 0 || len(ev.Name) >= KeventNameMax || len(ev.Payload) >= KeventPayloadMax {
+	if len(ev.Name) == 0 || len(ev.Name) >= KeventNameMax || len(ev.Payload) >= KeventPayloadMax || len(ev.Object) >= KeventObjectMax {
 		return false
 	}
 	ev.HasSeq = haveSeq && haveInst

@@ -193,6 +193,24 @@ var keventTests = []struct {
 		bad:      1,
 	},
 	{
+		name: "object: the interface of a netdev event",
+		datagram: keventMsg(nlsend.AppendKeventAttrs(nil, nlsend.KeventEvent{
+			Seq: 7, Instance: 0xfeed, Name: "netdev_up", Value: 3, Payload: "eth0", Object: "eth0",
+		})),
+		want: []event{func() event {
+			e := moduleEventWant(7, "netdev_up", 3, "eth0")
+			e.Object = "eth0"
+			return e
+		}()},
+	},
+	{
+		name: "object too long",
+		datagram: keventMsg(nlsend.AppendKeventAttrs(nil, nlsend.KeventEvent{
+			Seq: 7, Instance: 0xfeed, Name: "netdev_up", Value: 3, Object: strings.Repeat("o", 64),
+		})),
+		bad: 1,
+	},
+	{
 		name:     "short seq",
 		datagram: keventMsg(nlsend.AppendAttr(nil, decoder.KeventAttrSeq, u32(1)), instanceAttr(0xfeed), nameAttr("x"), valueAttr(1)),
 		bad:      1,

@@ -106,6 +106,8 @@ static const struct nla_policy kevent_genl_policy[KEVENT_A_MAX + 1] = {
 	[KEVENT_A_PAYLOAD]	= { .type = NLA_NUL_STRING,
 				    .len = KEVENT_PAYLOAD_MAX - 1 },
 	/* KEVENT_A_PAD carries nothing: no policy entry. */
+	[KEVENT_A_OBJECT]	= { .type = NLA_NUL_STRING,
+				    .len = KEVENT_OBJECT_MAX - 1 },
 };
 
 static struct genl_family kevent_genl_family __ro_after_init = {
@@ -176,6 +178,7 @@ struct kevent_event {
 	const char *name;
 	s64 value;
 	const char *payload;
+	const char *object;
 };
 
 /* Size of the attributes of @ev, for nlmsg_new() and genlmsg_new(). */
@@ -186,6 +189,8 @@ static size_t kevent_attrs_size(const struct kevent_event *ev)
 
 	if (ev->payload)
 		size += nla_total_size(strlen(ev->payload) + 1);
+	if (ev->object)
+		size += nla_total_size(strlen(ev->object) + 1);
 	return size;
 }
 
@@ -198,7 +203,8 @@ static int kevent_put_attrs(struct sk_buff *skb, const struct kevent_event *ev)
 			      KEVENT_A_PAD) ||
 	    nla_put_string(skb, KEVENT_A_NAME, ev->name) ||
 	    nla_put_s64(skb, KEVENT_A_VALUE, ev->value, KEVENT_A_PAD) ||
-	    (ev->payload && nla_put_string(skb, KEVENT_A_PAYLOAD, ev->payload)))
+	    (ev->payload && nla_put_string(skb, KEVENT_A_PAYLOAD, ev->payload)) ||
+	    (ev->object && nla_put_string(skb, KEVENT_A_OBJECT, ev->object)))
 		return -EMSGSIZE;
 	return 0;
 }
@@ -277,6 +283,7 @@ static int kevent_worse(int a, int b)
  * @name: event name, shorter than KEVENT_NAME_MAX
  * @value: event value
  * @payload: optional text, shorter than KEVENT_PAYLOAD_MAX, or NULL
+ * @object: what the event is about, shorter than KEVENT_OBJECT_MAX, or NULL
  * @gfp: allocation flags for the caller's context
  *
  * The sequence number is taken before anything can fail, so an event that
@@ -291,7 +298,7 @@ static int kevent_worse(int a, int b)
  * negative errno when a transport could not send it.
  */
 static int kevent_send(const char *name, s64 value, const char *payload,
-		       gfp_t gfp)
+		       const char *object, gfp_t gfp)
 {
 	const struct kevent_event ev = {
 		.seq = atomic64_inc_return(&kevent_seq),
@@ -299,6 +306,7 @@ static int kevent_send(const char *name, s64 value, const char *payload,
 		.name = name,
 		.value = value,
 		.payload = payload,
+		.object = object,
 	};
 	int err = 0;
 
@@ -317,7 +325,7 @@ static void kevent_heartbeat_fn(struct work_struct *work)
 	s64 n = atomic64_inc_return(&kevent_heartbeats);
 
 	/* Workqueue: process context, may sleep. */
-	kevent_send("heartbeat", n, NULL, GFP_KERNEL);
+	kevent_send("heartbeat", n, NULL, NULL, GFP_KERNEL);
 	queue_delayed_work(system_wq, &kevent_heartbeat_work,
 			   msecs_to_jiffies(heartbeat_ms));
 }
@@ -436,7 +444,7 @@ static ssize_t emit_store(struct kobject *kobj, struct kobj_attribute *attr,
 	}
 
 	/* A write(2) to sysfs runs in process context: GFP_KERNEL is fine. */
-	err = kevent_send(name, value, payload, GFP_KERNEL);
+	err = kevent_send(name, value, payload, NULL, GFP_KERNEL);
 	/* A listener's full receive buffer is the listener's problem. */
 	if (err == -ENOBUFS)
 		err = 0;
@@ -474,7 +482,7 @@ static ssize_t burst_store(struct kobject *kobj, struct kobj_attribute *attr,
 	err = 0;
 	for (i = 0; i < n; i++) {
 		/* Failures are counted by kevent_send() and show as gaps. */
-		kevent_send(name, value, NULL, GFP_KERNEL);
+		kevent_send(name, value, NULL, NULL, GFP_KERNEL);
 		cond_resched();
 		if (fatal_signal_pending(current)) {
 			err = -EINTR;
@@ -570,7 +578,8 @@ static int kevent_netdev_event(struct notifier_block *nb, unsigned long event,
 	 * call_netdevice_notifiers_info()); RTNL is a mutex, so this is
 	 * process context and GFP_KERNEL may sleep here.
 	 */
-	kevent_send(name, dev->ifindex, dev->name, GFP_KERNEL);
+	/* The interface is the event's object, and its payload as before. */
+	kevent_send(name, dev->ifindex, dev->name, dev->name, GFP_KERNEL);
 	return NOTIFY_DONE;
 }
 

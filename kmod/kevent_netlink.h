@@ -77,6 +77,11 @@ enum kevent_attr {
 	KEVENT_A_PAYLOAD,
 	/* padding for 64-bit attributes, carries nothing */
 	KEVENT_A_PAD,
+	/*
+	 * NUL-terminated string, at most KEVENT_OBJECT_MAX bytes with the NUL;
+	 * optional: what the event is about (netdev events: the interface)
+	 */
+	KEVENT_A_OBJECT,
 	__KEVENT_A_MAX,
 };
 
@@ -84,5 +89,6 @@ enum kevent_attr {
 
 #define KEVENT_NAME_MAX		64
 #define KEVENT_PAYLOAD_MAX	256
+#define KEVENT_OBJECT_MAX	64
 
 #endif /* _UAPI_KEVENT_NETLINK_H */

@@ -325,6 +325,8 @@ func TestNetdevEvents(t *testing.T) {
 	}
 	for _, ev := range events {
 		e.WaitFor(t, 1, "kevent_event_last_payload_info", "event", ev, "payload", dev, "source", "kevent")
+		// The interface is the event's object too (KEVENT_A_OBJECT).
+		e.WaitFor(t, 1, "kevent_event_last_payload_info", "event", ev, "object", dev, "source", "kevent")
 		mfs := e.Scrape(t)
 		t.Logf("  %s: total %s, last value %s, payload %s", ev,
 			show(mfs, "kevent_events_total", "event", ev, "source", "kevent"),

@@ -87,6 +87,8 @@ type KeventEvent struct {
 	Name                       string
 	Value                      int64
 	Payload                    string
+	// Object, if not empty, is sent as KEVENT_A_OBJECT.
+	Object string
 }
 
 // AppendKevent appends e as a KEVENT_MSG_EVENT message to b, with e.Seq as
@@ -108,6 +110,9 @@ func AppendKeventAttrs(b []byte, e KeventEvent) []byte {
 	b = AppendAttr(b, decoder.KeventAttrValue, u64(uint64(e.Value)))
 	if e.Payload != "" {
 		b = AppendAttr(b, decoder.KeventAttrPayload, append([]byte(e.Payload), 0))
+	}
+	if e.Object != "" {
+		b = AppendAttr(b, decoder.KeventAttrObject, append([]byte(e.Object), 0))
 	}
 	return b
 }
