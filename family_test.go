@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
@@ -57,4 +58,20 @@ func processUID(t *testing.T, pid int) string {
 	}
 	t.Fatal("no Uid line")
 	return ""
+}
+
+// TestFamilyGroupNotPermitted: mptcp_pm's groups are flagged
+// GENL_UNS_ADMIN_PERM, so an unprivileged exporter cannot join them: the
+// source is down and the log says which group and why, while a group it may
+// join (ethtool's monitor) works beside it.
+func TestFamilyGroupNotPermitted(t *testing.T) {
+	t.Parallel()
+	e := startExporterAs(t, `
+sources:
+  - {name: mptcp, family: mptcp_pm, groups: [mptcp_pm_events], decoder: genl}
+  - {name: ethtool, family: ethtool, groups: [monitor], decoder: genl}
+`, &syscall.Credential{Uid: 65534, Gid: 65534})
+	e.WaitFor(t, 1, "kevent_source_up", "source", "ethtool")
+	e.WaitLog(t, `source=mptcp family=mptcp_pm groups=mptcp_pm_events msg="Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)" err="joining group mptcp_pm_events (`)
+	e.WaitFor(t, 0, "kevent_source_up", "source", "mptcp")
 }
