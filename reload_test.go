@@ -102,6 +102,7 @@ sources:
   - {name: keep, protocol: usersock, groups: [21, 20], decoder: raw}
   - {name: change, protocol: usersock, groups: [22], decoder: raw}
   - {name: drop, protocol: usersock, groups: [23], decoder: raw}
+  - {name: fam, family: nlctrl, groups: [notify], decoder: genl}
 `)); err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +144,15 @@ sources:
   - {name: add, protocol: usersock, groups: [24], decoder: raw}
   - {name: change, protocol: usersock, groups: [22], decoder: raw, receive_buffer_bytes: 65536}
   - {name: keep, protocol: usersock, groups: [20, 21], decoder: raw, event_names: {}}
+  - {name: fam, family: nlctrl, groups: [notify], decoder: genl}
 `)); err != nil {
 		t.Fatal(err)
 	}
 	if m.running["keep"] != first["keep"] {
 		t.Error("source keep was restarted by a cosmetic change")
+	}
+	if m.running["fam"] != first["fam"] {
+		t.Error("unchanged family source fam was restarted")
 	}
 	if events, _ := m.running["keep"].metrics.Totals(); events != 1 {
 		t.Errorf("source keep has %d events after the reload, want its 1", events)
@@ -181,8 +186,8 @@ sources:
 	for _, sm := range c.Sources() {
 		names = append(names, sm.Name())
 	}
-	if got := strings.Join(names, ","); got != "add,change,keep" {
-		t.Errorf("collector sources = %s, want add,change,keep", got)
+	if got := strings.Join(names, ","); got != "add,change,keep,fam" {
+		t.Errorf("collector sources = %s, want add,change,keep,fam", got)
 	}
 
 	// A configuration whose decoder cannot be made changes nothing.
@@ -192,7 +197,7 @@ sources:
 	if err := m.apply(bad); err == nil {
 		t.Fatal("apply of an unknown decoder succeeded")
 	}
-	if m.running["change"] != before || len(m.running) != 3 {
+	if m.running["change"] != before || len(m.running) != 4 {
 		t.Error("a failed apply changed the running sources")
 	}
 }
