@@ -81,6 +81,7 @@ func main() {
 	family := flag.String("family", "", "generic netlink family to read instead of usersock")
 	groupName := flag.String("group", "", "the family's multicast group")
 	printGroup := flag.String("print-group", "", "print the id of FAMILY/GROUP and exit")
+	senders := flag.String("senders", "", "trusted senders: kernel, root or any (default: the protocol's usual)")
 	flag.Parse()
 	if *printGroup != "" {
 		fam, grp, _ := strings.Cut(*printGroup, "/")
@@ -116,6 +117,9 @@ func main() {
 	cfg := netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf}
 	if *family != "" {
 		cfg = netlinksrc.Config{Name: "drain", Family: *family, GroupNames: []string{*groupName}, ReceiveBufferBytes: *rcvbuf, Senders: netlinksrc.SendersAny}
+	}
+	if *senders != "" {
+		cfg.Senders = netlinksrc.SendersNames[*senders]
 	}
 	src := netlinksrc.New(cfg, dec, log.NewLogfmtLogger(os.Stderr))
 	metrics := collector.NewSourceMetrics("drain", collector.SourceOptions{PayloadInfo: true})
