@@ -35,7 +35,13 @@ func main() {
 }
 
 func run(args []string) int {
-	app := kingpin.New(exporterName, "Exports Linux kernel netlink multicast events as Prometheus metrics.")
+	// The subcommand comes first; everything else is the exporter, whose
+	// flags stay as they were.
+	if len(args) > 0 && args[0] == "monitor" {
+		return runMonitor(args[1:])
+	}
+	app := kingpin.New(exporterName, "Exports Linux kernel netlink multicast events as Prometheus metrics. "+
+		"'"+exporterName+" monitor --help' shows how to print the events as they arrive instead.")
 	var (
 		configFile   = app.Flag("config.file", "YAML configuration file; without it the embedded default is used.").String()
 		configCheck  = app.Flag("config.check", "Check the configuration and exit.").Bool()

@@ -1,0 +1,387 @@
+package decoder_test
+
+import (
+	"encoding/binary"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
+)
+
+// The helpers of this file are prefixed with diag so that they cannot clash
+// with those of the decoders' tests.
+
+// diagU64 returns v in native byte order.
+func diagU64(v uint64) []byte { return binary.NativeEndian.AppendUint64(nil, v) }
+
+// diagKevent returns a well-formed kevent message of 84 bytes: the header
+// and five 12-byte attributes (seq, instance, timestamp, name "tick",
+// value), then the 8-byte payload attribute "p".
+func diagKevent(seq uint64) []byte {
+	return nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: seq, Instance: 7, Name: "tick", Value: 1, Payload: "p"})
+}
+
+// diagKeventAttrs returns a KEVENT_MSG_EVENT message carrying attrs.
+func diagKeventAttrs(attrs ...[]byte) []byte {
+	return nlsend.AppendMessage(nil, decoder.KeventMsgEvent, 1, diagConcat(attrs...))
+}
+
+// diagAttr returns an attribute.
+func diagAttr(typ uint16, v []byte) []byte { return nlsend.AppendAttr(nil, typ, v) }
+
+// diagName returns a KEVENT_A_NAME attribute of name; it is 12 bytes for
+// names of 4-7 bytes.
+func diagName(name string) []byte { return diagAttr(decoder.KeventAttrName, append([]byte(name), 0)) }
+
+func diagConcat(bs ...[]byte) []byte {
+	var out []byte
+	for _, b := range bs {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// diagSetLen overwrites the length field of the message at the start of b.
+func diagSetLen(b []byte, l uint32) []byte {
+	binary.NativeEndian.PutUint32(b[0:4], l)
+	return b
+}
+
+// diagLibudev returns a udev re-broadcast of props with its header's
+// fields at byte off overwritten by v, if v is not nil.
+func diagLibudev(props string, off int, v []byte) []byte {
+	b := nlsend.AppendLibudev(nil, props)
+	copy(b[off:], v)
+	return b
+}
+
+const diagProps = "ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00SEQNUM=4\x00"
+
+// diagDecoders make the decoders Diagnose explains, by the name the tests
+// give them.
+var diagDecoders = map[string]func() decoder.Decoder{
+	"raw":         func() decoder.Decoder { return decoder.NewRaw(nil) },
+	"kevent":      func() decoder.Decoder { return decoder.NewKevent() },
+	"kevent-genl": func() decoder.Decoder { return decoder.NewKeventGenl() },
+	"genl":        func() decoder.Decoder { return decoder.NewGenl(nil) },
+	"uevent":      func() decoder.Decoder { return decoder.NewUevent() },
+}
+
+// diagNames are the keys of diagDecoders, in a fixed order.
+var diagNames = slices.Sorted(maps.Keys(diagDecoders))
+
+// diagGenl returns a generic netlink message of the family with id 0x1c:
+// command cmd, then attrs.
+func diagGenl(cmd uint8, attrs ...[]byte) []byte {
+	return nlsend.AppendMessage(nil, 0x1c, 1, append([]byte{cmd, 1, 0, 0}, diagConcat(attrs...)...))
+}
+
+type diagnoseTest struct {
+	name     string
+	decoder  string
+	datagram []byte
+	want     []decoder.Problem
+}
+
+var diagnoseTests = []diagnoseTest{
+	{name: "kevent well-formed", decoder: "kevent", datagram: diagConcat(diagKevent(1), diagKevent(2))},
+	{name: "kevent empty datagram", decoder: "kevent", datagram: []byte{}},
+	{
+		name: "kevent wrong type", decoder: "kevent",
+		datagram: nlsend.AppendMessage(nil, 0x11, 1, diagName("tick")),
+		want:     []decoder.Problem{{Offset: 0, Reason: "message type 0x11 is not KEVENT_MSG_EVENT (0x10)"}},
+	},
+	{
+		name: "kevent value of 4 bytes", decoder: "kevent",
+		datagram: diagKeventAttrs(diagAttr(decoder.KeventAttrSeq, diagU64(1)), diagName("tick"),
+			diagAttr(decoder.KeventAttrValue, []byte{1, 0, 0, 0})),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute KEVENT_A_VALUE (5) at byte 40 carries 4 bytes, want 8"}},
+	},
+	{
+		name: "kevent bad message between good ones", decoder: "kevent",
+		datagram: diagConcat(diagKevent(1), diagKeventAttrs(diagAttr(decoder.KeventAttrSeq, diagU64(2))), diagKevent(3)),
+		want:     []decoder.Problem{{Offset: 84, Reason: "no event name: KEVENT_A_NAME is missing or empty"}},
+	},
+	{
+		name: "kevent two bad messages", decoder: "kevent",
+		datagram: diagConcat(
+			diagKeventAttrs(diagAttr(decoder.KeventAttrInstance, []byte{1})),
+			diagKevent(2),
+			diagKeventAttrs(diagName(strings.Repeat("n", 64))),
+		),
+		want: []decoder.Problem{
+			{Offset: 0, Reason: "attribute KEVENT_A_INSTANCE (2) at byte 16 carries 1 bytes, want 8"},
+			{Offset: 24 + 84, Reason: "event name of 64 bytes, longer than 63 (KEVENT_NAME_MAX with the NUL)"},
+		},
+	},
+	{
+		name: "kevent payload too long", decoder: "kevent",
+		datagram: diagKeventAttrs(diagName("tick"), diagAttr(decoder.KeventAttrPayload, []byte(strings.Repeat("p", 256)))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "payload of 256 bytes, longer than 255 (KEVENT_PAYLOAD_MAX with the NUL)"}},
+	},
+	{
+		name: "kevent attribute length past the message", decoder: "kevent",
+		datagram: func() []byte {
+			b := diagKeventAttrs(diagAttr(decoder.KeventAttrSeq, diagU64(1)), diagName("tick"))
+			binary.NativeEndian.PutUint16(b[28:30], 100)
+			return b
+		}(),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute KEVENT_A_NAME (4) at byte 28 has length 100, outside 4-12 (its header to the end of the message)"}},
+	},
+	{
+		name: "kevent unknown attribute with a short length", decoder: "kevent",
+		datagram: func() []byte {
+			b := diagKeventAttrs(diagName("tick"), diagAttr(42, []byte{1, 2, 3, 4}))
+			binary.NativeEndian.PutUint16(b[28:30], 2)
+			return b
+		}(),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute type 42 at byte 28 has length 2, outside 4-8 (its header to the end of the message)"}},
+	},
+	{
+		name: "kevent stray bytes after the attributes", decoder: "kevent",
+		datagram: diagKeventAttrs(diagName("tick"), []byte{1, 2}),
+		want:     []decoder.Problem{{Offset: 0, Reason: "2 bytes left at byte 28, too few for an attribute header (4 bytes)"}},
+	},
+	{
+		name: "kevent truncated datagram", decoder: "kevent",
+		datagram: diagKevent(1)[:40],
+		want:     []decoder.Problem{{Offset: 0, Reason: "message length 84 runs past the end of the datagram (40 bytes left)"}},
+	},
+	{
+		name: "kevent stray bytes after a message", decoder: "kevent",
+		datagram: diagConcat(diagKevent(1), make([]byte, 10)),
+		want:     []decoder.Problem{{Offset: 84, Reason: "10 bytes left, too few for a netlink message header (16 bytes)"}},
+	},
+	{
+		name: "kevent length under the header", decoder: "kevent",
+		datagram: diagConcat(diagKevent(1), diagSetLen(diagKevent(2), 8)),
+		want:     []decoder.Problem{{Offset: 84, Reason: "message length 8 is shorter than the netlink message header (16 bytes)"}},
+	},
+	{
+		name: "kevent object too long", decoder: "kevent",
+		datagram: diagConcat(
+			nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: 1, Instance: 7, Name: "tick", Object: "eth0"}),
+			nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: 2, Instance: 7, Name: "tick", Object: strings.Repeat("o", 64)}),
+		),
+		want: []decoder.Problem{{Offset: 88, Reason: "object of 64 bytes, longer than 63 (KEVENT_OBJECT_MAX with the NUL)"}},
+	},
+	{
+		name: "kevent-genl well-formed", decoder: "kevent-genl",
+		datagram: diagConcat(
+			diagGenl(decoder.KeventCmdEvent, nlsend.AppendKeventAttrs(nil, nlsend.KeventEvent{Seq: 1, Instance: 7, Name: "tick", Object: "eth0"})),
+			diagGenl(decoder.KeventCmdEvent, diagName("tock")),
+		),
+	},
+	{
+		name: "kevent-genl classic message", decoder: "kevent-genl",
+		datagram: diagKeventAttrs(diagName("tick")),
+		want:     []decoder.Problem{{Offset: 0, Reason: "generic netlink command 9 is not KEVENT_CMD_EVENT (1)"}},
+	},
+	{
+		name: "kevent-genl short payload", decoder: "kevent-genl",
+		datagram: nlsend.AppendMessage(nil, 0x1c, 1, []byte{1, 1}),
+		want:     []decoder.Problem{{Offset: 0, Reason: "generic netlink message with a 2-byte payload, too short for its header (4 bytes)"}},
+	},
+	{
+		name: "kevent-genl value of 4 bytes", decoder: "kevent-genl",
+		datagram: diagConcat(diagGenl(decoder.KeventCmdEvent, diagName("tock")), diagGenl(decoder.KeventCmdEvent,
+			diagAttr(decoder.KeventAttrSeq, diagU64(1)), diagName("tick"), diagAttr(decoder.KeventAttrValue, []byte{1, 0, 0, 0}))),
+		want: []decoder.Problem{{Offset: 32, Reason: "attribute KEVENT_A_VALUE (5) at byte 76 carries 4 bytes, want 8"}},
+	},
+	{
+		name: "genl well-formed", decoder: "genl",
+		datagram: diagConcat(diagGenl(3, diagAttr(1, []byte("eth0\x00")), diagAttr(2, []byte{1, 2, 3, 4})), diagGenl(4)),
+	},
+	{
+		name: "genl short payload", decoder: "genl",
+		datagram: diagConcat(diagGenl(3), nlsend.AppendMessage(nil, 0x1c, 1, nil)),
+		want:     []decoder.Problem{{Offset: 20, Reason: "generic netlink message with a 0-byte payload, too short for its header (4 bytes)"}},
+	},
+	{
+		name: "genl attribute length past the message", decoder: "genl",
+		datagram: func() []byte {
+			b := diagGenl(3, diagAttr(3, []byte{1, 2, 3, 4}))
+			binary.NativeEndian.PutUint16(b[20:22], 100)
+			return b
+		}(),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute type 3 at byte 20 has length 100, outside 4-8 (its header to the end of the message)"}},
+	},
+	{name: "raw well-formed", decoder: "raw", datagram: diagConcat(nlsend.AppendMessage(nil, 16, 1, []byte("5\x00")), nlsend.AppendMessage(nil, 2, 1, make([]byte, 20)))},
+	{
+		name: "raw short NLMSG_ERROR", decoder: "raw",
+		datagram: diagConcat(nlsend.AppendMessage(nil, 16, 1, []byte("x")), nlsend.AppendMessage(nil, 2, 1, []byte{1, 2})),
+		want:     []decoder.Problem{{Offset: 20, Reason: "NLMSG_ERROR message with a 2-byte payload, too short for its errno (4 bytes)"}},
+	},
+	{
+		name: "raw truncated header", decoder: "raw",
+		datagram: []byte("Hello from kernel"),
+		want:     []decoder.Problem{{Offset: 0, Reason: "message length 1819043144 runs past the end of the datagram (17 bytes left)"}},
+	},
+	{name: "uevent kernel", decoder: "uevent", datagram: []byte("change@/devices/virtual/net/lo\x00" + diagProps)},
+	{name: "uevent libudev", decoder: "uevent", datagram: diagLibudev(diagProps, 0, nil)},
+	{
+		name: "uevent without a NUL", decoder: "uevent",
+		datagram: []byte("garbage"),
+		want:     []decoder.Problem{{Offset: 0, Reason: `no NUL-terminated ACTION@DEVPATH line: "garbage"`}},
+	},
+	{
+		name: "uevent long first line", decoder: "uevent",
+		datagram: []byte(strings.Repeat("a", 100) + "\x00" + diagProps),
+		want:     []decoder.Problem{{Offset: 0, Reason: `first line "` + strings.Repeat("a", 64) + `"... is not ACTION@DEVPATH`}},
+	},
+	{
+		name: "uevent first line starting with @", decoder: "uevent",
+		datagram: []byte("@/devices\x00" + diagProps),
+		want:     []decoder.Problem{{Offset: 0, Reason: `first line "@/devices" is not ACTION@DEVPATH`}},
+	},
+	{
+		name: "uevent without SUBSYSTEM", decoder: "uevent",
+		datagram: []byte("add@/devices/x\x00ACTION=add\x00DEVPATH=/devices/x\x00SUBSYSTEM=\x00"),
+		want:     []decoder.Problem{{Offset: 15, Reason: "no SUBSYSTEM property (or it is empty)"}},
+	},
+	{
+		name: "uevent without ACTION", decoder: "uevent",
+		datagram: diagLibudev("SUBSYSTEM=net\x00", 0, nil),
+		want:     []decoder.Problem{{Offset: 40, Reason: "no ACTION property (or it is empty)"}},
+	},
+	{
+		name: "uevent without either", decoder: "uevent",
+		datagram: []byte("add@/devices/x\x00=add\x00"),
+		want:     []decoder.Problem{{Offset: 15, Reason: "no ACTION and no SUBSYSTEM property (or both empty)"}},
+	},
+	{
+		name: "uevent short libudev header", decoder: "uevent",
+		datagram: diagLibudev(diagProps, 0, nil)[:30],
+		want:     []decoder.Problem{{Offset: 0, Reason: "libudev message of 30 bytes, shorter than its header (40 bytes)"}},
+	},
+	{
+		name: "uevent libudev magic", decoder: "uevent",
+		datagram: diagLibudev(diagProps, 8, []byte{0xca, 0xfe, 0xfe, 0xed}),
+		want:     []decoder.Problem{{Offset: 8, Reason: "libudev magic 0xcafefeed, want 0xfeedcafe"}},
+	},
+	{
+		name: "uevent libudev properties past the end", decoder: "uevent",
+		datagram: diagLibudev(diagProps, 20, binary.NativeEndian.AppendUint32(nil, 1000)),
+		want: []decoder.Problem{{Offset: 16, Reason: "libudev properties of 1000 bytes at byte 40 lie outside the message's " +
+			"69 bytes after its header"}},
+	},
+}
+
+func TestDiagnose(t *testing.T) {
+	for _, tt := range diagnoseTests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := diagDecoders[tt.decoder]()
+			if diff := cmp.Diff(tt.want, decoder.Diagnose(d, tt.datagram)); diff != "" {
+				t.Errorf("Diagnose (-want +got):\n%s", diff)
+			}
+			// Diagnose explains what the decoder counts: one problem per
+			// malformed message.
+			if _, bad := d.Decode(nil, tt.datagram); bad != len(tt.want) {
+				t.Errorf("the decoder finds %d malformed messages, the test expects %d problems", bad, len(tt.want))
+			}
+		})
+	}
+}
+
+func TestDiagnoseProblemString(t *testing.T) {
+	p := decoder.Problem{Offset: 84, Reason: "no event name"}
+	if got, want := p.String(), "at byte 84: no event name"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// otherDecoder is a Decoder Diagnose does not know.
+type otherDecoder struct{}
+
+func (otherDecoder) Decode(events []decoder.Event, _ []byte) ([]decoder.Event, int) { return events, 1 }
+
+func TestDiagnoseUnknownDecoder(t *testing.T) {
+	if p := decoder.Diagnose(otherDecoder{}, []byte("x")); p != nil {
+		t.Errorf("Diagnose of an unknown decoder = %v, want nil", p)
+	}
+}
+
+// TestDiagnoseBatchIntact: Diagnose runs on the receive goroutine between
+// two Decode calls of a batch; it must not touch the decoder's memory,
+// which holds the names of the batch's events.
+func TestDiagnoseBatchIntact(t *testing.T) {
+	d := decoder.NewUevent()
+	events, _ := d.Decode(nil, []byte("change@/devices/virtual/net/lo\x00"+diagProps))
+	decoder.Diagnose(d, []byte("add@/x\x00ACTION=add\x00SUBSYSTEM=block\x00"))
+	decoder.Diagnose(d, []byte("garbage"))
+	if got := string(events[0].Name); got != "net/change" {
+		t.Errorf("event name after Diagnose = %q, want net/change", got)
+	}
+}
+
+// checkDiagnoseCounts fails unless Diagnose finds one problem per message
+// the decoder called name counts as malformed, in order of offset, each
+// within the datagram.
+func checkDiagnoseCounts(t *testing.T, name string, datagram []byte) {
+	t.Helper()
+	d := diagDecoders[name]()
+	_, bad := d.Decode(nil, datagram)
+	problems := decoder.Diagnose(d, datagram)
+	if len(problems) != bad {
+		t.Fatalf("%s decoder: %d malformed, Diagnose found %d problems %v in %q", name, bad, len(problems), problems, datagram)
+	}
+	last := -1
+	for _, p := range problems {
+		if p.Offset <= last || p.Offset > len(datagram) || p.Reason == "" {
+			t.Fatalf("%s decoder: problems %v out of order or outside the %d-byte datagram %q", name, problems, len(datagram), datagram)
+		}
+		last = p.Offset
+	}
+}
+
+// TestDiagnoseAgreesWithDecoders mutates well-formed datagrams at random
+// (deterministically) and checks that Diagnose counts what the decoders
+// count.
+func TestDiagnoseAgreesWithDecoders(t *testing.T) {
+	seeds := make(map[string][][]byte)
+	for _, tt := range diagnoseTests {
+		seeds[tt.decoder] = append(seeds[tt.decoder], tt.datagram)
+	}
+	if len(seeds) != len(diagDecoders) {
+		t.Fatalf("test datagrams for %d decoders, want all %d", len(seeds), len(diagDecoders))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	for name, datagrams := range seeds {
+		for i := 0; i < n; i++ {
+			b := append([]byte(nil), datagrams[r.IntN(len(datagrams))]...)
+			for k := r.IntN(4); k >= 0; k-- {
+				switch op := r.IntN(4); {
+				case op == 0 && len(b) > 0:
+					b[r.IntN(len(b))] = byte(r.UintN(256))
+				case op == 1 && len(b) > 0:
+					// Small lengths, to hit the framing and attribute checks.
+					b[r.IntN(len(b))] = byte(r.IntN(24))
+				case op == 2 && len(b) > 0:
+					b = b[:r.IntN(len(b))]
+				default:
+					b = append(b, datagrams[r.IntN(len(datagrams))]...)
+				}
+			}
+			checkDiagnoseCounts(t, name, b)
+		}
+	}
+}
+
+func FuzzDiagnose(f *testing.F) {
+	for _, tt := range diagnoseTests {
+		f.Add(uint8(slices.Index(diagNames, tt.decoder)), tt.datagram)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, datagram []byte) {
+		checkDiagnoseCounts(t, diagNames[int(which)%len(diagNames)], datagram)
+	})
+}
