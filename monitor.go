@@ -69,12 +69,10 @@ type monitorFlags struct {
 
 	// One source on the command line, in the config's terms.
 	protocol string
+	family   string
 	groups   []string
 	decoder  string
 	senders  string
-	// A --family flag (a generic netlink family to follow by name, as the
-	// config's family key does) belongs here, beside protocol; see
-	// cmdlineSource.
 
 	output    string
 	count     uint64
@@ -91,13 +89,14 @@ type monitorFlags struct {
 func runMonitor(args []string) int {
 	app := kingpin.New(exporterName+" monitor", "Prints the events of the exporter's sources as they arrive, one line each, "+
 		"with the loss, decode errors and source state it detects. Sources are the configuration's, all of them or those "+
-		"named with --source, or one described by --protocol, --groups and --decoder. Exit status: 0 done, "+
+		"named with --source, or one described by --protocol or --family, --groups and --decoder. Exit status: 0 done, "+
 		"1 --timeout passed before --count events, 2 bad flags or configuration, no source could be opened, or stdout failed.")
 	var f monitorFlags
 	app.Flag("config.file", "YAML configuration file; without it the embedded default is used.").StringVar(&f.configFile)
 	app.Flag("source", "Monitor the configured source NAME; repeat for more. Default: all of them.").PlaceHolder("NAME").StringsVar(&f.sources)
 	app.Flag("protocol", "Monitor one source on this netlink protocol (a number 0-31 or a name, as in the config) instead of the configuration's.").StringVar(&f.protocol)
-	app.Flag("groups", "The command-line source's multicast groups, numbered from 1: comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
+	app.Flag("family", "Monitor one source on this generic netlink family (a name, as in the config) instead of the configuration's.").StringVar(&f.family)
+	app.Flag("groups", "The command-line source's multicast groups: numbered from 1 for a protocol, names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")
@@ -155,9 +154,12 @@ func runMonitor(args []string) int {
 // monitorSources returns the sources f asks for, checked as the exporter
 // checks its configuration.
 func monitorSources(f *monitorFlags) (*config.Config, error) {
-	if f.protocol == "" {
+	if f.protocol != "" && f.family != "" {
+		return nil, errors.New("--protocol and --family both name the command-line source's netlink: give one")
+	}
+	if f.protocol == "" && f.family == "" {
 		if len(f.groups) > 0 || f.decoder != "" || f.senders != "" {
-			return nil, errors.New("--groups, --decoder and --senders describe a command-line source: give --protocol too")
+			return nil, errors.New("--groups, --decoder and --senders describe a command-line source: give --protocol or --family too")
 		}
 		cfg := config.Default()
 		if f.configFile != "" {
@@ -168,11 +170,15 @@ func monitorSources(f *monitorFlags) (*config.Config, error) {
 		}
 		return selectSources(cfg, f.sources)
 	}
+	flag := "--protocol"
+	if f.family != "" {
+		flag = "--family"
+	}
 	if f.configFile != "" || len(f.sources) > 0 {
-		return nil, errors.New("--protocol describes a source of its own: it cannot be combined with --config.file or --source")
+		return nil, errors.New(flag + " describes a source of its own: it cannot be combined with --config.file or --source")
 	}
 	if len(f.groups) == 0 || f.decoder == "" {
-		return nil, errors.New("--protocol needs --groups and --decoder")
+		return nil, errors.New(flag + " needs --groups and --decoder")
 	}
 	return cmdlineSource(f)
 }
@@ -205,30 +211,39 @@ func selectSources(cfg *config.Config, names []string) (*config.Config, error) {
 // flags mean what the config's keys mean and are checked the same way.
 func cmdlineSource(f *monitorFlags) (*config.Config, error) {
 	src := map[string]any{"name": cmdlineSourceName, "decoder": f.decoder}
-	// A number must reach the config as a YAML integer: a string "2" would
-	// be a protocol name.
-	if n, err := strconv.Atoi(f.protocol); err == nil {
-		src["protocol"] = n
-	} else {
-		src["protocol"] = f.protocol
-	}
-	var groups []uint32
-	for _, list := range f.groups {
-		for g := range strings.SplitSeq(list, ",") {
-			n, err := strconv.ParseUint(strings.TrimSpace(g), 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("--groups: %q is not a multicast group number", g)
+	if f.family != "" {
+		// A family's groups are names.
+		src["family"] = f.family
+		var names []string
+		for _, list := range f.groups {
+			for g := range strings.SplitSeq(list, ",") {
+				names = append(names, strings.TrimSpace(g))
 			}
-			groups = append(groups, uint32(n))
 		}
+		src["groups"] = names
+	} else {
+		// A number must reach the config as a YAML integer: a string "2"
+		// would be a protocol name.
+		if n, err := strconv.Atoi(f.protocol); err == nil {
+			src["protocol"] = n
+		} else {
+			src["protocol"] = f.protocol
+		}
+		var groups []uint32
+		for _, list := range f.groups {
+			for g := range strings.SplitSeq(list, ",") {
+				n, err := strconv.ParseUint(strings.TrimSpace(g), 10, 32)
+				if err != nil {
+					return nil, fmt.Errorf("--groups: %q is not a multicast group number", g)
+				}
+				groups = append(groups, uint32(n))
+			}
+		}
+		src["groups"] = groups
 	}
-	src["groups"] = groups
 	if f.senders != "" {
 		src["senders"] = f.senders
 	}
-	// --family, when it comes, goes in as the config's family key in
-	// place of protocol, with the groups as the names they are for a
-	// family rather than numbers.
 	b, err := yaml.Marshal(map[string]any{"sources": []any{src}})
 	if err != nil {
 		return nil, err

@@ -460,7 +460,9 @@ func TestMonitorExitStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"groups without protocol", []string{"--groups=2"}, "give --protocol too"},
+		{"groups without protocol", []string{"--groups=2"}, "give --protocol or --family too"},
+		{"protocol and family", []string{"--protocol=2", "--family=nlctrl", "--groups=2", "--decoder=raw"}, "--protocol and --family both name the command-line source's netlink: give one"},
+		{"family without decoder", []string{"--family=nlctrl", "--groups=notify"}, "--family needs --groups and --decoder"},
 		{"protocol with config", []string{"--protocol=2", "--groups=2", "--decoder=raw", "--config.file=/dev/null"}, "cannot be combined"},
 		{"protocol without decoder", []string{"--protocol=2", "--groups=2"}, "--protocol needs --groups and --decoder"},
 		{"bad group", []string{"--protocol=2", "--groups=2,x", "--decoder=raw"}, `--groups: "x" is not a multicast group number`},
@@ -479,9 +481,17 @@ func TestMonitorExitStatus(t *testing.T) {
 }
 
 // TestMonitorFamily: generic netlink sources say which family and groups
-// they follow, and a family that no module registered is down.
+// they follow, and a family that no module registered is down; --family
+// describes one on the command line.
 func TestMonitorFamily(t *testing.T) {
 	t.Parallel()
+	cmdline := startMonitor(t, "", "--family=nlctrl", "--groups=notify", "--decoder=genl", "--timeout=1500ms")
+	if code := cmdline.wait(t); code != 0 {
+		t.Errorf("--family: exit status %d, want 0; stderr:\n%s", code, cmdline.stderr)
+	}
+	if re := regexp.MustCompile(`(?m)^\S+ cmdline !up family=nlctrl groups=notify groups_joined=1 `); !re.MatchString(cmdline.stdout.String()) {
+		t.Errorf("--family: output lacks the source's up line:\n%s", cmdline.stdout)
+	}
 	text := startMonitor(t, `
 sources:
   - {name: fam, family: nlctrl, groups: [notify], decoder: genl}
