@@ -41,7 +41,7 @@ func Files(dir string) (map[string][]byte, error) {
 		return nil, err
 	}
 	return map[string][]byte{
-		"kubernetes/base/configmap.yaml":           configMap(config),
+		"kubernetes/base/configmap.yaml":        configMap(config),
 		"helm/kevent-exporter/files/config.yml": config,
 		"kubernetes/components/prometheusrule/prometheusrule.yaml": prometheusRule(
 			"kevent-exporter", "deploy/prometheus/kevent_exporter.rules.yml", rules),

@@ -31,13 +31,13 @@ type Dashboard struct {
 
 // Panel is a dashboard panel.
 type Panel struct {
-	ID         int           `json:"id"`
-	Type       string        `json:"type"`
-	Title      string        `json:"title"`
-	Datasource *Datasource   `json:"datasource"`
-	GridPos    GridPos       `json:"gridPos"`
-	Targets    []Target      `json:"targets"`
-	Panels     []any         `json:"panels"`
+	ID         int         `json:"id"`
+	Type       string      `json:"type"`
+	Title      string      `json:"title"`
+	Datasource *Datasource `json:"datasource"`
+	GridPos    GridPos     `json:"gridPos"`
+	Targets    []Target    `json:"targets"`
+	Panels     []any       `json:"panels"`
 }
 
 // GridPos is a panel's place on the dashboard's 24-column grid.
