@@ -1,0 +1,67 @@
+//go:build vmtest
+
+package vmtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMonitorFirstEvent runs `kevent_exporter monitor` as nobody before
+// insmod, as a module author would: it says the family is down, then
+// prints the first event after insmod and exits on --count=1.
+func TestMonitorFirstEvent(t *testing.T) {
+	kevent := useModule(t, "kevent")
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(*exporterBinary, "monitor", "--family=kevent", "--groups=events", "--decoder=kevent",
+		"--count=1", "--timeout=60s", "--output=json")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	// The monitor reports the source down half a second after it starts.
+	if !poll(10*time.Second, 50*time.Millisecond, func() bool { return strings.Contains(stdout.String(), `"notice":"down"`) }) {
+		t.Fatalf("no down notice before insmod; stdout:\n%s\nstderr:\n%s", &stdout, &stderr)
+	}
+	kevent.load(t, "heartbeat_ms=0")
+	// The first event: emit until the monitor is up and prints one.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), `"event":"first"`) && time.Now().Before(deadline) {
+		emit(t, "first 1 hello")
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("monitor: %v; stderr:\n%s", err, &stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("monitor still running after its first event; stdout:\n%s", &stdout)
+	}
+	var ev struct {
+		Source, Event, Payload string
+		Value                  float64
+		Seq, Instance          uint64
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if strings.Contains(line, `"event":`) {
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+		}
+	}
+	t.Logf("monitor output:\n%s\nsummary: %s", stdout.String(), strings.TrimSpace(stderr.String()))
+	if ev.Source != "cmdline" || ev.Event != "first" || ev.Value != 1 || ev.Payload != "hello" || ev.Seq == 0 || ev.Instance == 0 {
+		t.Fatalf("first event %+v, want source cmdline, event first, value 1, payload hello, a seq and an instance", ev)
+	}
+}
