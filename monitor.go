@@ -259,26 +259,6 @@ func cmdlineSource(f *monitorFlags) (*config.Config, error) {
 // yamlLine matches the line numbers in configuration errors.
 var yamlLine = regexp.MustCompile(`\bline \d+: `)
 
-// monitorDecoder and monitorSubscription make the decoder and the
-// subscription of sc as the exporter's source manager does (sources.go),
-// so that the monitor receives and decodes exactly what the exporter
-// counts.
-func monitorDecoder(sc config.Source) (decoder.Decoder, error) {
-	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != ""})
-}
-
-func monitorSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *netlinksrc.Subscription {
-	return netlinksrc.New(netlinksrc.Config{
-		Name:               sc.Name,
-		Protocol:           int(sc.Protocol),
-		Groups:             sc.Groups,
-		Family:             sc.Family,
-		GroupNames:         sc.GroupNames,
-		ReceiveBufferBytes: sc.ReceiveBufferBytes,
-		Senders:            netlinksrc.SendersNames[sc.Senders],
-	}, d, logger)
-}
-
 // monitor prints the events of its sources, and what it detects about
 // them, to one writer. Each source's subscription calls its sink on its own
 // goroutine; the mutex keeps lines whole and in one order.
@@ -315,7 +295,7 @@ func newMonitor(w io.Writer, json bool, count uint64) *monitor {
 func (m *monitor) run(sources []config.Source, logger log.Logger, sig <-chan os.Signal, timeout time.Duration, stderr io.Writer) int {
 	srcs := make([]*monitorSource, 0, len(sources))
 	for _, sc := range sources {
-		d, err := monitorDecoder(sc)
+		d, err := newDecoder(sc)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s monitor: source %q: %v\n", exporterName, sc.Name, err)
 			return monitorExitError
@@ -448,7 +428,7 @@ type monitorSource struct {
 func newMonitorSource(m *monitor, sc config.Source, d decoder.Decoder, logger log.Logger) *monitorSource {
 	return &monitorSource{
 		m: m, cfg: sc, dec: d,
-		sub:      monitorSubscription(sc, d, logger),
+		sub:      newSubscription(sc, d, logger),
 		textName: appendTextWord(nil, []byte(sc.Name)),
 		jsonName: appendJSONString(nil, []byte(sc.Name)),
 	}

@@ -51,7 +51,7 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 		if old, ok := m.running[sc.Name]; ok && reflect.DeepEqual(old.cfg, sc) {
 			continue
 		}
-		d, err := decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != ""})
+		d, err := newDecoder(sc)
 		if err != nil {
 			return err
 		}
@@ -82,16 +82,7 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 }
 
 func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSource {
-	sub := netlinksrc.New(netlinksrc.Config{
-		Name:               sc.Name,
-		Protocol:           int(sc.Protocol),
-		Groups:             sc.Groups,
-		Family:             sc.Family,
-		GroupNames:         sc.GroupNames,
-		ReceiveBufferBytes: sc.ReceiveBufferBytes,
-		// Empty (the protocol's usual senders) is SendersDefault.
-		Senders: netlinksrc.SendersNames[sc.Senders],
-	}, d, m.logger)
+	sub := newSubscription(sc, d, m.logger)
 	metrics := collector.NewSourceMetrics(sc.Name, collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
@@ -157,4 +148,24 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 		Rejected:           rejected,
 		DropReadErrors:     st.DropReadErrors,
 	}
+}
+
+// newDecoder makes the decoder a configured source names.
+func newDecoder(sc config.Source) (decoder.Decoder, error) {
+	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != ""})
+}
+
+// newSubscription makes the netlink subscription of a configured source;
+// the exporter and the monitor subscribe alike.
+func newSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *netlinksrc.Subscription {
+	return netlinksrc.New(netlinksrc.Config{
+		Name:               sc.Name,
+		Protocol:           int(sc.Protocol),
+		Groups:             sc.Groups,
+		Family:             sc.Family,
+		GroupNames:         sc.GroupNames,
+		ReceiveBufferBytes: sc.ReceiveBufferBytes,
+		// Empty (the protocol's usual senders) is SendersDefault.
+		Senders: netlinksrc.SendersNames[sc.Senders],
+	}, d, logger)
 }
