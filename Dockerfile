@@ -1,14 +1,14 @@
 # kevent_exporter container image.
 #
 # The image holds nothing but a statically linked binary: build it on the
-# host first (see deploy/README.md), then build the image:
+# host first, then the image. `make image` does both (see the Makefile and
+# deploy/README.md):
 #
-#   CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
-#       -o .build/linux-amd64/kevent_exporter .
+#   make crossbuild         # .build/linux-{amd64,arm64}/kevent_exporter, with version information
 #   docker build -t kevent-exporter .
 #
-# For another architecture: build into .build/linux-<arch>/ and pass
-# --build-arg ARCH=<arch> (and --platform linux/<arch>).
+# For another architecture pass --build-arg ARCH=<arch> (and --platform
+# linux/<arch>), or `make image GOARCH=arm64`.
 #
 # The configuration is embedded in the binary (config/default.yml); mount
 # your own at /etc/kevent_exporter/config.yml and pass

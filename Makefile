@@ -21,6 +21,15 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 BUILDUSER ?= $(shell id -un)@$(shell hostname)
 BUILDDATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+# Expanded once (a command-line value still wins), so that every binary of
+# a crossbuild carries the same date.
+GOOS      := $(GOOS)
+GOARCH    := $(GOARCH)
+VERSION   := $(VERSION)
+REVISION  := $(REVISION)
+BRANCH    := $(BRANCH)
+BUILDUSER := $(BUILDUSER)
+BUILDDATE := $(BUILDDATE)
 
 version_pkg := github.com/prometheus/common/version
 LDFLAGS := -s -w \
