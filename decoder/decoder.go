@@ -54,7 +54,7 @@ type Options struct {
 }
 
 // Names lists the decoders New knows.
-var Names = []string{"raw", "uevent", "kevent", "genl"}
+var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota"}
 
 // New returns the decoder called name.
 func New(name string, opts Options) (Decoder, error) {
@@ -70,6 +70,12 @@ func New(name string, opts Options) (Decoder, error) {
 		return NewKevent(), nil
 	case "genl":
 		return NewGenl(opts.TypeNames), nil
+	case "thermal":
+		return NewThermal(), nil
+	case "acpi":
+		return NewACPI(), nil
+	case "quota":
+		return NewQuota(), nil
 	default:
 		return nil, fmt.Errorf("unknown decoder %q", name)
 	}

@@ -22,12 +22,17 @@
 #   VMTEST_INIT   init script to boot instead of vmtest/init.sh (debugging)
 #   VMTEST_EXTRA  space-separated host files to copy into the initramfs /bin
 #   KEEP_WORK=1   keep $WORK even when the test passes
+#
+# The tests ask for what only the host can do by printing a line on the
+# serial console: "vmtest-host: system_powerdown" presses the VM's ACPI power
+# button, through qemu's monitor (the pipes $WORK/monitor.in and .out). That
+# command is the only one sent, whatever the VM prints.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VM_TIMEOUT=${VM_TIMEOUT:-240}
 VMTEST_INIT=${VMTEST_INIT:-$ROOT/vmtest/init.sh}
-PACKAGES="linux-image-cloud-amd64 linux-headers-cloud-amd64 qemu-system-x86 busybox-static cpio"
+PACKAGES="linux-image-cloud-amd64 linux-headers-cloud-amd64 qemu-system-x86 busybox-static cpio e2fsprogs"
 
 log() { printf '>>> %s\n' "$*" >&2; }
 die() { printf 'vmtest: %s\n' "$*" >&2; exit 1; }
@@ -49,6 +54,10 @@ have_kernel() {
 need_install=
 command -v qemu-system-x86_64 >/dev/null || need_install=1
 command -v cpio >/dev/null || need_install=1
+# mkfs.ext4 builds the quota test's filesystem image (in sbin, which a
+# user's PATH may lack).
+PATH=$PATH:/usr/sbin:/sbin
+command -v mkfs.ext4 >/dev/null || need_install=1
 # The initramfs needs a static busybox (ldd fails on static executables).
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
 	need_install=1
@@ -117,16 +126,31 @@ chmod 1777 "$IR/tmp"
 cp /bin/busybox "$IR/bin/busybox"
 cp "$WORK/kevent_exporter" "$WORK/vmtest.test" "$IR/bin/"
 cp "$WORK/build/kevent/kevent.ko" "$WORK/build/seed/seed.ko" "$IR/lib/kevent/"
-# The cloud kernel has dummy as a module: bring it for the netdevice step.
-dummy=$(find "/lib/modules/$KVER/kernel/drivers/net" -maxdepth 1 -name 'dummy.ko*' 2>/dev/null | head -n 1)
-case "$dummy" in
-'') log "no dummy.ko for $KVER: the netdevice step will use lo" ;;
-*.xz) xz -dc "$dummy" >"$IR/lib/kevent/dummy.ko" ;;
-*.zst) zstd -dcq "$dummy" >"$IR/lib/kevent/dummy.ko" ;;
-*.gz) gzip -dc "$dummy" >"$IR/lib/kevent/dummy.ko" ;;
-*) cp "$dummy" "$IR/lib/kevent/dummy.ko" ;;
-esac
+# Modules of the cloud kernel that the tests load themselves (the VM has no
+# modprobe): dummy for the netdevice step, button for the ACPI power button,
+# loop, quota_tree and quota_v2 for the quota warnings. A kernel that has one
+# built in has no .ko to copy.
+copy_kernel_module() { # path under /lib/modules/$KVER/kernel, without .ko
+	local name f
+	name=$(basename "$1")
+	f=$(find "/lib/modules/$KVER/kernel/$(dirname "$1")" -maxdepth 1 -name "$name.ko*" 2>/dev/null | head -n 1)
+	case "$f" in
+	'') return 1 ;;
+	*.xz) xz -dc "$f" >"$IR/lib/kevent/$name.ko" ;;
+	*.zst) zstd -dcq "$f" >"$IR/lib/kevent/$name.ko" ;;
+	*.gz) gzip -dc "$f" >"$IR/lib/kevent/$name.ko" ;;
+	*) cp "$f" "$IR/lib/kevent/$name.ko" ;;
+	esac
+}
+copy_kernel_module drivers/net/dummy || log "no dummy.ko for $KVER: the netdevice step will use lo"
+for m in drivers/acpi/button drivers/block/loop fs/quota/quota_tree fs/quota/quota_v2; do
+	copy_kernel_module "$m" || log "no $(basename "$m").ko for $KVER: built in?"
+done
 chmod 644 "$IR"/lib/kevent/*.ko
+# A small ext4 with the quota feature (user quotas, in hidden inodes), for
+# the quota warnings; no journal, which quotas do not need.
+mkfs.ext4 -q -F -b 1024 -O quota,^has_journal -E quotatype=usrquota \
+	"$IR/lib/kevent/quota.img" 4M || die "mkfs.ext4 of the quota image failed"
 for f in ${VMTEST_EXTRA:-}; do cp "$f" "$IR/bin/"; done
 
 # The test binary's arguments, one a line (init.sh reads them): a timeout
@@ -146,13 +170,46 @@ chmod 755 "$IR/init" "$IR/bin/busybox" "$IR/bin/kevent_exporter" "$IR/bin/vmtest
 
 log "booting $KERNEL under qemu (TCG, timeout ${VM_TIMEOUT}s)"
 SERIAL=$WORK/serial.log
+: >"$SERIAL"
+# qemu's monitor on two named pipes. This shell holds both open read-write,
+# so that neither opening nor writing ever blocks, whether qemu is up or not;
+# cat keeps the monitor's output (its prompts and echoes) for debugging.
+MONITOR=$WORK/monitor
+rm -f "$MONITOR.in" "$MONITOR.out"
+mkfifo -m 600 "$MONITOR.in" "$MONITOR.out"
+exec 3<>"$MONITOR.in" 4<>"$MONITOR.out"
+cat <&4 >"$WORK/monitor.log" &
+monitor_log_pid=$!
+
+# answer_vm sends a command on the monitor for each request line the VM
+# prints, in order: only system_powerdown.
+answer_vm() {
+	local sent=0 n
+	while sleep 0.2; do
+		n=$(grep -c '^vmtest-host: system_powerdown' "$SERIAL" 2>/dev/null) || n=0
+		while [ "$sent" -lt "$n" ]; do
+			printf 'system_powerdown\n' >&3
+			sent=$((sent + 1))
+			log "pressed the VM's power button (request $sent)"
+		done
+	done
+}
+
 vm_start=$(date +%s)
 set +e
 timeout --kill-after=10 "$VM_TIMEOUT" qemu-system-x86_64 \
 	-accel tcg -m 512 -smp 1 -nographic -no-reboot \
+	-monitor "pipe:$MONITOR" \
 	-kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" \
-	-append 'console=ttyS0 panic=-1 quiet' </dev/null >"$SERIAL" 2>&1
+	-append 'console=ttyS0 panic=-1 quiet' </dev/null >"$SERIAL" 2>&1 &
+qemu_pid=$!
+answer_vm &
+answer_pid=$!
+wait "$qemu_pid"
 qemu_rc=$?
+kill "$answer_pid" "$monitor_log_pid" 2>/dev/null
+wait "$answer_pid" "$monitor_log_pid" 2>/dev/null
+exec 3>&- 4>&-
 set -e
 vm_time=$(($(date +%s) - vm_start))
 

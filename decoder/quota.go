@@ -1,0 +1,165 @@
+package decoder
+
+import (
+	"encoding/binary"
+	"strconv"
+)
+
+// The kernel's disk quota family, as include/uapi/linux/quota.h defines it
+// (QUOTA_NL_*; the family's and group's names are in fs/quota/netlink.c).
+// A test checks these against the header. The family exists in the initial
+// network namespace only, and reports the filesystems of every mount
+// namespace, with ids as the initial user namespace sees them.
+const (
+	// QuotaGenlFamily is the family's name.
+	QuotaGenlFamily = "VFS_DQUOT"
+	// QuotaGenlGroup is its one multicast group.
+	QuotaGenlGroup = "events"
+	// QuotaCmdWarning is the command of every message
+	// (QUOTA_NL_C_WARNING).
+	QuotaCmdWarning = 1
+
+	// Attributes (QUOTA_NL_A_*): the quota type, u32; the id over the
+	// limit, u64; the warning, u32; the device's major and minor, u32; the
+	// uid of the process that caused it, u64; padding for the u64s.
+	QuotaAttrQtype    = 1
+	QuotaAttrExcessID = 2
+	QuotaAttrWarning  = 3
+	QuotaAttrDevMajor = 4
+	QuotaAttrDevMinor = 5
+	QuotaAttrCausedID = 6
+	QuotaAttrPad      = 7
+
+	// Quota types (USRQUOTA, GRPQUOTA, PRJQUOTA).
+	QuotaTypeUser    = 0
+	QuotaTypeGroup   = 1
+	QuotaTypeProject = 2
+)
+
+// Warnings (QUOTA_NL_*).
+const (
+	QuotaNoWarn        = 0
+	QuotaIHardWarn     = 1
+	QuotaISoftLongWarn = 2
+	QuotaISoftWarn     = 3
+	QuotaBHardWarn     = 4
+	QuotaBSoftLongWarn = 5
+	QuotaBSoftWarn     = 6
+	QuotaIHardBelow    = 7
+	QuotaISoftBelow    = 8
+	QuotaBHardBelow    = 9
+	QuotaBSoftBelow    = 10
+)
+
+const (
+	quotaAttrCount    = QuotaAttrPad + 1
+	quotaWarningCount = QuotaBSoftBelow + 1
+	// quotaAttrsRequired flags the attributes of every warning.
+	quotaAttrsRequired = 1<<QuotaAttrQtype | 1<<QuotaAttrExcessID | 1<<QuotaAttrWarning |
+		1<<QuotaAttrDevMajor | 1<<QuotaAttrDevMinor | 1<<QuotaAttrCausedID
+)
+
+// quotaWarnings are the event names by warning.
+var quotaWarnings = [quotaWarningCount][]byte{
+	QuotaNoWarn:        []byte("none"),
+	QuotaIHardWarn:     []byte("inode_hard_limit"),
+	QuotaISoftLongWarn: []byte("inode_grace_expired"),
+	QuotaISoftWarn:     []byte("inode_soft_limit"),
+	QuotaBHardWarn:     []byte("block_hard_limit"),
+	QuotaBSoftLongWarn: []byte("block_grace_expired"),
+	QuotaBSoftWarn:     []byte("block_soft_limit"),
+	QuotaIHardBelow:    []byte("inode_below_hard_limit"),
+	QuotaISoftBelow:    []byte("inode_below_soft_limit"),
+	QuotaBHardBelow:    []byte("block_below_hard_limit"),
+	QuotaBSoftBelow:    []byte("block_below_soft_limit"),
+}
+
+// quotaTypes are the quota types' names.
+var quotaTypes = [QuotaTypeProject + 1]string{
+	QuotaTypeUser:    "user",
+	QuotaTypeGroup:   "group",
+	QuotaTypeProject: "project",
+}
+
+// Quota decodes the kernel's disk quota warnings. The warning is the
+// event's name (block_soft_limit, block_hard_limit, block_grace_expired,
+// block_below_soft_limit, block_below_hard_limit, and the same for
+// inode_), the filesystem's device its object, as major:minor ("8:1"),
+// and the payload says whose quota it is and who caused the warning:
+//
+//	block_soft_limit  7:0  type=user id=1000 caused_by=1000
+//
+// Quota warnings have no value. A message without one of the attributes
+// the kernel always sends, with a number of the wrong size, or with a
+// warning quota.h does not define, is malformed.
+//
+// Objects and payloads are built in the decoder's own memory (see Genl).
+type Quota struct {
+	buf []byte
+}
+
+// NewQuota returns a quota warning decoder.
+func NewQuota() *Quota {
+	return &Quota{}
+}
+
+// Decode implements Decoder.
+func (d *Quota) Decode(events []Event, datagram []byte) ([]Event, int) {
+	if len(events) == 0 {
+		d.buf = d.buf[:0]
+	}
+	return decodeMessages(events, datagram, d)
+}
+
+func (d *Quota) decodeMessage(ev *Event, m message) bool {
+	if len(m.Payload) < genlHeaderLen || m.Payload[0] != QuotaCmdWarning {
+		return false
+	}
+	var (
+		has uint32
+		v   [quotaAttrCount]uint64
+	)
+	r := attrReader{b: m.Payload[genlHeaderLen:]}
+	for r.next() {
+		switch r.typ {
+		case QuotaAttrQtype, QuotaAttrWarning, QuotaAttrDevMajor, QuotaAttrDevMinor:
+			if len(r.v) != 4 {
+				return false
+			}
+			v[r.typ] = uint64(binary.NativeEndian.Uint32(r.v))
+		case QuotaAttrExcessID, QuotaAttrCausedID:
+			if len(r.v) != 8 {
+				return false
+			}
+			v[r.typ] = binary.NativeEndian.Uint64(r.v)
+		default:
+			// QuotaAttrPad, or a later kernel's.
+			continue
+		}
+		has |= 1 << r.typ
+	}
+	if r.bad || has&quotaAttrsRequired != quotaAttrsRequired || v[QuotaAttrWarning] >= quotaWarningCount {
+		return false
+	}
+	ev.Name = quotaWarnings[v[QuotaAttrWarning]]
+
+	start := len(d.buf)
+	d.buf = strconv.AppendUint(d.buf, v[QuotaAttrDevMajor], 10)
+	d.buf = append(d.buf, ':')
+	d.buf = strconv.AppendUint(d.buf, v[QuotaAttrDevMinor], 10)
+	ev.Object = d.buf[start:len(d.buf):len(d.buf)]
+
+	start = len(d.buf)
+	d.buf = append(d.buf, "type="...)
+	if t := v[QuotaAttrQtype]; t < uint64(len(quotaTypes)) {
+		d.buf = append(d.buf, quotaTypes[t]...)
+	} else {
+		d.buf = strconv.AppendUint(d.buf, t, 10)
+	}
+	d.buf = append(d.buf, " id="...)
+	d.buf = strconv.AppendUint(d.buf, v[QuotaAttrExcessID], 10)
+	d.buf = append(d.buf, " caused_by="...)
+	d.buf = strconv.AppendUint(d.buf, v[QuotaAttrCausedID], 10)
+	ev.Payload = d.buf[start:len(d.buf):len(d.buf)]
+	return true
+}
