@@ -35,6 +35,13 @@ section "Go modules (deploy/go.mod; the exporter's module through replace ../)"
 go mod download
 go mod verify
 (cd .. && go mod download)
+# deploy/go.mod lists what the exporter's packages need too: a new
+# dependency of theirs needs `go mod tidy` here.
+if ! go mod tidy -diff >/dev/null; then
+	go mod tidy -diff || true
+	echo "deploy/go.mod or go.sum is not tidy (did the exporter's go.mod change?): run cd deploy && go mod tidy" >&2
+	exit 1
+fi
 
 section "helm (go tool helm, pinned in deploy/go.mod)"
 go tool helm version --short
