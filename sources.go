@@ -167,5 +167,7 @@ func newSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *ne
 		ReceiveBufferBytes: sc.ReceiveBufferBytes,
 		// Empty (the protocol's usual senders) is SendersDefault.
 		Senders: netlinksrc.SendersNames[sc.Senders],
+		// The proc connector's subscription, rtnetlink's link dump.
+		Requests: decoder.Requests(sc.Decoder),
 	}, d, logger)
 }

@@ -91,6 +91,15 @@ const (
 )
 
 const (
+	// routeProtocol and connectorProtocol are NETLINK_ROUTE and
+	// NETLINK_CONNECTOR, which the rtnetlink and proc decoders read.
+	routeProtocol     Protocol = 0
+	connectorProtocol Protocol = 11
+	// procGroup is CN_IDX_PROC, the process events' group.
+	procGroup = 1
+)
+
+const (
 	maxReceiveBufferBytes = 1 << 30
 	maxMaxEvents          = 1000000
 	maxLinks              = 32
@@ -224,13 +233,25 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	case !hasProtocol && !hasFamily:
 		return fmt.Errorf("line %d: source has no protocol or family", node.Line)
 	}
+	// Protocol route's groups may be named, so the protocol is read
+	// first.
+	var p Protocol
+	if hasProtocol {
+		if err := p.UnmarshalYAML(protocol); err != nil {
+			return err
+		}
+	}
+	route := hasProtocol && p == routeProtocol
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := resolve(node.Content[i]).Value
-		if err := checkSourceValue(k, node.Content[i+1], hasFamily); err != nil {
+		if err := checkSourceValue(k, node.Content[i+1], hasFamily, route); err != nil {
 			return err
 		}
 	}
 	*s = DefaultSource
+	if route {
+		node = withGroupNumbers(node)
+	}
 	if hasFamily {
 		// A family's groups are names: read them here and leave yaml.v3
 		// a mapping without them.
@@ -257,10 +278,48 @@ func withoutKey(node *yaml.Node, key string) *yaml.Node {
 	return &c
 }
 
+// withGroupNumbers returns a copy of mapping node whose groups list has
+// protocol route's group names replaced by their numbers, which
+// checkSourceValue found known.
+func withGroupNumbers(node *yaml.Node) *yaml.Node {
+	c := *node
+	c.Content = slices.Clone(node.Content)
+	for i := 0; i+1 < len(c.Content); i += 2 {
+		if resolve(c.Content[i]).Value != "groups" || resolve(c.Content[i+1]).Kind != yaml.SequenceNode {
+			continue
+		}
+		seq := *resolve(c.Content[i+1])
+		seq.Anchor = ""
+		seq.Content = slices.Clone(seq.Content)
+		for j, g := range seq.Content {
+			if rg := resolve(g); rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
+				n := decoder.RtnetlinkGroups[strings.ToLower(rg.Value)]
+				seq.Content[j] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(n), Line: rg.Line, Column: rg.Column}
+			}
+		}
+		c.Content[i+1] = &seq
+	}
+	return &c
+}
+
+// routeGroupNames lists protocol route's group names for errors, by number.
+func routeGroupNames(withNumbers bool) string {
+	names := slices.SortedFunc(maps.Keys(decoder.RtnetlinkGroups), func(a, b string) int {
+		return int(decoder.RtnetlinkGroups[a]) - int(decoder.RtnetlinkGroups[b])
+	})
+	if withNumbers {
+		for i, n := range names {
+			names[i] = fmt.Sprintf("%s (%d)", n, decoder.RtnetlinkGroups[n])
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 // checkSourceValue checks the kind of a source's value v for key, where
 // yaml.v3 would be too lax (floats truncated into integers) or too slow (a
 // mapping where a scalar belongs). Protocol and EventNames check their own.
-func checkSourceValue(key string, v *yaml.Node, family bool) error {
+// route says the source's protocol is route, whose groups may be named.
+func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 	rv := resolve(v)
 	switch key {
 	case "receive_buffer_bytes", "max_events":
@@ -271,6 +330,12 @@ func checkSourceValue(key string, v *yaml.Node, family bool) error {
 			// No groups: Source.validate says they are required.
 		case rv.Kind == yaml.SequenceNode:
 			for _, g := range rv.Content {
+				if rg := resolve(g); route && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
+					if _, ok := decoder.RtnetlinkGroups[strings.ToLower(rg.Value)]; !ok {
+						return fmt.Errorf("line %d: groups: unknown group %q for protocol route (known: %s)", g.Line, rg.Value, routeGroupNames(false))
+					}
+					continue
+				}
 				if !family {
 					if err := checkInt(key, g); err != nil {
 						return err
@@ -491,6 +556,10 @@ func (s *Source) validate() error {
 		return errors.New("event_names applies to the raw and genl decoders only")
 	case s.Decoder == "genl" && s.Family == "":
 		return errors.New("the genl decoder reads generic netlink families: set family, not protocol")
+	case s.Decoder == "rtnetlink" && (s.Family != "" || s.Protocol != routeProtocol):
+		return fmt.Errorf("the rtnetlink decoder reads protocol %s", routeProtocol.describe())
+	case s.Decoder == "proc" && (s.Family != "" || s.Protocol != connectorProtocol):
+		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
 	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
 		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
 	}
@@ -509,6 +578,12 @@ func (s *Source) validate() error {
 		seen[g] = true
 		if g > maxGroup {
 			return fmt.Errorf("groups: group %d out of range 1-%d for protocol %s", g, maxGroup, s.Protocol.describe())
+		}
+		if s.Decoder == "rtnetlink" && !slices.Contains(slices.Collect(maps.Values(decoder.RtnetlinkGroups)), g) {
+			return fmt.Errorf("groups: group %d is not one the rtnetlink decoder reads: %s", g, routeGroupNames(true))
+		}
+		if s.Decoder == "proc" && g != procGroup {
+			return fmt.Errorf("groups: group %d is not the proc decoder's: it reads group %d (CN_IDX_PROC)", g, procGroup)
 		}
 	}
 	return s.EventNames.validate()

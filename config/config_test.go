@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
 func TestDefault(t *testing.T) {
@@ -55,6 +57,43 @@ sources:
 	}
 }
 
+// TestParseKernelSources: protocol route's groups by name or number (named
+// ones are kept as their numbers, so that renaming them does not restart
+// the source), and the proc connector's group.
+func TestParseKernelSources(t *testing.T) {
+	c, err := Parse([]byte(`
+sources:
+  - name: links
+    protocol: route
+    groups: [ipv6_ifaddr, LINK, 5, neigh]
+    decoder: rtnetlink
+  - name: named
+    protocol: 0
+    groups: &g [link]
+    decoder: raw
+  - name: aliased
+    protocol: route
+    groups: *g
+    decoder: raw
+  - name: procs
+    protocol: connector
+    groups: [1]
+    decoder: proc
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultSource
+	want := []Source{def, def, def, def}
+	want[0].Name, want[0].Groups, want[0].Decoder = "links", []uint32{1, 3, 5, 9}, "rtnetlink"
+	want[1].Name, want[1].Groups, want[1].Decoder = "named", []uint32{1}, "raw"
+	want[2].Name, want[2].Groups, want[2].Decoder = "aliased", []uint32{1}, "raw"
+	want[3].Name, want[3].Protocol, want[3].Groups, want[3].Decoder = "procs", 11, []uint32{1}, "proc"
+	if !reflect.DeepEqual(c.Sources, want) {
+		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
+	}
+}
+
 // laughs is a configuration that aliases make a billion nodes long.
 var laughs = func() string {
 	var b strings.Builder
@@ -67,6 +106,11 @@ var laughs = func() string {
 
 func TestParseBad(t *testing.T) {
 	const src = "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: raw\n"
+	// The decoders the errors list, as many as the package has.
+	decoders := strings.Join(decoder.Names, ", ")
+	if !strings.HasPrefix(decoders, "raw, uevent, kevent, genl, ") {
+		t.Fatalf("decoder.Names = %q, want raw, uevent, kevent, genl first", decoders)
+	}
 	tests := []struct {
 		name, yaml, err string
 	}{
@@ -86,8 +130,8 @@ func TestParseBad(t *testing.T) {
 		{"group zero", "sources:\n  - name: s\n    protocol: 2\n    groups: [0]\n    decoder: raw\n", `source "s": groups: group 0 is not a multicast group (groups are numbered from 1)`},
 		{"group negative", "sources:\n  - name: s\n    protocol: 2\n    groups: [-1]\n    decoder: raw\n", "yaml: unmarshal errors:\n  line 4: cannot unmarshal !!int `-1` into uint32"},
 		{"group twice", "sources:\n  - name: s\n    protocol: 2\n    groups: [3, 3]\n    decoder: raw\n", `source "s": groups: group 3 listed twice`},
-		{"no decoder", "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n", `source "s": decoder is required (one of raw, uevent, kevent, genl)`},
-		{"unknown decoder", "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: json\n", `source "s": unknown decoder "json" (one of raw, uevent, kevent, genl)`},
+		{"no decoder", "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n", `source "s": decoder is required (one of ` + decoders + `)`},
+		{"unknown decoder", "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: json\n", `source "s": unknown decoder "json" (one of ` + decoders + `)`},
 		{"negative buffer", src + "    receive_buffer_bytes: -1\n", `source "s": receive_buffer_bytes -1 out of range 0-1073741824`},
 		{"huge buffer", src + "    receive_buffer_bytes: 2147483648\n", `source "s": receive_buffer_bytes 2147483648 out of range 0-1073741824`},
 		{"zero max_events", src + "    max_events: 0\n", `source "s": max_events 0 out of range 1-1000000`},
@@ -159,6 +203,20 @@ func TestParseBad(t *testing.T) {
 		{"group 1025 on route", "sources:\n  - name: s\n    protocol: route\n    groups: [1025]\n    decoder: raw\n", `source "s": groups: group 1025 out of range 1-1024 for protocol route (0)`},
 		{"group 33 on inet_diag", "sources:\n  - name: s\n    protocol: inet_diag\n    groups: [33]\n    decoder: raw\n", `source "s": groups: group 33 out of range 1-32 for protocol sock_diag (4)`},
 		{"group 2^32", "sources:\n  - name: s\n    protocol: 29\n    groups: [4294967296]\n    decoder: raw\n", "yaml: unmarshal errors:\n  line 4: cannot unmarshal !!int `4294967296` into uint32"},
+
+		// Protocol route's named groups, and the rtnetlink and proc
+		// decoders' protocols and groups.
+		{"unknown route group name", "sources:\n  - name: s\n    protocol: route\n    groups: [link, ipv4_route]\n    decoder: rtnetlink\n", `line 4: groups: unknown group "ipv4_route" for protocol route (known: link, neigh, ipv4_ifaddr, ipv6_ifaddr)`},
+		{"empty route group name", "sources:\n  - name: s\n    protocol: 0\n    groups: ['']\n    decoder: raw\n", `line 4: groups: unknown group "" for protocol route (known: link, neigh, ipv4_ifaddr, ipv6_ifaddr)`},
+		{"route group list", "sources:\n  - name: s\n    protocol: route\n    groups: [[link]]\n    decoder: rtnetlink\n", `line 4: groups: a list is not an integer`},
+		{"route group name on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [link]\n    decoder: raw\n", `line 4: groups: "link" is not an integer`},
+		{"route group name on a bad protocol", "sources:\n  - name: s\n    protocol: nosuch\n    groups: [link]\n    decoder: raw\n", `line 3: unknown protocol "nosuch"`},
+		{"route group name and number twice", "sources:\n  - name: s\n    protocol: route\n    groups: [link, 1]\n    decoder: rtnetlink\n", `source "s": groups: group 1 listed twice`},
+		{"rtnetlink on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [1]\n    decoder: rtnetlink\n", `source "s": the rtnetlink decoder reads protocol route (0)`},
+		{"rtnetlink on a family", "sources:\n  - name: s\n    family: rtnl\n    groups: [link]\n    decoder: rtnetlink\n", `source "s": the rtnetlink decoder reads protocol route (0)`},
+		{"rtnetlink on a route group it does not read", "sources:\n  - name: s\n    protocol: route\n    groups: [link, 7]\n    decoder: rtnetlink\n", `source "s": groups: group 7 is not one the rtnetlink decoder reads: link (1), neigh (3), ipv4_ifaddr (5), ipv6_ifaddr (9)`},
+		{"proc on route", "sources:\n  - name: s\n    protocol: route\n    groups: [1]\n    decoder: proc\n", `source "s": the proc decoder reads protocol connector (11)`},
+		{"proc on another connector group", "sources:\n  - name: s\n    protocol: connector\n    groups: [1, 2]\n    decoder: proc\n", `source "s": groups: group 2 is not the proc decoder's: it reads group 1 (CN_IDX_PROC)`},
 
 		// Names.
 		{"long name", "sources:\n  - name: " + strings.Repeat("n", 129) + "\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is longer than 128 bytes"},

@@ -54,7 +54,7 @@ type Options struct {
 }
 
 // Names lists the decoders New knows.
-var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota"}
+var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota", "rtnetlink", "proc"}
 
 // New returns the decoder called name.
 func New(name string, opts Options) (Decoder, error) {
@@ -76,6 +76,10 @@ func New(name string, opts Options) (Decoder, error) {
 		return NewACPI(), nil
 	case "quota":
 		return NewQuota(), nil
+	case "rtnetlink":
+		return NewRtnetlink(), nil
+	case "proc":
+		return NewProc(), nil
 	default:
 		return nil, fmt.Errorf("unknown decoder %q", name)
 	}

@@ -1,0 +1,473 @@
+package decoder
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// RtnetlinkGroups are the rtnetlink multicast groups the rtnetlink decoder
+// reads, by the names a configuration may give them.
+var RtnetlinkGroups = map[string]uint32{
+	"link":        unix.RTNLGRP_LINK,
+	"neigh":       unix.RTNLGRP_NEIGH,
+	"ipv4_ifaddr": unix.RTNLGRP_IPV4_IFADDR,
+	"ipv6_ifaddr": unix.RTNLGRP_IPV6_IFADDR,
+}
+
+const (
+	// RtnetlinkMaxLinks bounds the interfaces whose state an rtnetlink
+	// decoder keeps, and RtnetlinkMaxAddrs the addresses.
+	RtnetlinkMaxLinks = 65536
+	RtnetlinkMaxAddrs = 65536
+
+	// ifNameMax is IFNAMSIZ less the NUL.
+	ifNameMax = 15
+	// ifiChangeNew is the ifi_change of the RTM_NEWLINK that announces a
+	// device registered in, or moved into, the namespace: the kernel's
+	// rtmsg_ifinfo(RTM_NEWLINK, dev, ~0U, ...).
+	ifiChangeNew = 0xffffffff
+	// ifOperUp is IF_OPER_UP (RFC 2863's operational state "up").
+	ifOperUp = 6
+)
+
+// The rtnetlink decoder's event names.
+var (
+	rtnlLinkNew       = []byte("link/new")
+	rtnlLinkDel       = []byte("link/del")
+	rtnlLinkUp        = []byte("link/up")
+	rtnlLinkDown      = []byte("link/down")
+	rtnlLinkUntracked = []byte("link/untracked")
+	rtnlAddrNew       = []byte("addr/new")
+	rtnlAddrDel       = []byte("addr/del")
+	rtnlAddrUntracked = []byte("addr/untracked")
+	rtnlNeighFailed   = []byte("neigh/failed")
+)
+
+// rtnlOperStates name IF_OPER_* as /sys/class/net/*/operstate does.
+var rtnlOperStates = [...][]byte{
+	[]byte("unknown"), []byte("notpresent"), []byte("down"), []byte("lowerlayerdown"),
+	[]byte("testing"), []byte("dormant"), []byte("up"),
+}
+
+// rtnlLink is what the decoder keeps of an interface.
+type rtnlLink struct {
+	name    [ifNameMax]byte
+	nameLen uint8
+	up      bool
+}
+
+// rtnlAddr identifies an address: the kernel's own key is the interface,
+// family, local address and prefix length.
+type rtnlAddr struct {
+	index  int32
+	family uint8
+	plen   uint8
+	addr   [16]byte
+}
+
+// Rtnetlink decodes the kernel's route netlink notifications of links,
+// addresses and neighbours (groups RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR,
+// RTNLGRP_IPV6_IFADDR and RTNLGRP_NEIGH) into events about interfaces:
+//
+//   - link/new and link/del when an interface appears in the namespace (the
+//     RTM_NEWLINK whose ifi_change is ~0, which the kernel sends for a
+//     device registered or moved in) or goes (RTM_DELLINK);
+//   - link/up when an interface's operational state (IFLA_OPERSTATE)
+//     becomes up, link/down when it leaves up: one event per transition,
+//     however many RTM_NEWLINKs the kernel sends that change nothing;
+//   - addr/new and addr/del when an address is added or removed, once each
+//     however often the kernel re-announces the address (IPv6 duplicate
+//     address detection, lifetime updates);
+//   - neigh/failed when a neighbour entry enters NUD_FAILED (address
+//     resolution failed).
+//
+// The object is the interface's name. The value of link events is the
+// kernel's count of carrier changes (IFLA_CARRIER_CHANGES), which moves
+// with every transition, including those whose messages were lost; their
+// payload is the operational state. Address events carry the address and
+// prefix length, neighbour events the neighbour's address.
+//
+// Transitions are counted from a known state: the decoder keeps each
+// interface's state by ifindex, set silently by the kernel's answer to the
+// link dump the source asks for each time its socket opens
+// (RtnetlinkDumpRequest), and by every RTM_NEWLINK after it. An
+// interface's first RTM_NEWLINK is a transition only when it announces a
+// new device: link/new, then link/up if it is already up; any other first
+// RTM_NEWLINK (one that overtook the dump) only teaches the decoder the
+// interface's state. RTM_DELLINK drops the state, after a link/down if the
+// interface was up and its deletion says it is not. Addresses are
+// kept likewise, so that an address is new once; one the decoder has not
+// seen whose cache information says the kernel changed it after creating
+// it is an old address being updated, not a new one.
+//
+// At most RtnetlinkMaxLinks interfaces and RtnetlinkMaxAddrs addresses
+// are kept. Past the bound, the RTM_NEWLINKs of interfaces that are not
+// kept cannot be told apart from transitions and count as link/untracked,
+// and the RTM_NEWADDRs of addresses that are not kept as addr/untracked;
+// link/new, link/del and addr/del, which need no state, are still counted
+// exactly.
+//
+// Messages of other families (a bridge's per-port RTM_NEWLINK, which is
+// not about the device's existence) and other types (RTM_DELNEIGH, the
+// dump's NLMSG_DONE) give no events. Objects and payloads are built in the
+// decoder's own memory for the batch, as the genl decoder does.
+type Rtnetlink struct {
+	links map[int32]rtnlLink
+	addrs map[rtnlAddr]struct{}
+	buf   []byte
+}
+
+// NewRtnetlink returns an rtnetlink decoder.
+func NewRtnetlink() *Rtnetlink {
+	return &Rtnetlink{links: make(map[int32]rtnlLink), addrs: make(map[rtnlAddr]struct{})}
+}
+
+// RtnetlinkDumpRequest returns the RTM_GETLINK dump request that a source
+// of the rtnetlink decoder sends when its socket opens, so that the
+// decoder knows every interface's state before the first notification.
+func RtnetlinkDumpRequest() []byte {
+	b := make([]byte, nlmsgHeaderLen+unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
+	binary.NativeEndian.PutUint16(b[4:6], unix.RTM_GETLINK)
+	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(b[8:12], 1)
+	// struct ifinfomsg of family AF_UNSPEC (0): every interface.
+	return b
+}
+
+// Decode implements Decoder. A message gives up to two events (link/new
+// and link/up, link/down and link/del) or none (a notification that
+// changes nothing).
+func (d *Rtnetlink) Decode(events []Event, datagram []byte) ([]Event, int) {
+	if len(events) == 0 {
+		d.buf = d.buf[:0]
+	}
+	var bad int
+	r := messageReader{b: datagram}
+	for {
+		m, ok, malformed := r.next()
+		if malformed {
+			bad++
+		}
+		if !ok {
+			return events, bad
+		}
+		start := len(d.buf)
+		var good bool
+		switch m.Type {
+		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+			events, good = d.link(events, m)
+		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+			events, good = d.addr(events, m)
+		case unix.RTM_NEWNEIGH:
+			events, good = d.neigh(events, m)
+		default:
+			good = true
+		}
+		if !good {
+			d.buf = d.buf[:start]
+			bad++
+		}
+	}
+}
+
+// rtnlAttrs walks the attributes of a route netlink message.
+type rtnlAttrs struct {
+	b   []byte
+	bad bool
+}
+
+// next returns the next attribute's type, without its flags, and value.
+// ok is false at the end, and bad set if the rest cannot be framed.
+func (a *rtnlAttrs) next() (typ uint16, v []byte, ok bool) {
+	if len(a.b) == 0 {
+		return 0, nil, false
+	}
+	if len(a.b) < nlaHeaderLen {
+		a.b, a.bad = nil, true
+		return 0, nil, false
+	}
+	l := int(binary.NativeEndian.Uint16(a.b[0:2]))
+	if l < nlaHeaderLen || l > len(a.b) {
+		a.b, a.bad = nil, true
+		return 0, nil, false
+	}
+	typ, v = binary.NativeEndian.Uint16(a.b[2:4])&nlaTypeMask, a.b[nlaHeaderLen:l]
+	a.b = skipAligned(a.b, l)
+	return typ, v, true
+}
+
+// link decodes an RTM_NEWLINK or RTM_DELLINK: struct ifinfomsg and
+// attributes, of which the kernel always sends IFLA_IFNAME and
+// IFLA_OPERSTATE.
+func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
+	p := m.Payload
+	if len(p) < unix.SizeofIfInfomsg {
+		return events, false
+	}
+	if p[0] != unix.AF_UNSPEC {
+		// A bridge's RTM_NEWLINK and RTM_DELLINK of AF_BRIDGE tell of
+		// a port joining and leaving it, not of the device.
+		return events, true
+	}
+	index := int32(binary.NativeEndian.Uint32(p[4:8]))
+	change := binary.NativeEndian.Uint32(p[12:16])
+	var (
+		name       []byte
+		oper       = -1
+		carrier    uint32
+		hasCarrier bool
+	)
+	a := rtnlAttrs{b: p[unix.SizeofIfInfomsg:]}
+	for {
+		typ, v, ok := a.next()
+		if !ok {
+			break
+		}
+		switch typ {
+		case unix.IFLA_IFNAME:
+			name = cString(v)
+			if len(name) == 0 || len(name) > ifNameMax {
+				return events, false
+			}
+		case unix.IFLA_OPERSTATE:
+			if len(v) != 1 {
+				return events, false
+			}
+			oper = int(v[0])
+		case unix.IFLA_CARRIER_CHANGES:
+			if len(v) != 4 {
+				return events, false
+			}
+			carrier, hasCarrier = binary.NativeEndian.Uint32(v), true
+		}
+	}
+	if a.bad || name == nil || oper < 0 {
+		return events, false
+	}
+	ev := Event{Object: name, Value: float64(carrier), HasValue: hasCarrier, Payload: d.operState(oper)}
+	st := rtnlLink{up: oper == ifOperUp}
+	st.nameLen = uint8(copy(st.name[:], name))
+	prev, known := d.links[index]
+
+	if m.Type == unix.RTM_DELLINK {
+		if known {
+			if prev.up && !st.up {
+				events = appendNamed(events, ev, rtnlLinkDown)
+			}
+			delete(d.links, index)
+		}
+		d.dropAddrs(index)
+		return appendNamed(events, ev, rtnlLinkDel), true
+	}
+	switch {
+	case m.Flags&unix.NLM_F_MULTI != 0:
+		// A reply to the dump (notifications never have NLM_F_MULTI):
+		// the state as the dump read it, newer than the notifications
+		// queued before it, and never a transition.
+	case change == ifiChangeNew:
+		events = appendNamed(events, ev, rtnlLinkNew)
+		if st.up {
+			events = appendNamed(events, ev, rtnlLinkUp)
+		}
+	case known && st.up && !prev.up:
+		events = appendNamed(events, ev, rtnlLinkUp)
+	case known && !st.up && prev.up:
+		events = appendNamed(events, ev, rtnlLinkDown)
+	case !known && len(d.links) >= RtnetlinkMaxLinks:
+		return appendNamed(events, ev, rtnlLinkUntracked), true
+	}
+	if known || len(d.links) < RtnetlinkMaxLinks {
+		d.links[index] = st
+	}
+	return events, true
+}
+
+// appendNamed appends ev called name.
+func appendNamed(events []Event, ev Event, name []byte) []Event {
+	ev.Name = name
+	return append(events, ev)
+}
+
+// operState names operational state oper.
+func (d *Rtnetlink) operState(oper int) []byte {
+	if oper < len(rtnlOperStates) {
+		return rtnlOperStates[oper]
+	}
+	start := len(d.buf)
+	d.buf = strconv.AppendInt(d.buf, int64(oper), 10)
+	return d.since(start)
+}
+
+// since returns what was appended to the batch's memory from start.
+func (d *Rtnetlink) since(start int) []byte {
+	return d.buf[start:len(d.buf):len(d.buf)]
+}
+
+// dropAddrs forgets the addresses of a deleted interface. The kernel
+// sends their RTM_DELADDRs first; this catches those that were lost.
+func (d *Rtnetlink) dropAddrs(index int32) {
+	if len(d.addrs) == 0 {
+		return
+	}
+	for k := range d.addrs {
+		if k.index == index {
+			delete(d.addrs, k)
+		}
+	}
+}
+
+// object names the interface index for an address or neighbour event: the
+// name the decoder knows it by, else label (IFA_LABEL), else "if<index>".
+func (d *Rtnetlink) object(index int32, label []byte) []byte {
+	if st, ok := d.links[index]; ok {
+		start := len(d.buf)
+		d.buf = append(d.buf, st.name[:st.nameLen]...)
+		return d.since(start)
+	}
+	if len(label) > 0 {
+		return label
+	}
+	start := len(d.buf)
+	d.buf = strconv.AppendInt(append(d.buf, "if"...), int64(index), 10)
+	return d.since(start)
+}
+
+// appendAddr appends the text of address a of family, with prefix length
+// plen if plen >= 0.
+func (d *Rtnetlink) appendAddr(a []byte, plen int) []byte {
+	start := len(d.buf)
+	var ip netip.Addr
+	if len(a) == 4 {
+		ip = netip.AddrFrom4([4]byte(a))
+	} else {
+		ip = netip.AddrFrom16([16]byte(a))
+	}
+	d.buf = ip.AppendTo(d.buf)
+	if plen >= 0 {
+		d.buf = strconv.AppendInt(append(d.buf, '/'), int64(plen), 10)
+	}
+	return d.since(start)
+}
+
+// addrLen returns the length of family's addresses, 0 for families other
+// than IPv4 and IPv6.
+func addrLen(family uint8) int {
+	switch family {
+	case unix.AF_INET:
+		return 4
+	case unix.AF_INET6:
+		return 16
+	}
+	return 0
+}
+
+// addr decodes an RTM_NEWADDR or RTM_DELADDR: struct ifaddrmsg and
+// attributes. The address is IFA_LOCAL where present (on point-to-point
+// links IFA_ADDRESS is the peer's), else IFA_ADDRESS.
+func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
+	p := m.Payload
+	if len(p) < unix.SizeofIfAddrmsg {
+		return events, false
+	}
+	n := addrLen(p[0])
+	if n == 0 {
+		return events, true
+	}
+	key := rtnlAddr{family: p[0], plen: p[1], index: int32(binary.NativeEndian.Uint32(p[4:8]))}
+	var local, address, label []byte
+	updated := false
+	a := rtnlAttrs{b: p[unix.SizeofIfAddrmsg:]}
+	for {
+		typ, v, ok := a.next()
+		if !ok {
+			break
+		}
+		switch typ {
+		case unix.IFA_LOCAL, unix.IFA_ADDRESS:
+			if len(v) != n {
+				return events, false
+			}
+			if typ == unix.IFA_LOCAL {
+				local = v
+			} else {
+				address = v
+			}
+		case unix.IFA_LABEL:
+			label = cString(v)
+			if len(label) > ifNameMax {
+				return events, false
+			}
+		case unix.IFA_CACHEINFO:
+			if len(v) != unix.SizeofIfaCacheinfo {
+				return events, false
+			}
+			// cstamp and tstamp: created and last changed.
+			updated = binary.NativeEndian.Uint32(v[8:12]) != binary.NativeEndian.Uint32(v[12:16])
+		}
+	}
+	if local == nil {
+		local = address
+	}
+	if a.bad || local == nil {
+		return events, false
+	}
+	copy(key.addr[:], local)
+	_, known := d.addrs[key]
+	var name []byte
+	switch {
+	case m.Type == unix.RTM_DELADDR:
+		delete(d.addrs, key)
+		name = rtnlAddrDel
+	case known:
+		return events, true
+	case len(d.addrs) >= RtnetlinkMaxAddrs:
+		name = rtnlAddrUntracked
+	default:
+		d.addrs[key] = struct{}{}
+		if updated || m.Flags&unix.NLM_F_MULTI != 0 {
+			// An address that existed before the decoder heard of it.
+			return events, true
+		}
+		name = rtnlAddrNew
+	}
+	ev := Event{Name: name, Object: d.object(key.index, label)}
+	ev.Payload = d.appendAddr(local, int(key.plen))
+	return append(events, ev), true
+}
+
+// neigh decodes an RTM_NEWNEIGH: struct ndmsg and attributes. Only entries
+// entering NUD_FAILED are events; the kernel notifies that state once, as
+// resolution fails.
+func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
+	p := m.Payload
+	if len(p) < unix.SizeofNdMsg {
+		return events, false
+	}
+	var dst []byte
+	a := rtnlAttrs{b: p[unix.SizeofNdMsg:]}
+	for {
+		typ, v, ok := a.next()
+		if !ok {
+			break
+		}
+		if typ == unix.NDA_DST {
+			dst = v
+		}
+	}
+	if a.bad {
+		return events, false
+	}
+	state := binary.NativeEndian.Uint16(p[8:10])
+	if state&unix.NUD_FAILED == 0 || m.Flags&unix.NLM_F_MULTI != 0 {
+		return events, true
+	}
+	ev := Event{Name: rtnlNeighFailed, Object: d.object(int32(binary.NativeEndian.Uint32(p[4:8])), nil)}
+	if len(dst) == 4 || len(dst) == 16 {
+		ev.Payload = d.appendAddr(dst, -1)
+	}
+	return append(events, ev), true
+}
