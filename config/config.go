@@ -554,8 +554,8 @@ func (s *Source) validate() error {
 		return fmt.Errorf("max_events %d out of range 1-%d", s.MaxEvents, maxMaxEvents)
 	case len(s.EventNames) > 0 && s.Decoder != "raw" && s.Decoder != "genl":
 		return errors.New("event_names applies to the raw and genl decoders only")
-	case s.Decoder == "genl" && s.Family == "":
-		return errors.New("the genl decoder reads generic netlink families: set family, not protocol")
+	case slices.Contains(familyDecoders, s.Decoder) && s.Family == "":
+		return fmt.Errorf("the %s decoder reads generic netlink families: set family, not protocol", s.Decoder)
 	case s.Decoder == "rtnetlink" && (s.Family != "" || s.Protocol != routeProtocol):
 		return fmt.Errorf("the rtnetlink decoder reads protocol %s", routeProtocol.describe())
 	case s.Decoder == "proc" && (s.Family != "" || s.Protocol != connectorProtocol):
@@ -588,6 +588,9 @@ func (s *Source) validate() error {
 	}
 	return s.EventNames.validate()
 }
+
+// familyDecoders read generic netlink families only.
+var familyDecoders = []string{"genl", "thermal", "acpi", "quota"}
 
 // genlNameMax is the longest family or group name: GENL_NAMSIZ less the NUL.
 const genlNameMax = 15

@@ -144,6 +144,7 @@ func TestParseBad(t *testing.T) {
 		{"family list", "sources:\n  - name: f\n    family: [kevent]\n    groups: [events]\n    decoder: kevent\n", "line 3: family: a list is not a string"},
 		{"group name twice", "sources:\n  - name: f\n    family: kevent\n    decoder: kevent\n    groups: [events, events]\n", `source "f": groups: group "events" listed twice`},
 		{"bad group name", "sources:\n  - name: f\n    family: kevent\n    decoder: kevent\n    groups: [café]\n", `source "f": groups: group name "café" must be 1-15 printable ASCII characters (GENL_NAMSIZ)`},
+		{"thermal on a protocol", "sources:\n  - name: s\n    protocol: 16\n    groups: [1]\n    decoder: thermal\n", `source "s": the thermal decoder reads generic netlink families: set family, not protocol`},
 		{"genl on a protocol", "sources:\n  - name: s\n    protocol: 16\n    groups: [1]\n    decoder: genl\n", `source "s": the genl decoder reads generic netlink families: set family, not protocol`},
 		{"genl command too big", "sources:\n  - name: f\n    family: thermal\n    groups: [event]\n    decoder: genl\n    event_names: {256: x}\n", `source "f": event_names: type 256 out of range 0-255 (generic netlink commands are 8 bits)`},
 		{"unknown senders", src + "    senders: everyone\n", `source "s": senders "everyone" must be one of kernel, root, any`},
