@@ -18,6 +18,10 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := []Source{
 		{Name: "uevent", Protocol: 15, Groups: []uint32{1}, Decoder: "uevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "link", Protocol: 0, Groups: []uint32{1, 3, 5, 9}, Decoder: "rtnetlink", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "thermal", Family: "thermal", GroupNames: []string{"event"}, Decoder: "thermal", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "acpi", Family: "acpi_event", GroupNames: []string{"acpi_mc_group"}, Decoder: "acpi", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "quota", Family: "VFS_DQUOT", GroupNames: []string{"events"}, Decoder: "quota", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
 		{Name: "kevent", Family: "kevent", GroupNames: []string{"events"}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
 		{Name: "seed", Protocol: 29, Groups: []uint32{2}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
 	}
