@@ -70,7 +70,37 @@ type messageDecoder interface {
 // d fills in the event in place in events rather than returning it: an Event
 // is too large to return in registers, and copying it through memory for
 // every message measured slower.
-func decodeMessages(events []Event, datagram []byte, d messageDecoder) ([]Event, int) {
+//
+// It and appendMessages are generic so that the decoders are not boxed in
+// an interface value (an allocation per datagram).
+func decodeMessages[D messageDecoder](events []Event, datagram []byte, d D) ([]Event, int) {
+	return appendMessages(events, datagram, oneEach[D]{d})
+}
+
+// oneEach makes a messageDecoder, one event per message, a messageAppender.
+type oneEach[D messageDecoder] struct{ d D }
+
+func (o oneEach[D]) appendMessage(events []Event, m message) ([]Event, bool) {
+	events = append(events, Event{})
+	if !o.d.decodeMessage(&events[len(events)-1], m) {
+		return events[:len(events)-1], false
+	}
+	return events, true
+}
+
+// A messageAppender decodes one netlink message into as many events as it
+// makes, none included (a notification that changes nothing).
+type messageAppender interface {
+	// appendMessage appends m's events to events and reports whether m
+	// was well-formed; a malformed m appends nothing.
+	appendMessage(events []Event, m message) ([]Event, bool)
+}
+
+// appendMessages walks the netlink messages of datagram and appends their
+// events, with the number of malformed messages: those d rejects, and a
+// rest of the datagram that cannot be framed. It is the one message loop
+// of the decoders of netlink messages.
+func appendMessages[A messageAppender](events []Event, datagram []byte, d A) ([]Event, int) {
 	var bad int
 	r := messageReader{b: datagram}
 	for {
@@ -81,9 +111,8 @@ func decodeMessages(events []Event, datagram []byte, d messageDecoder) ([]Event,
 		if !ok {
 			return events, bad
 		}
-		events = append(events, Event{})
-		if !d.decodeMessage(&events[len(events)-1], m) {
-			events = events[:len(events)-1]
+		var good bool
+		if events, good = d.appendMessage(events, m); !good {
 			bad++
 		}
 	}

@@ -151,24 +151,16 @@ func Requests(name string) [][]byte {
 // Decode implements Decoder. The connector sends one message per datagram,
 // of type NLMSG_DONE.
 func (d *Proc) Decode(events []Event, datagram []byte) ([]Event, int) {
-	var bad int
-	r := messageReader{b: datagram}
-	for {
-		m, ok, malformed := r.next()
-		if malformed {
-			bad++
-		}
-		if !ok {
-			return events, bad
-		}
-		var ev Event
-		switch ok, good := d.decode(&ev, m); {
-		case !good:
-			bad++
-		case ok:
-			events = append(events, ev)
-		}
+	return appendMessages(events, datagram, d)
+}
+
+func (d *Proc) appendMessage(events []Event, m message) ([]Event, bool) {
+	var ev Event
+	ok, good := d.decode(&ev, m)
+	if ok && good {
+		events = append(events, ev)
 	}
+	return events, good
 }
 
 // decode decodes one message into ev; ok says whether it is an event, good

@@ -145,33 +145,28 @@ func (d *Rtnetlink) Decode(events []Event, datagram []byte) ([]Event, int) {
 	if len(events) == 0 {
 		d.buf = d.buf[:0]
 	}
-	var bad int
-	r := messageReader{b: datagram}
-	for {
-		m, ok, malformed := r.next()
-		if malformed {
-			bad++
-		}
-		if !ok {
-			return events, bad
-		}
-		start := len(d.buf)
-		var good bool
-		switch m.Type {
-		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-			events, good = d.link(events, m)
-		case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-			events, good = d.addr(events, m)
-		case unix.RTM_NEWNEIGH:
-			events, good = d.neigh(events, m)
-		default:
-			good = true
-		}
-		if !good {
-			d.buf = d.buf[:start]
-			bad++
-		}
+	return appendMessages(events, datagram, d)
+}
+
+func (d *Rtnetlink) appendMessage(events []Event, m message) ([]Event, bool) {
+	start, n := len(d.buf), len(events)
+	var good bool
+	switch m.Type {
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		events, good = d.link(events, m)
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		events, good = d.addr(events, m)
+	case unix.RTM_NEWNEIGH:
+		events, good = d.neigh(events, m)
+	default:
+		good = true
 	}
+	if !good {
+		// Nothing of a malformed message stays.
+		d.buf = d.buf[:start]
+		events = events[:n]
+	}
+	return events, good
 }
 
 // rtnlAttrs walks the attributes of a route netlink message.
