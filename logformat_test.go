@@ -32,6 +32,8 @@ func TestLogFormat(t *testing.T) {
 					m := logfmtLine.FindStringSubmatch(l)
 					if m == nil || strings.Contains(l, " time=") {
 						t.Errorf("line not in the common logfmt form (level ts caller ...):\n%s", l)
+					} else if strings.Contains(l, "caller=ratelimit.go") {
+						t.Errorf("a rate-limited line names the rate limiter, not its caller:\n%s", l)
 					} else if !strings.Contains(l, " msg=") {
 						t.Errorf("line without msg:\n%s", l)
 					}

@@ -234,7 +234,9 @@ func (s *Subscription) runFamily(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.openErrors.Log("msg", "Generic netlink controller failed; starting over", "err", err, "retry_in", backoff)
+		if q, ok := s.openErrors.allow(); ok {
+			level.Error(s.logger).Log(quieted(q, "msg", "Generic netlink controller failed; starting over", "err", err, "retry_in", backoff)...)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -311,9 +313,13 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 		c, joined, err := s.open(unix.NETLINK_GENERIC, ids, byID)
 		if err != nil {
 			if errors.Is(err, unix.EPERM) {
-				s.openErrors.Log("msg", "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)", "err", err)
+				if q, ok := s.openErrors.allow(); ok {
+					level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)", "err", err)...)
+				}
 			} else {
-				s.openErrors.Log("msg", "Cannot join the family's multicast groups", "err", err)
+				if q, ok := s.openErrors.allow(); ok {
+					level.Error(s.logger).Log(quieted(q, "msg", "Cannot join the family's multicast groups", "err", err)...)
+				}
 			}
 			// Joining will not succeed before the family changes.
 			select {
@@ -369,7 +375,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 			level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 			announced = true
 		case err != nil:
-			s.openErrors.Log("msg", "Netlink socket failed, reopening", "err", err)
+			if q, ok := s.openErrors.allow(); ok {
+				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening", "err", err)...)
+			}
 		default:
 			level.Info(s.logger).Log("msg", "Generic netlink family's groups changed; joining them again")
 		}

@@ -3,14 +3,16 @@ package netlinksrc
 import (
 	"sync"
 	"time"
-
-	"github.com/go-kit/log"
 )
 
-// rateLimitedLogger logs a repeating condition at most once per interval,
-// saying how many occurrences it kept quiet about in between.
-type rateLimitedLogger struct {
-	logger   log.Logger
+// rateLimiter lets a repeating condition be logged at most once per
+// interval, counting the occurrences it kept quiet in between. Callers log
+// themselves, so that the line's caller is theirs:
+//
+//	if n, ok := s.openErrors.allow(); ok {
+//		level.Error(s.logger).Log(quieted(n, "msg", "...")...)
+//	}
+type rateLimiter struct {
 	interval time.Duration
 
 	mu         sync.Mutex
@@ -18,20 +20,26 @@ type rateLimitedLogger struct {
 	suppressed int
 }
 
-// Log logs keyvals unless it logged less than interval ago.
-func (r *rateLimitedLogger) Log(keyvals ...any) {
+// allow reports whether to log now and, if so, how many occurrences were
+// kept quiet since the last line.
+func (r *rateLimiter) allow() (suppressed int, ok bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	now := time.Now()
 	if !r.last.IsZero() && now.Sub(r.last) < r.interval {
 		r.suppressed++
-		r.mu.Unlock()
-		return
+		return 0, false
 	}
-	suppressed := r.suppressed
+	suppressed = r.suppressed
 	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
+	return suppressed, true
+}
+
+// quieted returns keyvals, with the number of occurrences kept quiet when
+// there were any.
+func quieted(suppressed int, keyvals ...any) []any {
 	if suppressed > 0 {
 		keyvals = append(keyvals, "suppressed_since_last_log", suppressed)
 	}
-	_ = r.logger.Log(keyvals...)
+	return keyvals
 }

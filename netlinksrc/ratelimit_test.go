@@ -1,27 +1,28 @@
 package netlinksrc
 
 import (
-	"bytes"
-	"strings"
+	"fmt"
 	"testing"
 	"time"
-
-	"github.com/go-kit/log"
 )
 
-func TestRateLimitedLogger(t *testing.T) {
-	var buf bytes.Buffer
-	r := &rateLimitedLogger{logger: log.NewLogfmtLogger(&buf), interval: 50 * time.Millisecond}
+func TestRateLimiter(t *testing.T) {
+	r := &rateLimiter{interval: 50 * time.Millisecond}
+	var logged []string
+	log := func() {
+		if n, ok := r.allow(); ok {
+			logged = append(logged, fmt.Sprintln(quieted(n, "msg", "boom")...))
+		}
+	}
 	for i := 0; i < 100; i++ {
-		r.Log("msg", "boom")
+		log()
 	}
-	if got := strings.Count(buf.String(), "boom"); got != 1 {
-		t.Fatalf("%d lines within the interval, want 1:\n%s", got, buf.String())
+	if len(logged) != 1 || logged[0] != "msg boom\n" {
+		t.Fatalf("within the interval: %q, want one line", logged)
 	}
-	time.Sleep(60 * time.Millisecond)
-	r.Log("msg", "boom")
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 || lines[1] != "msg=boom suppressed_since_last_log=99" {
-		t.Fatalf("after the interval: %q, want a second line counting 99 suppressed", lines)
+	time.Sleep(60 * time.Millisecond) // past the interval
+	log()
+	if len(logged) != 2 || logged[1] != "msg boom suppressed_since_last_log 99\n" {
+		t.Fatalf("after the interval: %q, want a second line counting 99 kept quiet", logged)
 	}
 }

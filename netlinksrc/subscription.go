@@ -123,10 +123,8 @@ type Subscription struct {
 	dropReadErrors atomic.Uint64
 	groupsJoined   atomic.Int64
 
-	readErrors   *rateLimitedLogger
-	openErrors   *rateLimitedLogger
-	rejectLogger *rateLimitedLogger
-	dropsLogger  *rateLimitedLogger
+	// Repeating conditions are logged at most once per logInterval each.
+	readErrors, openErrors, rejectLogger, dropsLogger rateLimiter
 
 	// stopDecodeTimeout is the package's, or shorter in tests; stopping,
 	// if set (by tests), is called once a stopping subscription's receive
@@ -160,10 +158,10 @@ func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
 		cfg:          cfg,
 		dec:          dec,
 		logger:       logger,
-		readErrors:   &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
-		openErrors:   &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
-		rejectLogger: &rateLimitedLogger{logger: level.Warn(logger), interval: logInterval},
-		dropsLogger:  &rateLimitedLogger{logger: level.Error(logger), interval: logInterval},
+		readErrors:   rateLimiter{interval: logInterval},
+		openErrors:   rateLimiter{interval: logInterval},
+		rejectLogger: rateLimiter{interval: logInterval},
+		dropsLogger:  rateLimiter{interval: logInterval},
 		batch:        newBatch(initialSlotSize),
 
 		stopDecodeTimeout: stopDecodeTimeout,
@@ -225,7 +223,9 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 					break
 				}
 				// The table cannot be read: try now and then.
-				s.openErrors.Log("msg", "Cannot read the netlink socket table to wait for the protocol; retrying now and then", "err", err)
+				if q, ok := s.openErrors.allow(); ok {
+					level.Error(s.logger).Log(quieted(q, "msg", "Cannot read the netlink socket table to wait for the protocol; retrying now and then", "err", err)...)
+				}
 				select {
 				case <-ctx.Done():
 				case <-time.After(unlistedRetryInterval):
@@ -251,7 +251,9 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 		err = s.session(ctx, c, joined, nil)
 		if ctx.Err() == nil {
 			// A socket that fails at once again must not spin.
-			s.openErrors.Log("msg", "Netlink socket failed, reopening in a second", "err", err)
+			if q, ok := s.openErrors.allow(); ok {
+				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening in a second", "err", err)...)
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -320,9 +322,13 @@ func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Durati
 		}
 		return 0
 	case errors.Is(err, unix.EPERM):
-		s.openErrors.Log("msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)
+		if q, ok := s.openErrors.allow(); ok {
+			level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)...)
+		}
 	default:
-		s.openErrors.Log("msg", "Cannot open netlink socket", "err", err)
+		if q, ok := s.openErrors.allow(); ok {
+			level.Error(s.logger).Log(quieted(q, "msg", "Cannot open netlink socket", "err", err)...)
+		}
 	}
 	wait := *backoff
 	*backoff = min(2**backoff, maxRetryInterval)
@@ -366,7 +372,9 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 		return nil, nil, firstErr
 	}
 	if len(failed) > 0 {
-		s.openErrors.Log("msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))
+		if q, ok := s.openErrors.allow(); ok {
+			level.Error(s.logger).Log(quieted(q, "msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))...)
+		}
 	}
 	for _, req := range s.cfg.Requests {
 		// To the kernel: port ID 0, no group.
@@ -433,14 +441,18 @@ func (s *Subscription) receive(c *netlink.Conn) error {
 			// The queue overflowed; the kernel counted each dropped
 			// datagram, and reads the rest of the queue.
 			s.overruns.Add(1)
-			s.readErrors.Log("msg", "Receive queue overflowed, datagrams lost; see kevent_datagrams_lost_total", "err", s.errno)
+			if q, ok := s.readErrors.allow(); ok {
+				level.Warn(s.logger).Log(quieted(q, "msg", "Receive queue overflowed, datagrams lost; see kevent_datagrams_lost_total", "err", s.errno)...)
+			}
 			continue
 		case unix.EINTR:
 			continue
 		case unix.EBADF, unix.ENOTSOCK:
 			return s.errno
 		default:
-			s.readErrors.Log("msg", "Receive failed", "err", s.errno)
+			if q, ok := s.readErrors.allow(); ok {
+				level.Warn(s.logger).Log(quieted(q, "msg", "Receive failed", "err", s.errno)...)
+			}
 			continue
 		}
 		s.handle(s.n)
@@ -518,13 +530,14 @@ func (s *Subscription) handle(n int) {
 		bytes += l
 		if reason, ok := s.check(s.batch, i); !ok {
 			s.rejected[reason].Add(1)
-			port, groups := s.batch.sender(i)
-			uid, hasUID := s.batch.uid(i)
-			kv := []any{"msg", "Rejected a datagram from a sender the source does not trust; see kevent_datagrams_rejected_total", "reason", reason, "sender_port_id", port, "group_mask", groups}
-			if hasUID {
-				kv = append(kv, "sender_uid", uid)
+			if q, ok := s.rejectLogger.allow(); ok {
+				port, groups := s.batch.sender(i)
+				kv := []any{"msg", "Rejected a datagram from a sender the source does not trust; see kevent_datagrams_rejected_total", "reason", reason, "sender_port_id", port, "group_mask", groups}
+				if uid, ok := s.batch.uid(i); ok {
+					kv = append(kv, "sender_uid", uid)
+				}
+				level.Warn(s.logger).Log(quieted(q, kv...)...)
 			}
-			s.rejectLogger.Log(kv...)
 			continue
 		}
 		if truncated {
@@ -532,7 +545,9 @@ func (s *Subscription) handle(n int) {
 			// room for the next one.
 			bad++
 			grow = max(grow, l)
-			s.readErrors.Log("msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)
+			if q, ok := s.readErrors.allow(); ok {
+				level.Warn(s.logger).Log(quieted(q, "msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)...)
+			}
 			if s.malformed != nil {
 				s.malformed.Malformed(nil, l, 1)
 			}
@@ -587,5 +602,7 @@ func (s *Subscription) readDropsLocked() {
 
 func (s *Subscription) dropReadFailed(err error) {
 	s.dropReadErrors.Add(1)
-	s.dropsLogger.Log("msg", "Cannot read the kernel's drop count (SO_MEMINFO); kevent_datagrams_lost_total is stale until it can", "err", err)
+	if q, ok := s.dropsLogger.allow(); ok {
+		level.Error(s.logger).Log(quieted(q, "msg", "Cannot read the kernel's drop count (SO_MEMINFO); kevent_datagrams_lost_total is stale until it can", "err", err)...)
+	}
 }
