@@ -18,20 +18,14 @@ import (
 // for them.
 func TestBuiltinFamilyDecoders(t *testing.T) {
 	t.Parallel()
-	testenv.RequireRoot(t, "entering the initial network namespace")
-	e := e2e.Start(t, e2e.Options{
-		Binary:  exporterBinary,
-		Wrapper: []string{"nsenter", "--net=" + testenv.HostNetns(), "--setuid=65534", "--setgid=65534", "--"},
-		Netns:   testenv.HostNetns(),
-		Config: `
+	e := startExporterIn(t, testenv.HostNetns(), `
 sources:
   - {name: thermal, family: thermal, groups: [event, sampling], decoder: thermal}
   - {name: acpi, family: acpi_event, groups: [acpi_mc_group], decoder: acpi}
   - {name: quota, family: VFS_DQUOT, groups: [events], decoder: quota}
   - {name: thermal_nogroup, family: thermal, groups: [nosuch], decoder: thermal}
   - {name: acpi_absent, family: acpi_event_no, groups: [acpi_mc_group], decoder: acpi}
-`,
-	})
+`, "--setuid=65534", "--setgid=65534")
 	for src, groups := range map[string]float64{"thermal": 2, "acpi": 1, "quota": 1} {
 		e.WaitFor(t, 1, "kevent_source_up", "source", src)
 		e.WaitFor(t, groups, "kevent_source_groups_joined", "source", src)

@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
@@ -19,20 +18,14 @@ import (
 // family no module registered is down, with one log line.
 func TestFamilySources(t *testing.T) {
 	t.Parallel()
-	testenv.RequireRoot(t, "entering the initial network namespace")
-	e := e2e.Start(t, e2e.Options{
-		Binary:  exporterBinary,
-		Wrapper: []string{"nsenter", "--net=" + testenv.HostNetns(), "--setuid=65534", "--setgid=65534", "--"},
-		Netns:   testenv.HostNetns(),
-		Config: `
+	e := startExporterIn(t, testenv.HostNetns(), `
 sources:
   - {name: nlctrl, family: nlctrl, groups: [notify], decoder: genl}
   - {name: thermal, family: thermal, groups: [event], decoder: genl}
   - {name: acpi, family: acpi_event, groups: [acpi_mc_group], decoder: genl}
   - {name: quota, family: VFS_DQUOT, groups: [events], decoder: genl}
   - {name: missing, family: kevent_nosuch, groups: [events], decoder: kevent}
-`,
-	})
+`, "--setuid=65534", "--setgid=65534")
 	for _, src := range []string{"nlctrl", "thermal", "acpi", "quota"} {
 		e.WaitFor(t, 1, "kevent_source_up", "source", src)
 		e.WaitFor(t, 1, "kevent_source_groups_joined", "source", src)
