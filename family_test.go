@@ -14,8 +14,8 @@ import (
 // families of this kernel by name. thermal, acpi_event and VFS_DQUOT exist
 // only in the initial network namespace, so this exporter runs in the
 // namespace the tests started in (it only checks that the sources are up,
-// which traffic cannot change); a
-// family no module registered is down, with one log line.
+// which traffic cannot change); a family no module registered is down,
+// with one log line.
 func TestFamilySources(t *testing.T) {
 	t.Parallel()
 	e := startExporterIn(t, testenv.HostNetns(), `
