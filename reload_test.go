@@ -200,4 +200,14 @@ sources:
 	if m.running["change"] != before || len(m.running) != 4 {
 		t.Error("a failed apply changed the running sources")
 	}
+
+	// After shutdown stopped every source, a reload that raced it starts
+	// none again.
+	m.stopAll()
+	if err := m.apply(mustParse(t, "sources:\n  - {name: late, protocol: usersock, groups: [24], decoder: raw}\n")); !errors.Is(err, errShuttingDown) {
+		t.Errorf("apply after stopAll: %v, want %v", err, errShuttingDown)
+	}
+	if len(m.running) != 0 {
+		t.Errorf("%d sources running after stopAll and a late apply", len(m.running))
+	}
 }

@@ -23,6 +23,9 @@ type sourceManager struct {
 
 	mu      sync.Mutex
 	running map[string]*runningSource
+	// closed is set by stopAll: a reload that raced shutdown must not
+	// start sources again.
+	closed bool
 }
 
 // runningSource is a source's subscription and metrics.
@@ -45,6 +48,9 @@ func newSourceManager(logger log.Logger, c *collector.Collector) *sourceManager 
 func (m *sourceManager) apply(cfg *config.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return errShuttingDown
+	}
 
 	decoders := make(map[string]decoder.Decoder)
 	for _, sc := range cfg.Sources {
@@ -126,6 +132,7 @@ func (m *sourceManager) stop(rs *runningSource, why string) {
 func (m *sourceManager) stopAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	for _, rs := range m.running {
 		m.stop(rs, "Source stopped")
 	}

@@ -265,8 +265,7 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 
 // session receives on c, joined to the groups joined, until ctx ends, the
 // socket fails, or interrupt (if not nil) calls its argument. It then
-// accounts for the queue (leaving the groups first unless they are gone)
-// and closes c.
+// leaves the groups, accounts for the queue and closes c.
 func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []uint32, interrupt func(stop func())) error {
 	s.groupsJoined.Store(int64(len(joined)))
 	s.mu.Lock()
@@ -296,8 +295,7 @@ func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []ui
 	err := s.receive(c)
 	stop()
 	if ctx.Err() != nil || interrupted.Load() {
-		// Groups that went away with their family need no leaving.
-		s.drain(c, joined, ctx.Err() != nil)
+		s.drain(c, joined)
 	}
 	s.mu.Lock()
 	s.readDropsLocked()
@@ -463,11 +461,10 @@ func (s *Subscription) receive(c *netlink.Conn) error {
 // It first leaves the groups, so that nothing more arrives and the kernel's
 // drop count is final, then decodes the queue for up to stopDecodeTimeout
 // and counts what it could not decode in time as lost.
-func (s *Subscription) drain(c *netlink.Conn, joined []uint32, leave bool) {
+func (s *Subscription) drain(c *netlink.Conn, joined []uint32) {
+	// Every group, also when its family is gone: a family that changed may
+	// keep some of them, and leaving a group the kernel dropped is a no-op.
 	for _, g := range joined {
-		if !leave {
-			break
-		}
 		if err := c.LeaveGroup(g); err != nil {
 			level.Warn(s.logger).Log("msg", "Cannot leave multicast group at stop; datagrams that arrive while the queue is read are counted too", "group", g, "err", err)
 		}
@@ -498,6 +495,8 @@ func (s *Subscription) drain(c *netlink.Conn, joined []uint32, leave bool) {
 				continue
 			}
 			if time.Since(start) > s.stopDecodeTimeout+stopDiscardTimeout {
+				// Read, so counted; what is still queued is not.
+				discarded += uint64(n)
 				errno = unix.ETIMEDOUT
 				return nil
 			}

@@ -58,7 +58,10 @@ type protocolWatcher struct {
 
 	mu      sync.Mutex
 	waiters map[chan error]int // channel → protocol
-	reads   int                // tables read, for tests
+	// running is set while the reading goroutine runs: waiters that come
+	// and go between its reads must not start a second one.
+	running bool
+	reads   int // tables read, for tests
 }
 
 // protocols is the watcher every subscription of the process shares.
@@ -74,7 +77,8 @@ func (w *protocolWatcher) wait(ctx context.Context, protocol int) error {
 		w.waiters = make(map[chan error]int)
 	}
 	w.waiters[ch] = protocol
-	if len(w.waiters) == 1 {
+	if !w.running {
+		w.running = true
 		go w.run()
 	}
 	w.mu.Unlock()
@@ -104,6 +108,7 @@ func (w *protocolWatcher) run() {
 			}
 		}
 		if len(w.waiters) == 0 {
+			w.running = false
 			w.mu.Unlock()
 			return
 		}

@@ -113,3 +113,37 @@ func TestProtocolWatcherUnreadable(t *testing.T) {
 		t.Fatalf("wait on a missing table: %v, want a not-exist error", err)
 	}
 }
+
+// TestProtocolWatcherOneReader: waiters that give up and others that come,
+// between two reads, start no second reader (a source on a missing
+// protocol replaced by reload after reload).
+func TestProtocolWatcherOneReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "netlink")
+	if err := os.WriteFile(path, []byte(netlinkTable), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &protocolWatcher{path: path, interval: 20 * time.Millisecond}
+	for i := 0; i < 10; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.wait(ctx, 29)
+		}()
+		waitUntil(t, "the waiter is registered", func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return len(w.waiters) == 1
+		})
+		cancel()
+		<-done
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.wait(ctx, 29)
+	before := w.readCount()
+	time.Sleep(200 * time.Millisecond) // 10 intervals: one reader reads ~10 times, 11 readers ~110
+	if reads := w.readCount() - before; reads > 20 {
+		t.Fatalf("%d reads in 10 intervals: more than one reader", reads)
+	}
+}
