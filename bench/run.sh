@@ -109,16 +109,19 @@ echo "# kevent_exporter flood benchmark"
 echo "date: $(date -u +%F) machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(go version | cut -d' ' -f3)"
 echo
 
-for fmt in raw kevent; do
-	echo "## drain: $DRAIN_N $fmt messages queued on a $DRAIN_RCVBUF-byte buffer, then read"
-	c_rates=() go_rates=()
+# drain_section NAME FLOOD_FORMAT C_ARGS EXPORTER_ARGS [FLOOD_ARGS]: REPEAT
+# drains by the C baseline and by the exporter's receive path, their
+# accounting checked each time and the median rates compared.
+drain_section() {
+	local name=$1 format=$2 c_args=$3 e_args=$4 flood_args=${5:-}
+	local c_rates=() go_rates=() c g r i cm gm ratio
 	for i in $(seq "$REPEAT"); do
-		c=$(drain baseline "$fmt" "-g $GROUP -m drain")
-		g=$(drain drain "$fmt" "-g $GROUP -f $fmt")
+		c=$(drain baseline "$format" "$c_args -m drain" "$flood_args")
+		g=$(drain drain "$format" "$e_args" "$flood_args")
 		echo "C baseline: $c"
 		echo "exporter:   $g"
 		for r in "$c" "$g"; do
-			check "drain accounting ($fmt)" "$([ $(( $(field received "$r") + $(field lost "$r") )) = "$DRAIN_N" ] && [ "$(field seq_gaps "$r")" = "$(field lost "$r")" ] && echo 1)" \
+			check "drain accounting ($name)" "$([ $(( $(field received "$r") + $(field lost "$r") )) = "$DRAIN_N" ] && [ "$(field seq_gaps "$r")" = "$(field lost "$r")" ] && echo 1)" \
 				"received + lost = $(( $(field received "$r") + $(field lost "$r") )) of $DRAIN_N sent, sequence gaps $(field seq_gaps "$r")"
 		done
 		c_rates+=("$(field rate "$c")") go_rates+=("$(field rate "$g")")
@@ -126,9 +129,14 @@ for fmt in raw kevent; do
 	if ! $short; then
 		cm=$(printf '%s\n' "${c_rates[@]}" | median) gm=$(printf '%s\n' "${go_rates[@]}" | median)
 		ratio=$(awk -v g="$gm" -v c="$cm" 'BEGIN {printf "%.2f", g / c}')
-		check "drain rate ($fmt)" "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.7)}')" "median exporter $gm msg/s / C $cm msg/s = ${ratio}x (target >= 0.7x)"
+		check "drain rate ($name)" "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.7)}')" "median exporter $gm msg/s / C $cm msg/s = ${ratio}x (target >= 0.7x)"
 	fi
 	echo
+}
+
+for fmt in raw kevent; do
+	echo "## drain: $DRAIN_N $fmt messages queued on a $DRAIN_RCVBUF-byte buffer, then read"
+	drain_section "$fmt" "$fmt" "-g $GROUP" "-g $GROUP -f $fmt"
 done
 
 # The generic netlink path: the module's format behind generic netlink
@@ -138,24 +146,7 @@ done
 # does, and trusts any sender.
 gid=$("$out/drain" -print-group netdev/mgmt)
 echo "## drain: $DRAIN_N kevent messages on generic netlink (family netdev, group mgmt = $gid) queued on a $DRAIN_RCVBUF-byte buffer, then read"
-c_rates=() go_rates=()
-for i in $(seq "$REPEAT"); do
-	c=$(drain baseline genl "-p 16 -g $gid -m drain" "-p 16 -g $gid")
-	g=$(drain drain genl "-family netdev -group mgmt -f kevent" "-p 16 -g $gid")
-	echo "C baseline: $c"
-	echo "exporter:   $g"
-	for r in "$c" "$g"; do
-		check "drain accounting (genl)" "$([ $(( $(field received "$r") + $(field lost "$r") )) = "$DRAIN_N" ] && [ "$(field seq_gaps "$r")" = "$(field lost "$r")" ] && echo 1)" \
-			"received + lost = $(( $(field received "$r") + $(field lost "$r") )) of $DRAIN_N sent, sequence gaps $(field seq_gaps "$r")"
-	done
-	c_rates+=("$(field rate "$c")") go_rates+=("$(field rate "$g")")
-done
-if ! $short; then
-	cm=$(printf '%s\n' "${c_rates[@]}" | median) gm=$(printf '%s\n' "${go_rates[@]}" | median)
-	ratio=$(awk -v g="$gm" -v c="$cm" 'BEGIN {printf "%.2f", g / c}')
-	check "drain rate (genl)" "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.7)}')" "median exporter $gm msg/s / C $cm msg/s = ${ratio}x (target >= 0.7x)"
-fi
-echo
+drain_section genl genl "-p 16 -g $gid" "-family netdev -group mgmt -f kevent" "-p 16 -g $gid"
 
 echo "## live flood: $LIVE_N raw messages at full speed, $LIVE_RCVBUF-byte buffer"
 c_recv=() e_recv=()
