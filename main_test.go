@@ -32,11 +32,7 @@ import (
 var exporterBinary string
 
 func TestMain(m *testing.M) {
-	testenv.Main(m, func() (func(), error) {
-		bin, cleanup, err := e2e.Build(".")
-		exporterBinary = bin
-		return cleanup, err
-	})
+	e2e.TestMain(m, ".", &exporterBinary)
 }
 
 // startExporter runs the exporter on config (the embedded default if

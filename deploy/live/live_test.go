@@ -9,7 +9,6 @@ package live
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -29,21 +28,7 @@ import (
 var exporterBinary string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && !testenv.Isolated() {
-		// The tests run in a new network namespace, with no route to the
-		// module proxy: fetch what building the exporter needs first.
-		cmd := exec.Command("go", "mod", "download")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go mod download in the exporter's module: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	testenv.Main(m, func() (func(), error) {
-		bin, cleanup, err := e2e.Build("../..")
-		exporterBinary = bin
-		return cleanup, err
-	})
+	e2e.TestMain(m, "../..", &exporterBinary)
 }
 
 const (

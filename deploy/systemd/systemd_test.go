@@ -45,21 +45,7 @@ func TestMain(m *testing.M) {
 	if marker := os.Getenv(probeEnv); marker != "" {
 		os.Exit(probe(marker))
 	}
-	if os.Geteuid() == 0 && !testenv.Isolated() {
-		// The tests run in a new network namespace, with no route to the
-		// module proxy: fetch what building the exporter needs first.
-		cmd := exec.Command("go", "mod", "download")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go mod download in the exporter's module: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	testenv.Main(m, func() (func(), error) {
-		bin, cleanup, err := e2e.Build("../..")
-		exporterBinary = bin
-		return cleanup, err
-	})
+	e2e.TestMain(m, "../..", &exporterBinary)
 }
 
 // unit is the [Service] section of a unit and its drop-ins: each key's

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
+	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
 // Timeout bounds every wait of this package: a condition that does not
@@ -372,4 +373,26 @@ func dialIn(path string) func(ctx context.Context, network, addr string) (net.Co
 		r := <-ch
 		return r.c, r.err
 	}
+}
+
+// TestMain runs a package's tests that start the exporter built from the
+// module in dir, setting *binary to it: in a network namespace of their
+// own as root (internal/testenv), after fetching the exporter's modules
+// while the module proxy is still reachable.
+func TestMain(m *testing.M, dir string, binary *string) {
+	if os.Geteuid() == 0 && !testenv.Isolated() {
+		// The tests run in a new network namespace, with no route to the
+		// module proxy: fetch what building the exporter needs first.
+		cmd := exec.Command("go", "mod", "download")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go mod download in the exporter's module: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
+	testenv.Main(m, func() (func(), error) {
+		bin, cleanup, err := Build(dir)
+		*binary = bin
+		return cleanup, err
+	})
 }
