@@ -42,7 +42,7 @@ LDFLAGS := -s -w \
 # distribution.
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all help build crossbuild test test-deploy lint vet fmt-check image clean
+.PHONY: all help build crossbuild test test-deploy lint vet staticcheck fmt-check image clean
 
 all: lint build
 
@@ -51,7 +51,7 @@ help:
 	@echo 'crossbuild   static binaries for $(PLATFORMS) in $(BUILD_DIR)/<os>-<arch>/'
 	@echo 'test         go test ./... (as root: see README.md, "Tests"; .ci/run is the whole suite)'
 	@echo 'test-deploy  the deployment tests: cd deploy && go vet ./... && go test ./...'
-	@echo 'lint         gofmt and go vet, for the exporter and the deploy module'
+	@echo 'lint         gofmt, go vet and staticcheck (a tool in go.mod), for the exporter and the deploy module'
 	@echo 'image        crossbuild for linux/$(GOARCH), then the container image $(IMAGE):$(IMAGE_TAG)'
 	@echo 'clean        remove the binaries'
 	@echo 'Version $(VERSION), revision $(REVISION)'
@@ -80,7 +80,12 @@ vet:
 	$(GO) vet ./...
 	cd deploy && $(GO) vet ./...
 
-lint: fmt-check vet
+# staticcheck is pinned in go.mod's tool block: the same version here, in
+# CI and on every developer's machine.
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+lint: fmt-check vet staticcheck
 
 # The Dockerfile copies $(BUILD_DIR)/linux-<arch>/kevent_exporter; the build
 # context is only .build/ (see .dockerignore), so BUILD_DIR must stay .build.
