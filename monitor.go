@@ -96,7 +96,7 @@ func runMonitor(args []string) int {
 	app.Flag("source", "Monitor the configured source NAME; repeat for more. Default: all of them.").PlaceHolder("NAME").StringsVar(&f.sources)
 	app.Flag("protocol", "Monitor one source on this netlink protocol (a number 0-31 or a name, as in the config) instead of the configuration's.").StringVar(&f.protocol)
 	app.Flag("family", "Monitor one source on this generic netlink family (a name, as in the config) instead of the configuration's.").StringVar(&f.family)
-	app.Flag("groups", "The command-line source's multicast groups: numbered from 1 for a protocol, names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
+	app.Flag("groups", "The command-line source's multicast groups, as the config's groups: numbered from 1 for a protocol (protocol route's also by name), names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")
@@ -206,41 +206,29 @@ func selectSources(cfg *config.Config, names []string) (*config.Config, error) {
 	return &out, nil
 }
 
-// cmdlineSource makes the source of --protocol, --groups, --decoder and
-// --senders. It is written as a configuration and parsed, so that the
-// flags mean what the config's keys mean and are checked the same way.
+// cmdlineSource makes the source of --protocol or --family, --groups,
+// --decoder and --senders. It is written as a configuration and parsed,
+// the protocol and groups as YAML plain scalars, so that the flags are
+// read as the same text in a file is: a protocol or group by number or
+// name, and checked the same way.
 func cmdlineSource(f *monitorFlags) (*config.Config, error) {
 	src := map[string]any{"name": cmdlineSourceName, "decoder": f.decoder}
 	if f.family != "" {
-		// A family's groups are names.
 		src["family"] = f.family
-		var names []string
-		for _, list := range f.groups {
-			for g := range strings.SplitSeq(list, ",") {
-				names = append(names, strings.TrimSpace(g))
-			}
-		}
-		src["groups"] = names
 	} else {
-		// A number must reach the config as a YAML integer: a string "2"
-		// would be a protocol name.
-		if n, err := strconv.Atoi(f.protocol); err == nil {
-			src["protocol"] = n
-		} else {
-			src["protocol"] = f.protocol
-		}
-		var groups []uint32
-		for _, list := range f.groups {
-			for g := range strings.SplitSeq(list, ",") {
-				n, err := strconv.ParseUint(strings.TrimSpace(g), 10, 32)
-				if err != nil {
-					return nil, fmt.Errorf("--groups: %q is not a multicast group number", g)
-				}
-				groups = append(groups, uint32(n))
-			}
-		}
-		src["groups"] = groups
+		src["protocol"] = plainScalar(f.protocol)
 	}
+	var groups []*yaml.Node
+	for _, list := range f.groups {
+		for g := range strings.SplitSeq(list, ",") {
+			g = strings.TrimSpace(g)
+			if g == "" {
+				return nil, fmt.Errorf("--groups: an empty group in %q", list)
+			}
+			groups = append(groups, plainScalar(g))
+		}
+	}
+	src["groups"] = groups
 	if f.senders != "" {
 		src["senders"] = f.senders
 	}
@@ -254,6 +242,11 @@ func cmdlineSource(f *monitorFlags) (*config.Config, error) {
 		return nil, fmt.Errorf("command-line source: %s", yamlLine.ReplaceAllString(err.Error(), ""))
 	}
 	return cfg, nil
+}
+
+// plainScalar is v as YAML would read it unquoted in a file.
+func plainScalar(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Value: v}
 }
 
 // yamlLine matches the line numbers in configuration errors.

@@ -465,7 +465,9 @@ func TestMonitorExitStatus(t *testing.T) {
 		{"family without decoder", []string{"--family=nlctrl", "--groups=notify"}, "--family needs --groups and --decoder"},
 		{"protocol with config", []string{"--protocol=2", "--groups=2", "--decoder=raw", "--config.file=/dev/null"}, "cannot be combined"},
 		{"protocol without decoder", []string{"--protocol=2", "--groups=2"}, "--protocol needs --groups and --decoder"},
-		{"bad group", []string{"--protocol=2", "--groups=2,x", "--decoder=raw"}, `--groups: "x" is not a multicast group number`},
+		{"bad group", []string{"--protocol=2", "--groups=2,x", "--decoder=raw"}, `command-line source: groups: "x" is not an integer`},
+		{"empty group", []string{"--protocol=2", "--groups=2,", "--decoder=raw"}, `--groups: an empty group in "2,"`},
+		{"unknown route group", []string{"--protocol=route", "--groups=link,nope", "--decoder=rtnetlink"}, `command-line source: groups: unknown group "nope" for protocol route`},
 		{"group out of range", []string{"--protocol=usersock", "--groups=33", "--decoder=raw"}, "group 33 out of range 1-32"},
 		{"unknown protocol", []string{"--protocol=nope", "--groups=1", "--decoder=raw"}, `command-line source: unknown protocol "nope"`},
 		{"unknown source", []string{"--source=nope"}, `no source named "nope" in the configuration (it has `},
@@ -813,6 +815,15 @@ func TestMonitorSources(t *testing.T) {
 	}
 	if cfg, err := monitorSources(&monitorFlags{protocol: "29", groups: []string{"2"}, decoder: "kevent"}); err != nil || cfg.Sources[0].Protocol != 29 {
 		t.Errorf("--protocol=29: %+v, %v", cfg, err)
+	}
+	// Group names where the configuration takes them.
+	flags := &monitorFlags{protocol: "route", groups: []string{"link, IPv6_ifaddr", "3"}, decoder: "rtnetlink"}
+	fileCfg, err := config.Parse([]byte("sources:\n  - {name: cmdline, protocol: route, groups: [link, IPv6_ifaddr, 3], decoder: rtnetlink}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := monitorSources(flags); err != nil || !cmp.Equal(fileCfg.Sources, cfg.Sources) {
+		t.Errorf("--protocol=route --groups=link,IPv6_ifaddr,3: %+v, %v; want %+v", cfg, err, fileCfg.Sources)
 	}
 
 	cfg, err = monitorSources(&monitorFlags{sources: []string{"kevent", "uevent", "kevent"}})
