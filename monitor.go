@@ -101,7 +101,7 @@ func runMonitor(args []string) int {
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")
 	app.Flag("count", "Exit after printing N events; 0: no limit.").PlaceHolder("N").Uint64Var(&f.count)
-	app.Flag("timeout", "Exit after this long, e.g. 10s; 0: no limit.").PlaceHolder("DURATION").DurationVar(&f.timeout)
+	app.Flag("timeout", "Exit after this long, e.g. 10s, though not before each source has attached or been reported down (half a second at most); 0: no limit.").PlaceHolder("DURATION").DurationVar(&f.timeout)
 	app.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
 	app.HelpFlag.Short('h')
@@ -348,11 +348,22 @@ loop:
 			for _, s := range srcs {
 				s.poll(s.sub.Stats(), false)
 			}
+			if timeoutPassed && m.settled(srcs) {
+				break loop
+			}
 		case <-interrupted:
 			break loop
 		case <-timedOut:
-			timeoutPassed = true
-			break loop
+			// However short the timeout, the run says whether the
+			// sources open: it goes on until each has attached or
+			// been reported down.
+			timeoutPassed, timedOut = true, nil
+			for _, s := range srcs {
+				s.poll(s.sub.Stats(), false)
+			}
+			if m.settled(srcs) {
+				break loop
+			}
 		case <-m.finished:
 			break loop
 		}
@@ -387,6 +398,10 @@ loop:
 	case writeErr != nil:
 		fmt.Fprintf(stderr, "%s monitor: writing the output: %v\n", exporterName, writeErr)
 		return monitorExitError
+	case opened == 0 && !m.settled(srcs):
+		fmt.Fprintf(stderr, "%s monitor: no source was opened: the run was stopped %v after the start, while they were still opening\n",
+			exporterName, time.Since(m.start).Round(time.Millisecond))
+		return monitorExitError
 	case opened == 0:
 		fmt.Fprintf(stderr, "%s monitor: no source could be opened: none attached during the run (the log above says why)\n", exporterName)
 		return monitorExitError
@@ -395,6 +410,18 @@ loop:
 		return monitorExitCountNotReached
 	}
 	return monitorExitOK
+}
+
+// settled reports whether each of srcs has attached or been reported down.
+func (m *monitor) settled(srcs []*monitorSource) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range srcs {
+		if !s.attached.Load() && !s.shownDown {
+			return false
+		}
+	}
+	return true
 }
 
 // monitorSource is one monitored source: the sink of its subscription.

@@ -455,6 +455,40 @@ func TestMonitorExitStatus(t *testing.T) {
 			t.Errorf("output %q, want %q", p.lines(t, notUp), want)
 		}
 	})
+	// However short the timeout, the run shows whether the sources open.
+	t.Run("timeout before opening", func(t *testing.T) {
+		p := startMonitor(t, "", append(cmdline, "--timeout=1ns")...)
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("exit status %d, want 0; stderr:\n%s", code, p.stderr)
+		}
+		if !strings.Contains(p.stdout.String(), " cmdline !up protocol=2 groups=13 ") {
+			t.Errorf("output lacks the source's up line:\n%s", p.stdout)
+		}
+	})
+	t.Run("timeout before failing to open", func(t *testing.T) {
+		p := startMonitor(t, "", "--protocol=29", "--groups=2", "--decoder=raw", "--timeout=1ns")
+		if code := p.wait(t); code != 2 {
+			t.Fatalf("exit status %d, want 2; stderr:\n%s", code, p.stderr)
+		}
+		for _, want := range []string{"no source could be opened", "Netlink protocol not registered"} {
+			if !strings.Contains(p.stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, p.stderr)
+			}
+		}
+		if want := []string{"cmdline !down protocol=29 groups=2"}; !cmp.Equal(want, p.lines(t, notUp)) {
+			t.Errorf("output %q, want %q", p.lines(t, notUp), want)
+		}
+	})
+	// Protocol route's groups by name, as in the configuration.
+	t.Run("route group names", func(t *testing.T) {
+		p := startMonitor(t, "", "--protocol=route", "--groups=link,neigh", "--decoder=rtnetlink", "--timeout=1ns")
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("exit status %d, want 0; stderr:\n%s", code, p.stderr)
+		}
+		if !strings.Contains(p.stdout.String(), " cmdline !up protocol=0 groups=1,3 groups_joined=2 ") {
+			t.Errorf("output lacks the source's up line:\n%s", p.stdout)
+		}
+	})
 	for _, c := range []struct {
 		name string
 		args []string
