@@ -430,6 +430,17 @@ type monitorSource struct {
 	cfg config.Source
 	dec decoder.Decoder
 	sub *netlinksrc.Subscription
+	// placed is dec as the subscription calls it, saying where each
+	// datagram's events start in its batch.
+	placed *placingDecoder
+
+	// The decode errors of the batch being read, printed by Record among
+	// its events in datagram order: each one's place in the batch's events
+	// and the end of its text (all but the notice's start) in
+	// decodeErrorText. Only the subscription's goroutine, which calls
+	// Malformed and Record, uses them.
+	decodeErrorAt   []decodeErrorNotice
+	decodeErrorText []byte
 	// textName and jsonName are the source as each format prints it.
 	textName, jsonName []byte
 
@@ -445,19 +456,51 @@ type monitorSource struct {
 	last                 netlinksrc.Stats
 }
 
+// decodeErrorNotice is a decode error waiting for its place in a batch.
+type decodeErrorNotice struct {
+	// before is the index of the first event after the datagram's place.
+	before int
+	// end is the end of the notice's text in decodeErrorText.
+	end int
+}
+
 func newMonitorSource(m *monitor, sc config.Source, d decoder.Decoder, logger log.Logger) *monitorSource {
+	placed := &placingDecoder{Decoder: d}
 	return &monitorSource{
-		m: m, cfg: sc, dec: d,
-		sub:      newSubscription(sc, d, logger),
+		m: m, cfg: sc, dec: d, placed: placed,
+		sub:      newSubscription(sc, placed, logger),
 		textName: appendTextWord(nil, []byte(sc.Name)),
 		jsonName: appendJSONString(nil, []byte(sc.Name)),
 	}
+}
+
+// placingDecoder is a decoder that remembers where the events of the
+// datagram it last decoded start and end among the events of their batch,
+// which the subscription gathers by appending each datagram's to the
+// last's: a decode error is then printed where its datagram was.
+type placingDecoder struct {
+	decoder.Decoder
+	start, end int
+}
+
+// Decode implements decoder.Decoder.
+func (d *placingDecoder) Decode(events []decoder.Event, datagram []byte) ([]decoder.Event, int) {
+	d.start = len(events)
+	events, bad := d.Decoder.Decode(events, datagram)
+	d.end = len(events)
+	return events, bad
 }
 
 // Record implements netlinksrc.Sink: it prints a batch of events and
 // flushes them at once, one write for the batch.
 func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 	s.attached.Store(true)
+	pending := s.decodeErrorAt
+	defer func() {
+		// The next batch places its datagrams afresh.
+		s.decodeErrorAt, s.decodeErrorText = s.decodeErrorAt[:0], s.decodeErrorText[:0]
+		s.placed.start, s.placed.end = 0, 0
+	}()
 	m := s.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -468,7 +511,17 @@ func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 	}
 	// One time for the batch: its datagrams were read at once.
 	now := time.Now()
-	for i := range events {
+	text := 0
+	for i := 0; i <= len(events); i++ {
+		// The decode errors of the datagrams before this event's.
+		for len(pending) > 0 && pending[0].before <= i {
+			b := m.notice(m.line[:0], now, s, "decode_error")
+			m.writeLocked(append(b, s.decodeErrorText[text:pending[0].end]...))
+			text, pending = pending[0].end, pending[1:]
+		}
+		if i == len(events) {
+			break
+		}
 		ev := &events[i]
 		if ev.HasSeq {
 			s.checkSeq(now, ev)
@@ -484,13 +537,18 @@ func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 	m.flushLocked()
 }
 
-// Malformed implements netlinksrc.MalformedSink: it prints why the datagram
-// did not decode, and its first bytes. Record follows at once and flushes.
+// Malformed implements netlinksrc.MalformedSink: it writes why the
+// datagram did not decode, and its first bytes, for Record to print among
+// the batch's events where the datagram was.
 func (s *monitorSource) Malformed(datagram []byte, n, bad int) {
 	var problems []decoder.Problem
+	// Where the datagram's events start: a datagram too large for its
+	// slot was not decoded, and comes after the last one that was.
+	before := s.placed.start
 	switch {
 	case datagram == nil:
 		problems = []decoder.Problem{{Reason: "larger than the receive buffer's slot: dropped unread"}}
+		before = s.placed.end
 	default:
 		// Off the lock: diagnosing costs what decoding does.
 		problems = decoder.Diagnose(s.dec, datagram)
@@ -498,14 +556,10 @@ func (s *monitorSource) Malformed(datagram []byte, n, bad int) {
 			problems = []decoder.Problem{{Reason: "malformed for the " + s.cfg.Decoder + " decoder, which Diagnose does not explain"}}
 		}
 	}
+	// The notice but its start ("TIME SOURCE !decode_error"), which has
+	// the batch's time.
 	m := s.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return
-	}
-	b := m.notice(m.line[:0], time.Now(), s, "decode_error")
-	b = m.field(b, "bytes", uint64(n))
+	b := m.field(s.decodeErrorText, "bytes", uint64(n))
 	b = m.field(b, "malformed", uint64(bad))
 	dump := datagram[:min(len(datagram), monitorHexDumpBytes)]
 	if m.json {
@@ -541,11 +595,18 @@ func (s *monitorSource) Malformed(datagram []byte, n, bad int) {
 			b = fmt.Appendf(b, "  (the first %d of %d bytes)\n", len(dump), len(datagram))
 		}
 	}
-	m.writeLocked(b)
+	s.decodeErrorText = b
+	s.decodeErrorAt = append(s.decodeErrorAt, decodeErrorNotice{before: before, end: len(b)})
 }
 
-// seqState follows a source's kevent sequence numbers to print their
-// gaps: numbers that never arrived within one sender instance.
+// monitorSeqWindow is how many sequence numbers behind the highest one
+// seen are remembered, to tell a late message from a copy: the
+// collector's window, so that the monitor's notices are what the metrics
+// count (TestMonitorSequenceAgreesWithCollector).
+const monitorSeqWindow = 128
+
+// seqState follows a source's kevent sequence numbers within one sender
+// instance, as the collector's sequence tracker does.
 type seqState struct {
 	started  bool
 	instance uint64

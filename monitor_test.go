@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -96,6 +97,26 @@ func (p *monitorProc) signal(t *testing.T, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stop stops the monitor with SIGSTOP and waits until each of its threads
+// has stopped, so that what is sent before it goes on (SIGCONT) is read
+// in one batch.
+func (p *monitorProc) stop(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGSTOP)
+	e2e.Eventually(t, "the monitor's threads stop", func() bool {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.cmd.Process.Pid))
+		for _, f := range stats {
+			// The state follows the command, in parentheses.
+			b, err := os.ReadFile(f)
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				return false
+			}
+		}
+		return len(stats) > 0
+	})
 }
 
 // wait waits for the monitor to exit and returns its exit status.
@@ -327,8 +348,9 @@ func TestMonitorUevent(t *testing.T) {
 }
 
 // TestMonitorDecodeErrors: a malformed message prints its reason and a hex
-// dump of its datagram, bounded to 256 bytes, before the events of its
-// batch.
+// dump of its datagram, bounded to 256 bytes, where its datagram was among
+// the events of its batch: after the earlier datagrams' events, before its
+// own.
 func TestMonitorDecodeErrors(t *testing.T) {
 	t.Parallel()
 	const config = "sources:\n  - {name: bad, protocol: usersock, groups: [12], decoder: kevent}\n"
@@ -349,6 +371,18 @@ func TestMonitorDecodeErrors(t *testing.T) {
 	mustSend(t, snd, long)
 	text.waitOutput(t, "(the first 256 of 300 bytes)\n")
 	js.waitOutput(t, `"bytes":300`)
+	// A good datagram and a bad one, read in one batch.
+	text.stop(t)
+	js.stop(t)
+	second := nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: 2, Instance: 3, Name: "ok", Value: 2})
+	third := nlsend.AppendMessage(nil, 0x12, 0, []byte("late"))
+	mustSend(t, snd, second)
+	mustSend(t, snd, third)
+	for _, p := range []*monitorProc{text, js} {
+		p.signal(t, syscall.SIGCONT)
+	}
+	text.waitOutput(t, "message type 0x12")
+	js.waitOutput(t, "message type 0x12")
 
 	dump := func(b []byte) []string {
 		var out []string
@@ -366,6 +400,10 @@ func TestMonitorDecodeErrors(t *testing.T) {
 	want = append(want, "  at byte 0: message type 0x11 is not KEVENT_MSG_EVENT (0x10)")
 	want = append(want, dump(long[:256])...)
 	want = append(want, "  (the first 256 of 300 bytes)")
+	want = append(want, `bad ok value=2 payload="" seq=2 instance=3`)
+	want = append(want, fmt.Sprintf("bad !decode_error bytes=%d malformed=1", len(third)))
+	want = append(want, "  at byte 0: message type 0x12 is not KEVENT_MSG_EVENT (0x10)")
+	want = append(want, dump(third)...)
 	t.Logf("text output:\n%s\nJSON output:\n%s", text.stdout, js.stdout)
 	if diff := cmp.Diff(want, text.lines(t, notUp)); diff != "" {
 		t.Errorf("text output (-want +got):\n%s", diff)
@@ -378,6 +416,9 @@ func TestMonitorDecodeErrors(t *testing.T) {
 		j + `"event":"ok","object":"","value":1,"payload":"","seq":1,"instance":3}`,
 		j + fmt.Sprintf(`"notice":"decode_error","bytes":300,"malformed":1,"problems":[{"offset":0,"reason":"message type 0x11 is not KEVENT_MSG_EVENT (0x10)"}],"hex":"%x"}`,
 			long[:256]),
+		j + `"event":"ok","object":"","value":2,"payload":"","seq":2,"instance":3}`,
+		j + fmt.Sprintf(`"notice":"decode_error","bytes":%d,"malformed":1,"problems":[{"offset":0,"reason":"message type 0x12 is not KEVENT_MSG_EVENT (0x10)"}],"hex":"%x"}`,
+			len(third), third),
 	}
 	if diff := cmp.Diff(wantJSON, js.lines(t, notUp)); diff != "" {
 		t.Errorf("JSON output (-want +got):\n%s", diff)
@@ -387,7 +428,7 @@ func TestMonitorDecodeErrors(t *testing.T) {
 	if code := text.wait(t); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
-	if got, want := text.summaryLine(t, "bad"), "summary source=bad events=1 lost=0 overruns=0 decode_errors=2 rejected=0 attached=true"; got != want {
+	if got, want := text.summaryLine(t, "bad"), "summary source=bad events=2 lost=0 overruns=0 decode_errors=3 rejected=0 attached=true"; got != want {
 		t.Errorf("summary:\n got %s\nwant %s", got, want)
 	}
 }
