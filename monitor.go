@@ -610,42 +610,84 @@ const monitorSeqWindow = 128
 type seqState struct {
 	started  bool
 	instance uint64
-	highest  uint64
+	// first is the first number of the instance seen: those below it
+	// were sent before the monitor started following it.
+	first, highest uint64
+	// seen has bit i set when highest-i has arrived.
+	seen [monitorSeqWindow / 64]uint64
 }
 
-// checkSeq prints what ev's sequence number says about loss before ev is
-// printed. A new instance (the module was reloaded) restarts numbering: it
-// is a reset, not a gap.
+// checkSeq prints what ev's sequence number says before ev is printed,
+// classified as the collector counts it: a gap (numbers missing,
+// kevent_sequence_missing_total), a late number filling a gap
+// (out_of_order, kevent_sequence_reordered_total), a number already seen
+// (duplicate, kevent_sequence_duplicates_total), a new instance (reset,
+// kevent_sequence_resets_total: the module was reloaded, not a loss).
 func (s *monitorSource) checkSeq(now time.Time, ev *decoder.Event) {
 	st, m := &s.seq, s.m
+	seq := ev.Seq
 	switch {
-	case !st.started:
-		st.started, st.instance, st.highest = true, ev.Instance, ev.Seq
-	case ev.Instance != st.instance:
-		b := m.notice(m.line[:0], now, s, "reset")
+	case !st.started || ev.Instance != st.instance:
+		if st.started {
+			b := m.notice(m.line[:0], now, s, "reset")
+			b = m.field(b, "instance", ev.Instance)
+			b = m.field(b, "seq", seq)
+			b = m.field(b, "previous_instance", st.instance)
+			b = m.field(b, "previous_seq", st.highest)
+			m.writeLocked(m.endNotice(b))
+		}
+		*st = seqState{started: true, instance: ev.Instance, first: seq, highest: seq}
+		st.seen[0] = 1
+	case seq < st.first:
+		// Sent before the first number followed: nothing to settle.
+	case seq > st.highest:
+		if d := seq - st.highest; d > 1 {
+			b := m.notice(m.line[:0], now, s, "gap")
+			b = m.field(b, "instance", ev.Instance)
+			b = m.field(b, "missing", d-1)
+			b = m.field(b, "last_seq", st.highest)
+			b = m.field(b, "seq", seq)
+			m.writeLocked(m.endNotice(b))
+		}
+		st.shift(seq - st.highest)
+		st.highest = seq
+		st.seen[0] |= 1
+	default:
+		// Late into a gap printed earlier, or a copy. One older than
+		// the window cannot be told from a copy: the collector counts it
+		// as late.
+		kind := "out_of_order"
+		if i := st.highest - seq; i < monitorSeqWindow {
+			w, bit := i/64, uint64(1)<<(i%64)
+			if st.seen[w]&bit != 0 {
+				kind = "duplicate"
+			}
+			st.seen[w] |= bit
+		}
+		b := m.notice(m.line[:0], now, s, kind)
 		b = m.field(b, "instance", ev.Instance)
-		b = m.field(b, "seq", ev.Seq)
-		b = m.field(b, "previous_instance", st.instance)
-		b = m.field(b, "previous_seq", st.highest)
-		m.writeLocked(m.endNotice(b))
-		st.instance, st.highest = ev.Instance, ev.Seq
-	case ev.Seq > st.highest+1:
-		b := m.notice(m.line[:0], now, s, "gap")
-		b = m.field(b, "instance", ev.Instance)
-		b = m.field(b, "missing", ev.Seq-st.highest-1)
-		b = m.field(b, "last_seq", st.highest)
-		b = m.field(b, "seq", ev.Seq)
-		m.writeLocked(m.endNotice(b))
-		st.highest = ev.Seq
-	case ev.Seq <= st.highest:
-		// Late into a gap already printed, or a copy.
-		b := m.notice(m.line[:0], now, s, "out_of_order")
-		b = m.field(b, "instance", ev.Instance)
-		b = m.field(b, "seq", ev.Seq)
+		b = m.field(b, "seq", seq)
 		b = m.field(b, "highest_seq", st.highest)
 		m.writeLocked(m.endNotice(b))
-	default:
-		st.highest = ev.Seq
+	}
+}
+
+// shift moves the window d places: bit i becomes bit i+d.
+func (st *seqState) shift(d uint64) {
+	if d >= monitorSeqWindow {
+		st.seen = [monitorSeqWindow / 64]uint64{}
+		return
+	}
+	words, bits := int(d/64), d%64
+	for i := len(st.seen) - 1; i >= 0; i-- {
+		var v uint64
+		if j := i - words; j >= 0 {
+			v = st.seen[j] << bits
+			if bits != 0 && j > 0 {
+				v |= st.seen[j-1] >> (64 - bits)
+			}
+		}
+		st.seen[i] = v
 	}
 }
 

@@ -23,8 +23,11 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
@@ -237,13 +240,14 @@ func TestMonitorOutput(t *testing.T) {
 	text.waitOutput(t, `users "two words"`)
 	js.waitOutput(t, `"event":"two words"`)
 
-	// Sequence numbers: a gap, a late message, a new instance.
+	// Sequence numbers: a gap, a late message, a copy, a new instance.
 	kev := sender(t, 11)
 	for _, e := range []nlsend.KeventEvent{
 		{Seq: 1, Instance: 7, Name: "tick", Value: 5, Payload: "a"},
 		{Seq: 2, Instance: 7, Name: "tock", Value: -3, Object: "eth0"},
 		{Seq: 5, Instance: 7, Name: "tick", Value: 6, Payload: "b", Object: "my dev"},
 		{Seq: 4, Instance: 7, Name: "late", Value: 0},
+		{Seq: 4, Instance: 7, Name: "again", Value: 0},
 		{Seq: 1, Instance: 9, Name: "tick", Value: 1},
 	} {
 		mustSend(t, kev, nlsend.AppendKevent(nil, e))
@@ -266,6 +270,8 @@ func TestMonitorOutput(t *testing.T) {
 		`kev tick object="my dev" value=6 payload="b" seq=5 instance=7`,
 		`kev !out_of_order instance=7 seq=4 highest_seq=5`,
 		`kev late value=0 payload="" seq=4 instance=7`,
+		`kev !duplicate instance=7 seq=4 highest_seq=5`,
+		`kev again value=0 payload="" seq=4 instance=7`,
 		`kev !reset instance=9 seq=1 previous_instance=7 previous_seq=5`,
 		`kev tick value=1 payload="" seq=1 instance=9`,
 	}
@@ -290,6 +296,8 @@ func TestMonitorOutput(t *testing.T) {
 		j + `"kev","event":"tick","object":"my dev","value":6,"payload":"b","seq":5,"instance":7}`,
 		j + `"kev","notice":"out_of_order","instance":7,"seq":4,"highest_seq":5}`,
 		j + `"kev","event":"late","object":"","value":0,"payload":"","seq":4,"instance":7}`,
+		j + `"kev","notice":"duplicate","instance":7,"seq":4,"highest_seq":5}`,
+		j + `"kev","event":"again","object":"","value":0,"payload":"","seq":4,"instance":7}`,
 		j + `"kev","notice":"reset","instance":9,"seq":1,"previous_instance":7,"previous_seq":5}`,
 		j + `"kev","event":"tick","object":"","value":1,"payload":"","seq":1,"instance":9}`,
 	}
@@ -319,7 +327,7 @@ func TestMonitorOutput(t *testing.T) {
 		}
 		for _, want := range []string{
 			"summary source=users events=8 lost=0 overruns=0 decode_errors=0 rejected=0 attached=true",
-			"summary source=kev events=5 lost=0 overruns=0 decode_errors=0 rejected=0 attached=true",
+			"summary source=kev events=6 lost=0 overruns=0 decode_errors=0 rejected=0 attached=true",
 		} {
 			if got := p.summaryLine(t, strings.Fields(want)[1][len("source="):]); got != want {
 				t.Errorf("summary:\n got %s\nwant %s", got, want)
@@ -911,5 +919,90 @@ func TestMonitorSources(t *testing.T) {
 	}
 	if !cmp.Equal(names, []string{"kevent", "uevent"}) {
 		t.Errorf("--source kevent --source uevent --source kevent: sources %v", names)
+	}
+}
+
+// TestMonitorSequenceAgreesWithCollector feeds the same kevent sequence
+// numbers, late, copied, skipped and restarted, to the monitor and to the
+// collector: the monitor's notices add up to the collector's sequence
+// metrics, kind by kind.
+func TestMonitorSequenceAgreesWithCollector(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var events []decoder.Event
+	instance, highest := uint64(1), uint64(1000)
+	for i := 0; i < 20000; i++ {
+		var seq uint64
+		switch x := r.IntN(100); {
+		case x < 1:
+			// The module reloaded.
+			instance++
+			highest = r.Uint64N(1000)
+			seq = highest
+		case x < 10:
+			// A gap, some wider than the window.
+			highest += 2 + r.Uint64N(200)
+			seq = highest
+		case x < 35:
+			// Late or a copy: some older than the window, some from
+			// before the instance's first number.
+			seq = highest - min(highest, r.Uint64N(300))
+		default:
+			highest++
+			seq = highest
+		}
+		events = append(events, decoder.Event{Name: []byte("e"), HasSeq: true, Seq: seq, Instance: instance})
+	}
+
+	var out syncbuf.Buffer
+	m := newMonitor(&out, false, 0)
+	src := newMonitorSource(m, config.Source{Name: "k", Decoder: "kevent"}, decoder.NewRaw(nil), log.NewNopLogger())
+	metrics := collector.NewSourceMetrics("k", collector.SourceOptions{})
+	for len(events) > 0 {
+		n := min(len(events), 1+r.IntN(50))
+		src.Record(events[:n], 0, 0)
+		metrics.Record(events[:n], 0, 0)
+		events = events[n:]
+	}
+
+	// Gaps count their missing numbers, the other notices themselves.
+	notices := map[string]float64{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.HasPrefix(f[2], "!") {
+			continue
+		}
+		kind, n := f[2][1:], 1.0
+		if kind == "gap" {
+			missing, _ := strconv.Atoi(strings.TrimPrefix(f[4], "missing="))
+			n = float64(missing)
+		}
+		notices[kind] += n
+	}
+	c := collector.New()
+	c.SetSources([]*collector.SourceMetrics{metrics})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := make(map[string]*dto.MetricFamily)
+	for _, mf := range families {
+		mfs[mf.GetName()] = mf
+	}
+	for notice, metric := range map[string]string{
+		"gap":          "kevent_sequence_missing_total",
+		"out_of_order": "kevent_sequence_reordered_total",
+		"duplicate":    "kevent_sequence_duplicates_total",
+		"reset":        "kevent_sequence_resets_total",
+	} {
+		want, ok := e2e.Value(mfs, metric, "source", "k")
+		if !ok || want == 0 {
+			t.Fatalf("%s: %v (exists: %t); the sequence should make every kind", metric, want, ok)
+		}
+		if got := notices[notice]; got != want {
+			t.Errorf("!%s notices add up to %v, the collector's %s to %v", notice, got, metric, want)
+		}
+		t.Logf("%s: %v", metric, want)
 	}
 }
