@@ -1006,3 +1006,39 @@ func TestMonitorSequenceAgreesWithCollector(t *testing.T) {
 		t.Logf("%s: %v", metric, want)
 	}
 }
+
+// TestMonitorDecodeErrorPlace calls a source's decoder and sink as its
+// subscription does for one batch of four datagrams: good, too large for
+// its slot, half malformed, good. Each decode error prints where its
+// datagram came.
+func TestMonitorDecodeErrorPlace(t *testing.T) {
+	var out syncbuf.Buffer
+	m := newMonitor(&out, false, 0)
+	s := newMonitorSource(m, config.Source{Name: "a", Decoder: "raw"}, decoder.NewRaw(nil), log.NewNopLogger())
+	var events []decoder.Event
+	events, _ = s.placed.Decode(events, nlsend.AppendMessage(nil, 16, 0, []byte("1")))
+	s.Malformed(nil, 70000, 1)
+	half := nlsend.AppendMessage(nil, 16, 0, []byte("2"))
+	half = append(half, 1, 2, 3)
+	events, bad := s.placed.Decode(events, half)
+	s.Malformed(half, len(half), bad)
+	events, _ = s.placed.Decode(events, nlsend.AppendMessage(nil, 16, 0, []byte("3")))
+	s.Record(events, 0, 1+bad)
+
+	var got []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "a" {
+			got = append(got, strings.Join(f[2:], " "))
+		}
+	}
+	want := []string{
+		`16 value=1 payload="1"`,
+		"!decode_error bytes=70000 malformed=1",
+		fmt.Sprintf("!decode_error bytes=%d malformed=1", len(half)),
+		`16 value=2 payload="2"`,
+		`16 value=3 payload="3"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("output (-want +got):\n%s\n%s", diff, &out)
+	}
+}
