@@ -96,12 +96,12 @@ func runMonitor(args []string) int {
 	app.Flag("source", "Monitor the configured source NAME; repeat for more. Default: all of them.").PlaceHolder("NAME").StringsVar(&f.sources)
 	app.Flag("protocol", "Monitor one source on this netlink protocol (a number 0-31 or a name, as in the config) instead of the configuration's.").StringVar(&f.protocol)
 	app.Flag("family", "Monitor one source on this generic netlink family (a name, as in the config) instead of the configuration's.").StringVar(&f.family)
-	app.Flag("groups", "The command-line source's multicast groups: numbered from 1 for a protocol, names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
+	app.Flag("groups", "The command-line source's multicast groups, as the config's groups: numbered from 1 for a protocol (protocol route's also by name), names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")
 	app.Flag("count", "Exit after printing N events; 0: no limit.").PlaceHolder("N").Uint64Var(&f.count)
-	app.Flag("timeout", "Exit after this long, e.g. 10s; 0: no limit.").PlaceHolder("DURATION").DurationVar(&f.timeout)
+	app.Flag("timeout", "Exit after this long, e.g. 10s, though not before each source has attached or been reported down (half a second at most); 0: no limit.").PlaceHolder("DURATION").DurationVar(&f.timeout)
 	app.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
 	app.HelpFlag.Short('h')
@@ -206,41 +206,29 @@ func selectSources(cfg *config.Config, names []string) (*config.Config, error) {
 	return &out, nil
 }
 
-// cmdlineSource makes the source of --protocol, --groups, --decoder and
-// --senders. It is written as a configuration and parsed, so that the
-// flags mean what the config's keys mean and are checked the same way.
+// cmdlineSource makes the source of --protocol or --family, --groups,
+// --decoder and --senders. It is written as a configuration and parsed,
+// the protocol and groups as YAML plain scalars, so that the flags are
+// read as the same text in a file is: a protocol or group by number or
+// name, and checked the same way.
 func cmdlineSource(f *monitorFlags) (*config.Config, error) {
 	src := map[string]any{"name": cmdlineSourceName, "decoder": f.decoder}
 	if f.family != "" {
-		// A family's groups are names.
 		src["family"] = f.family
-		var names []string
-		for _, list := range f.groups {
-			for g := range strings.SplitSeq(list, ",") {
-				names = append(names, strings.TrimSpace(g))
-			}
-		}
-		src["groups"] = names
 	} else {
-		// A number must reach the config as a YAML integer: a string "2"
-		// would be a protocol name.
-		if n, err := strconv.Atoi(f.protocol); err == nil {
-			src["protocol"] = n
-		} else {
-			src["protocol"] = f.protocol
-		}
-		var groups []uint32
-		for _, list := range f.groups {
-			for g := range strings.SplitSeq(list, ",") {
-				n, err := strconv.ParseUint(strings.TrimSpace(g), 10, 32)
-				if err != nil {
-					return nil, fmt.Errorf("--groups: %q is not a multicast group number", g)
-				}
-				groups = append(groups, uint32(n))
-			}
-		}
-		src["groups"] = groups
+		src["protocol"] = plainScalar(f.protocol)
 	}
+	var groups []*yaml.Node
+	for _, list := range f.groups {
+		for g := range strings.SplitSeq(list, ",") {
+			g = strings.TrimSpace(g)
+			if g == "" {
+				return nil, fmt.Errorf("--groups: an empty group in %q", list)
+			}
+			groups = append(groups, plainScalar(g))
+		}
+	}
+	src["groups"] = groups
 	if f.senders != "" {
 		src["senders"] = f.senders
 	}
@@ -254,6 +242,11 @@ func cmdlineSource(f *monitorFlags) (*config.Config, error) {
 		return nil, fmt.Errorf("command-line source: %s", yamlLine.ReplaceAllString(err.Error(), ""))
 	}
 	return cfg, nil
+}
+
+// plainScalar is v as YAML would read it unquoted in a file.
+func plainScalar(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Value: v}
 }
 
 // yamlLine matches the line numbers in configuration errors.
@@ -355,11 +348,22 @@ loop:
 			for _, s := range srcs {
 				s.poll(s.sub.Stats(), false)
 			}
+			if timeoutPassed && m.settled(srcs) {
+				break loop
+			}
 		case <-interrupted:
 			break loop
 		case <-timedOut:
-			timeoutPassed = true
-			break loop
+			// However short the timeout, the run says whether the
+			// sources open: it goes on until each has attached or
+			// been reported down.
+			timeoutPassed, timedOut = true, nil
+			for _, s := range srcs {
+				s.poll(s.sub.Stats(), false)
+			}
+			if m.settled(srcs) {
+				break loop
+			}
 		case <-m.finished:
 			break loop
 		}
@@ -394,6 +398,10 @@ loop:
 	case writeErr != nil:
 		fmt.Fprintf(stderr, "%s monitor: writing the output: %v\n", exporterName, writeErr)
 		return monitorExitError
+	case opened == 0 && !m.settled(srcs):
+		fmt.Fprintf(stderr, "%s monitor: no source was opened: the run was stopped %v after the start, while they were still opening\n",
+			exporterName, time.Since(m.start).Round(time.Millisecond))
+		return monitorExitError
 	case opened == 0:
 		fmt.Fprintf(stderr, "%s monitor: no source could be opened: none attached during the run (the log above says why)\n", exporterName)
 		return monitorExitError
@@ -404,12 +412,35 @@ loop:
 	return monitorExitOK
 }
 
+// settled reports whether each of srcs has attached or been reported down.
+func (m *monitor) settled(srcs []*monitorSource) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range srcs {
+		if !s.attached.Load() && !s.shownDown {
+			return false
+		}
+	}
+	return true
+}
+
 // monitorSource is one monitored source: the sink of its subscription.
 type monitorSource struct {
 	m   *monitor
 	cfg config.Source
 	dec decoder.Decoder
 	sub *netlinksrc.Subscription
+	// placed is dec as the subscription calls it, saying where each
+	// datagram's events start in its batch.
+	placed *placingDecoder
+
+	// The decode errors of the batch being read, printed by Record among
+	// its events in datagram order: each one's place in the batch's events
+	// and the end of its text (all but the notice's start) in
+	// decodeErrorText. Only the subscription's goroutine, which calls
+	// Malformed and Record, uses them.
+	decodeErrorAt   []decodeErrorNotice
+	decodeErrorText []byte
 	// textName and jsonName are the source as each format prints it.
 	textName, jsonName []byte
 
@@ -425,19 +456,51 @@ type monitorSource struct {
 	last                 netlinksrc.Stats
 }
 
+// decodeErrorNotice is a decode error waiting for its place in a batch.
+type decodeErrorNotice struct {
+	// before is the index of the first event after the datagram's place.
+	before int
+	// end is the end of the notice's text in decodeErrorText.
+	end int
+}
+
 func newMonitorSource(m *monitor, sc config.Source, d decoder.Decoder, logger log.Logger) *monitorSource {
+	placed := &placingDecoder{Decoder: d}
 	return &monitorSource{
-		m: m, cfg: sc, dec: d,
-		sub:      newSubscription(sc, d, logger),
+		m: m, cfg: sc, dec: d, placed: placed,
+		sub:      newSubscription(sc, placed, logger),
 		textName: appendTextWord(nil, []byte(sc.Name)),
 		jsonName: appendJSONString(nil, []byte(sc.Name)),
 	}
+}
+
+// placingDecoder is a decoder that remembers where the events of the
+// datagram it last decoded start and end among the events of their batch,
+// which the subscription gathers by appending each datagram's to the
+// last's: a decode error is then printed where its datagram was.
+type placingDecoder struct {
+	decoder.Decoder
+	start, end int
+}
+
+// Decode implements decoder.Decoder.
+func (d *placingDecoder) Decode(events []decoder.Event, datagram []byte) ([]decoder.Event, int) {
+	d.start = len(events)
+	events, bad := d.Decoder.Decode(events, datagram)
+	d.end = len(events)
+	return events, bad
 }
 
 // Record implements netlinksrc.Sink: it prints a batch of events and
 // flushes them at once, one write for the batch.
 func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 	s.attached.Store(true)
+	pending := s.decodeErrorAt
+	defer func() {
+		// The next batch places its datagrams afresh.
+		s.decodeErrorAt, s.decodeErrorText = s.decodeErrorAt[:0], s.decodeErrorText[:0]
+		s.placed.start, s.placed.end = 0, 0
+	}()
 	m := s.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -448,7 +511,17 @@ func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 	}
 	// One time for the batch: its datagrams were read at once.
 	now := time.Now()
-	for i := range events {
+	text := 0
+	for i := 0; i <= len(events); i++ {
+		// The decode errors of the datagrams before this event's.
+		for len(pending) > 0 && pending[0].before <= i {
+			b := m.notice(m.line[:0], now, s, "decode_error")
+			m.writeLocked(append(b, s.decodeErrorText[text:pending[0].end]...))
+			text, pending = pending[0].end, pending[1:]
+		}
+		if i == len(events) {
+			break
+		}
 		ev := &events[i]
 		if ev.HasSeq {
 			s.checkSeq(now, ev)
@@ -464,13 +537,18 @@ func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 	m.flushLocked()
 }
 
-// Malformed implements netlinksrc.MalformedSink: it prints why the datagram
-// did not decode, and its first bytes. Record follows at once and flushes.
+// Malformed implements netlinksrc.MalformedSink: it writes why the
+// datagram did not decode, and its first bytes, for Record to print among
+// the batch's events where the datagram was.
 func (s *monitorSource) Malformed(datagram []byte, n, bad int) {
 	var problems []decoder.Problem
+	// Where the datagram's events start: a datagram too large for its
+	// slot was not decoded, and comes after the last one that was.
+	before := s.placed.start
 	switch {
 	case datagram == nil:
 		problems = []decoder.Problem{{Reason: "larger than the receive buffer's slot: dropped unread"}}
+		before = s.placed.end
 	default:
 		// Off the lock: diagnosing costs what decoding does.
 		problems = decoder.Diagnose(s.dec, datagram)
@@ -478,14 +556,10 @@ func (s *monitorSource) Malformed(datagram []byte, n, bad int) {
 			problems = []decoder.Problem{{Reason: "malformed for the " + s.cfg.Decoder + " decoder, which Diagnose does not explain"}}
 		}
 	}
+	// The notice but its start ("TIME SOURCE !decode_error"), which has
+	// the batch's time.
 	m := s.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return
-	}
-	b := m.notice(m.line[:0], time.Now(), s, "decode_error")
-	b = m.field(b, "bytes", uint64(n))
+	b := m.field(s.decodeErrorText, "bytes", uint64(n))
 	b = m.field(b, "malformed", uint64(bad))
 	dump := datagram[:min(len(datagram), monitorHexDumpBytes)]
 	if m.json {
@@ -521,50 +595,99 @@ func (s *monitorSource) Malformed(datagram []byte, n, bad int) {
 			b = fmt.Appendf(b, "  (the first %d of %d bytes)\n", len(dump), len(datagram))
 		}
 	}
-	m.writeLocked(b)
+	s.decodeErrorText = b
+	s.decodeErrorAt = append(s.decodeErrorAt, decodeErrorNotice{before: before, end: len(b)})
 }
 
-// seqState follows a source's kevent sequence numbers to print their
-// gaps: numbers that never arrived within one sender instance.
+// monitorSeqWindow is how many sequence numbers behind the highest one
+// seen are remembered, to tell a late message from a copy: the
+// collector's window, so that the monitor's notices are what the metrics
+// count (TestMonitorSequenceAgreesWithCollector).
+const monitorSeqWindow = 128
+
+// seqState follows a source's kevent sequence numbers within one sender
+// instance, as the collector's sequence tracker does.
 type seqState struct {
 	started  bool
 	instance uint64
-	highest  uint64
+	// first is the first number of the instance seen: those below it
+	// were sent before the monitor started following it.
+	first, highest uint64
+	// seen has bit i set when highest-i has arrived.
+	seen [monitorSeqWindow / 64]uint64
 }
 
-// checkSeq prints what ev's sequence number says about loss before ev is
-// printed. A new instance (the module was reloaded) restarts numbering: it
-// is a reset, not a gap.
+// checkSeq prints what ev's sequence number says before ev is printed,
+// classified as the collector counts it: a gap (numbers missing,
+// kevent_sequence_missing_total), a late number filling a gap
+// (out_of_order, kevent_sequence_reordered_total), a number already seen
+// (duplicate, kevent_sequence_duplicates_total), a new instance (reset,
+// kevent_sequence_resets_total: the module was reloaded, not a loss).
 func (s *monitorSource) checkSeq(now time.Time, ev *decoder.Event) {
 	st, m := &s.seq, s.m
+	seq := ev.Seq
 	switch {
-	case !st.started:
-		st.started, st.instance, st.highest = true, ev.Instance, ev.Seq
-	case ev.Instance != st.instance:
-		b := m.notice(m.line[:0], now, s, "reset")
+	case !st.started || ev.Instance != st.instance:
+		if st.started {
+			b := m.notice(m.line[:0], now, s, "reset")
+			b = m.field(b, "instance", ev.Instance)
+			b = m.field(b, "seq", seq)
+			b = m.field(b, "previous_instance", st.instance)
+			b = m.field(b, "previous_seq", st.highest)
+			m.writeLocked(m.endNotice(b))
+		}
+		*st = seqState{started: true, instance: ev.Instance, first: seq, highest: seq}
+		st.seen[0] = 1
+	case seq < st.first:
+		// Sent before the first number followed: nothing to settle.
+	case seq > st.highest:
+		if d := seq - st.highest; d > 1 {
+			b := m.notice(m.line[:0], now, s, "gap")
+			b = m.field(b, "instance", ev.Instance)
+			b = m.field(b, "missing", d-1)
+			b = m.field(b, "last_seq", st.highest)
+			b = m.field(b, "seq", seq)
+			m.writeLocked(m.endNotice(b))
+		}
+		st.shift(seq - st.highest)
+		st.highest = seq
+		st.seen[0] |= 1
+	default:
+		// Late into a gap printed earlier, or a copy. One older than
+		// the window cannot be told from a copy: the collector counts it
+		// as late.
+		kind := "out_of_order"
+		if i := st.highest - seq; i < monitorSeqWindow {
+			w, bit := i/64, uint64(1)<<(i%64)
+			if st.seen[w]&bit != 0 {
+				kind = "duplicate"
+			}
+			st.seen[w] |= bit
+		}
+		b := m.notice(m.line[:0], now, s, kind)
 		b = m.field(b, "instance", ev.Instance)
-		b = m.field(b, "seq", ev.Seq)
-		b = m.field(b, "previous_instance", st.instance)
-		b = m.field(b, "previous_seq", st.highest)
-		m.writeLocked(m.endNotice(b))
-		st.instance, st.highest = ev.Instance, ev.Seq
-	case ev.Seq > st.highest+1:
-		b := m.notice(m.line[:0], now, s, "gap")
-		b = m.field(b, "instance", ev.Instance)
-		b = m.field(b, "missing", ev.Seq-st.highest-1)
-		b = m.field(b, "last_seq", st.highest)
-		b = m.field(b, "seq", ev.Seq)
-		m.writeLocked(m.endNotice(b))
-		st.highest = ev.Seq
-	case ev.Seq <= st.highest:
-		// Late into a gap already printed, or a copy.
-		b := m.notice(m.line[:0], now, s, "out_of_order")
-		b = m.field(b, "instance", ev.Instance)
-		b = m.field(b, "seq", ev.Seq)
+		b = m.field(b, "seq", seq)
 		b = m.field(b, "highest_seq", st.highest)
 		m.writeLocked(m.endNotice(b))
-	default:
-		st.highest = ev.Seq
+	}
+}
+
+// shift moves the window d places: bit i becomes bit i+d.
+func (st *seqState) shift(d uint64) {
+	if d >= monitorSeqWindow {
+		st.seen = [monitorSeqWindow / 64]uint64{}
+		return
+	}
+	words, bits := int(d/64), d%64
+	for i := len(st.seen) - 1; i >= 0; i-- {
+		var v uint64
+		if j := i - words; j >= 0 {
+			v = st.seen[j] << bits
+			if bits != 0 && j > 0 {
+				v |= st.seen[j-1] >> (64 - bits)
+			}
+		}
+		st.seen[i] = v
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,8 +23,11 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
@@ -96,6 +100,26 @@ func (p *monitorProc) signal(t *testing.T, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stop stops the monitor with SIGSTOP and waits until each of its threads
+// has stopped, so that what is sent before it goes on (SIGCONT) is read
+// in one batch.
+func (p *monitorProc) stop(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGSTOP)
+	e2e.Eventually(t, "the monitor's threads stop", func() bool {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.cmd.Process.Pid))
+		for _, f := range stats {
+			// The state follows the command, in parentheses.
+			b, err := os.ReadFile(f)
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				return false
+			}
+		}
+		return len(stats) > 0
+	})
 }
 
 // wait waits for the monitor to exit and returns its exit status.
@@ -216,13 +240,14 @@ func TestMonitorOutput(t *testing.T) {
 	text.waitOutput(t, `users "two words"`)
 	js.waitOutput(t, `"event":"two words"`)
 
-	// Sequence numbers: a gap, a late message, a new instance.
+	// Sequence numbers: a gap, a late message, a copy, a new instance.
 	kev := sender(t, 11)
 	for _, e := range []nlsend.KeventEvent{
 		{Seq: 1, Instance: 7, Name: "tick", Value: 5, Payload: "a"},
 		{Seq: 2, Instance: 7, Name: "tock", Value: -3, Object: "eth0"},
 		{Seq: 5, Instance: 7, Name: "tick", Value: 6, Payload: "b", Object: "my dev"},
 		{Seq: 4, Instance: 7, Name: "late", Value: 0},
+		{Seq: 4, Instance: 7, Name: "again", Value: 0},
 		{Seq: 1, Instance: 9, Name: "tick", Value: 1},
 	} {
 		mustSend(t, kev, nlsend.AppendKevent(nil, e))
@@ -245,6 +270,8 @@ func TestMonitorOutput(t *testing.T) {
 		`kev tick object="my dev" value=6 payload="b" seq=5 instance=7`,
 		`kev !out_of_order instance=7 seq=4 highest_seq=5`,
 		`kev late value=0 payload="" seq=4 instance=7`,
+		`kev !duplicate instance=7 seq=4 highest_seq=5`,
+		`kev again value=0 payload="" seq=4 instance=7`,
 		`kev !reset instance=9 seq=1 previous_instance=7 previous_seq=5`,
 		`kev tick value=1 payload="" seq=1 instance=9`,
 	}
@@ -269,6 +296,8 @@ func TestMonitorOutput(t *testing.T) {
 		j + `"kev","event":"tick","object":"my dev","value":6,"payload":"b","seq":5,"instance":7}`,
 		j + `"kev","notice":"out_of_order","instance":7,"seq":4,"highest_seq":5}`,
 		j + `"kev","event":"late","object":"","value":0,"payload":"","seq":4,"instance":7}`,
+		j + `"kev","notice":"duplicate","instance":7,"seq":4,"highest_seq":5}`,
+		j + `"kev","event":"again","object":"","value":0,"payload":"","seq":4,"instance":7}`,
 		j + `"kev","notice":"reset","instance":9,"seq":1,"previous_instance":7,"previous_seq":5}`,
 		j + `"kev","event":"tick","object":"","value":1,"payload":"","seq":1,"instance":9}`,
 	}
@@ -298,7 +327,7 @@ func TestMonitorOutput(t *testing.T) {
 		}
 		for _, want := range []string{
 			"summary source=users events=8 lost=0 overruns=0 decode_errors=0 rejected=0 attached=true",
-			"summary source=kev events=5 lost=0 overruns=0 decode_errors=0 rejected=0 attached=true",
+			"summary source=kev events=6 lost=0 overruns=0 decode_errors=0 rejected=0 attached=true",
 		} {
 			if got := p.summaryLine(t, strings.Fields(want)[1][len("source="):]); got != want {
 				t.Errorf("summary:\n got %s\nwant %s", got, want)
@@ -327,8 +356,9 @@ func TestMonitorUevent(t *testing.T) {
 }
 
 // TestMonitorDecodeErrors: a malformed message prints its reason and a hex
-// dump of its datagram, bounded to 256 bytes, before the events of its
-// batch.
+// dump of its datagram, bounded to 256 bytes, where its datagram was among
+// the events of its batch: after the earlier datagrams' events, before its
+// own.
 func TestMonitorDecodeErrors(t *testing.T) {
 	t.Parallel()
 	const config = "sources:\n  - {name: bad, protocol: usersock, groups: [12], decoder: kevent}\n"
@@ -349,6 +379,18 @@ func TestMonitorDecodeErrors(t *testing.T) {
 	mustSend(t, snd, long)
 	text.waitOutput(t, "(the first 256 of 300 bytes)\n")
 	js.waitOutput(t, `"bytes":300`)
+	// A good datagram and a bad one, read in one batch.
+	text.stop(t)
+	js.stop(t)
+	second := nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: 2, Instance: 3, Name: "ok", Value: 2})
+	third := nlsend.AppendMessage(nil, 0x12, 0, []byte("late"))
+	mustSend(t, snd, second)
+	mustSend(t, snd, third)
+	for _, p := range []*monitorProc{text, js} {
+		p.signal(t, syscall.SIGCONT)
+	}
+	text.waitOutput(t, "message type 0x12")
+	js.waitOutput(t, "message type 0x12")
 
 	dump := func(b []byte) []string {
 		var out []string
@@ -366,6 +408,10 @@ func TestMonitorDecodeErrors(t *testing.T) {
 	want = append(want, "  at byte 0: message type 0x11 is not KEVENT_MSG_EVENT (0x10)")
 	want = append(want, dump(long[:256])...)
 	want = append(want, "  (the first 256 of 300 bytes)")
+	want = append(want, `bad ok value=2 payload="" seq=2 instance=3`)
+	want = append(want, fmt.Sprintf("bad !decode_error bytes=%d malformed=1", len(third)))
+	want = append(want, "  at byte 0: message type 0x12 is not KEVENT_MSG_EVENT (0x10)")
+	want = append(want, dump(third)...)
 	t.Logf("text output:\n%s\nJSON output:\n%s", text.stdout, js.stdout)
 	if diff := cmp.Diff(want, text.lines(t, notUp)); diff != "" {
 		t.Errorf("text output (-want +got):\n%s", diff)
@@ -378,6 +424,9 @@ func TestMonitorDecodeErrors(t *testing.T) {
 		j + `"event":"ok","object":"","value":1,"payload":"","seq":1,"instance":3}`,
 		j + fmt.Sprintf(`"notice":"decode_error","bytes":300,"malformed":1,"problems":[{"offset":0,"reason":"message type 0x11 is not KEVENT_MSG_EVENT (0x10)"}],"hex":"%x"}`,
 			long[:256]),
+		j + `"event":"ok","object":"","value":2,"payload":"","seq":2,"instance":3}`,
+		j + fmt.Sprintf(`"notice":"decode_error","bytes":%d,"malformed":1,"problems":[{"offset":0,"reason":"message type 0x12 is not KEVENT_MSG_EVENT (0x10)"}],"hex":"%x"}`,
+			len(third), third),
 	}
 	if diff := cmp.Diff(wantJSON, js.lines(t, notUp)); diff != "" {
 		t.Errorf("JSON output (-want +got):\n%s", diff)
@@ -387,7 +436,7 @@ func TestMonitorDecodeErrors(t *testing.T) {
 	if code := text.wait(t); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
-	if got, want := text.summaryLine(t, "bad"), "summary source=bad events=1 lost=0 overruns=0 decode_errors=2 rejected=0 attached=true"; got != want {
+	if got, want := text.summaryLine(t, "bad"), "summary source=bad events=2 lost=0 overruns=0 decode_errors=3 rejected=0 attached=true"; got != want {
 		t.Errorf("summary:\n got %s\nwant %s", got, want)
 	}
 }
@@ -455,6 +504,40 @@ func TestMonitorExitStatus(t *testing.T) {
 			t.Errorf("output %q, want %q", p.lines(t, notUp), want)
 		}
 	})
+	// However short the timeout, the run shows whether the sources open.
+	t.Run("timeout before opening", func(t *testing.T) {
+		p := startMonitor(t, "", append(cmdline, "--timeout=1ns")...)
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("exit status %d, want 0; stderr:\n%s", code, p.stderr)
+		}
+		if !strings.Contains(p.stdout.String(), " cmdline !up protocol=2 groups=13 ") {
+			t.Errorf("output lacks the source's up line:\n%s", p.stdout)
+		}
+	})
+	t.Run("timeout before failing to open", func(t *testing.T) {
+		p := startMonitor(t, "", "--protocol=29", "--groups=2", "--decoder=raw", "--timeout=1ns")
+		if code := p.wait(t); code != 2 {
+			t.Fatalf("exit status %d, want 2; stderr:\n%s", code, p.stderr)
+		}
+		for _, want := range []string{"no source could be opened", "Netlink protocol not registered"} {
+			if !strings.Contains(p.stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, p.stderr)
+			}
+		}
+		if want := []string{"cmdline !down protocol=29 groups=2"}; !cmp.Equal(want, p.lines(t, notUp)) {
+			t.Errorf("output %q, want %q", p.lines(t, notUp), want)
+		}
+	})
+	// Protocol route's groups by name, as in the configuration.
+	t.Run("route group names", func(t *testing.T) {
+		p := startMonitor(t, "", "--protocol=route", "--groups=link,neigh", "--decoder=rtnetlink", "--timeout=1ns")
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("exit status %d, want 0; stderr:\n%s", code, p.stderr)
+		}
+		if !strings.Contains(p.stdout.String(), " cmdline !up protocol=0 groups=1,3 groups_joined=2 ") {
+			t.Errorf("output lacks the source's up line:\n%s", p.stdout)
+		}
+	})
 	for _, c := range []struct {
 		name string
 		args []string
@@ -465,7 +548,9 @@ func TestMonitorExitStatus(t *testing.T) {
 		{"family without decoder", []string{"--family=nlctrl", "--groups=notify"}, "--family needs --groups and --decoder"},
 		{"protocol with config", []string{"--protocol=2", "--groups=2", "--decoder=raw", "--config.file=/dev/null"}, "cannot be combined"},
 		{"protocol without decoder", []string{"--protocol=2", "--groups=2"}, "--protocol needs --groups and --decoder"},
-		{"bad group", []string{"--protocol=2", "--groups=2,x", "--decoder=raw"}, `--groups: "x" is not a multicast group number`},
+		{"bad group", []string{"--protocol=2", "--groups=2,x", "--decoder=raw"}, `command-line source: groups: "x" is not an integer`},
+		{"empty group", []string{"--protocol=2", "--groups=2,", "--decoder=raw"}, `--groups: an empty group in "2,"`},
+		{"unknown route group", []string{"--protocol=route", "--groups=link,nope", "--decoder=rtnetlink"}, `command-line source: groups: unknown group "nope" for protocol route`},
 		{"group out of range", []string{"--protocol=usersock", "--groups=33", "--decoder=raw"}, "group 33 out of range 1-32"},
 		{"unknown protocol", []string{"--protocol=nope", "--groups=1", "--decoder=raw"}, `command-line source: unknown protocol "nope"`},
 		{"unknown source", []string{"--source=nope"}, `no source named "nope" in the configuration (it has `},
@@ -814,6 +899,15 @@ func TestMonitorSources(t *testing.T) {
 	if cfg, err := monitorSources(&monitorFlags{protocol: "29", groups: []string{"2"}, decoder: "kevent"}); err != nil || cfg.Sources[0].Protocol != 29 {
 		t.Errorf("--protocol=29: %+v, %v", cfg, err)
 	}
+	// Group names where the configuration takes them.
+	flags := &monitorFlags{protocol: "route", groups: []string{"link, IPv6_ifaddr", "3"}, decoder: "rtnetlink"}
+	fileCfg, err := config.Parse([]byte("sources:\n  - {name: cmdline, protocol: route, groups: [link, IPv6_ifaddr, 3], decoder: rtnetlink}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := monitorSources(flags); err != nil || !cmp.Equal(fileCfg.Sources, cfg.Sources) {
+		t.Errorf("--protocol=route --groups=link,IPv6_ifaddr,3: %+v, %v; want %+v", cfg, err, fileCfg.Sources)
+	}
 
 	cfg, err = monitorSources(&monitorFlags{sources: []string{"kevent", "uevent", "kevent"}})
 	if err != nil {
@@ -825,5 +919,126 @@ func TestMonitorSources(t *testing.T) {
 	}
 	if !cmp.Equal(names, []string{"kevent", "uevent"}) {
 		t.Errorf("--source kevent --source uevent --source kevent: sources %v", names)
+	}
+}
+
+// TestMonitorSequenceAgreesWithCollector feeds the same kevent sequence
+// numbers, late, copied, skipped and restarted, to the monitor and to the
+// collector: the monitor's notices add up to the collector's sequence
+// metrics, kind by kind.
+func TestMonitorSequenceAgreesWithCollector(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var events []decoder.Event
+	instance, highest := uint64(1), uint64(1000)
+	for i := 0; i < 20000; i++ {
+		var seq uint64
+		switch x := r.IntN(100); {
+		case x < 1:
+			// The module reloaded.
+			instance++
+			highest = r.Uint64N(1000)
+			seq = highest
+		case x < 10:
+			// A gap, some wider than the window.
+			highest += 2 + r.Uint64N(200)
+			seq = highest
+		case x < 35:
+			// Late or a copy: some older than the window, some from
+			// before the instance's first number.
+			seq = highest - min(highest, r.Uint64N(300))
+		default:
+			highest++
+			seq = highest
+		}
+		events = append(events, decoder.Event{Name: []byte("e"), HasSeq: true, Seq: seq, Instance: instance})
+	}
+
+	var out syncbuf.Buffer
+	m := newMonitor(&out, false, 0)
+	src := newMonitorSource(m, config.Source{Name: "k", Decoder: "kevent"}, decoder.NewRaw(nil), log.NewNopLogger())
+	metrics := collector.NewSourceMetrics("k", collector.SourceOptions{})
+	for len(events) > 0 {
+		n := min(len(events), 1+r.IntN(50))
+		src.Record(events[:n], 0, 0)
+		metrics.Record(events[:n], 0, 0)
+		events = events[n:]
+	}
+
+	// Gaps count their missing numbers, the other notices themselves.
+	notices := map[string]float64{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.HasPrefix(f[2], "!") {
+			continue
+		}
+		kind, n := f[2][1:], 1.0
+		if kind == "gap" {
+			missing, _ := strconv.Atoi(strings.TrimPrefix(f[4], "missing="))
+			n = float64(missing)
+		}
+		notices[kind] += n
+	}
+	c := collector.New()
+	c.SetSources([]*collector.SourceMetrics{metrics})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := make(map[string]*dto.MetricFamily)
+	for _, mf := range families {
+		mfs[mf.GetName()] = mf
+	}
+	for notice, metric := range map[string]string{
+		"gap":          "kevent_sequence_missing_total",
+		"out_of_order": "kevent_sequence_reordered_total",
+		"duplicate":    "kevent_sequence_duplicates_total",
+		"reset":        "kevent_sequence_resets_total",
+	} {
+		want, ok := e2e.Value(mfs, metric, "source", "k")
+		if !ok || want == 0 {
+			t.Fatalf("%s: %v (exists: %t); the sequence should make every kind", metric, want, ok)
+		}
+		if got := notices[notice]; got != want {
+			t.Errorf("!%s notices add up to %v, the collector's %s to %v", notice, got, metric, want)
+		}
+		t.Logf("%s: %v", metric, want)
+	}
+}
+
+// TestMonitorDecodeErrorPlace calls a source's decoder and sink as its
+// subscription does for one batch of four datagrams: good, too large for
+// its slot, half malformed, good. Each decode error prints where its
+// datagram came.
+func TestMonitorDecodeErrorPlace(t *testing.T) {
+	var out syncbuf.Buffer
+	m := newMonitor(&out, false, 0)
+	s := newMonitorSource(m, config.Source{Name: "a", Decoder: "raw"}, decoder.NewRaw(nil), log.NewNopLogger())
+	var events []decoder.Event
+	events, _ = s.placed.Decode(events, nlsend.AppendMessage(nil, 16, 0, []byte("1")))
+	s.Malformed(nil, 70000, 1)
+	half := nlsend.AppendMessage(nil, 16, 0, []byte("2"))
+	half = append(half, 1, 2, 3)
+	events, bad := s.placed.Decode(events, half)
+	s.Malformed(half, len(half), bad)
+	events, _ = s.placed.Decode(events, nlsend.AppendMessage(nil, 16, 0, []byte("3")))
+	s.Record(events, 0, 1+bad)
+
+	var got []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "a" {
+			got = append(got, strings.Join(f[2:], " "))
+		}
+	}
+	want := []string{
+		`16 value=1 payload="1"`,
+		"!decode_error bytes=70000 malformed=1",
+		fmt.Sprintf("!decode_error bytes=%d malformed=1", len(half)),
+		`16 value=2 payload="2"`,
+		`16 value=3 payload="3"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("output (-want +got):\n%s\n%s", diff, &out)
 	}
 }

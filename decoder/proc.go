@@ -55,26 +55,33 @@ var linuxSignals = [...]string{
 }
 
 const (
-	// sigRTMin and sigRTMax are the kernel's real-time signals. glibc
-	// keeps the first two for itself, so its SIGRTMIN (what kill -l
-	// shows) is the kernel's SIGRTMIN+2.
-	sigRTMin = 32
+	// sigRTMin and sigRTMax are the real-time signals as programs see
+	// them with glibc, and as bash's and procps's kill -l name them: the
+	// kernel's first two (32 and 33) are glibc's own, for thread
+	// cancellation and set*id, so its SIGRTMIN is 34.
+	sigRTMin = 34
 	sigRTMax = 64
 )
 
-// signalName returns the name of Linux signal sig: "SIGKILL", "SIGRTMIN",
-// "SIGRTMIN+3" (counted from the kernel's SIGRTMIN, 32), or the number for
-// one Linux does not have.
+// signalName returns the name of Linux signal sig as glibc's kill -l
+// prints it, with the SIG prefix: "SIGKILL"; "SIGRTMIN", "SIGRTMIN+1" to
+// "SIGRTMIN+15" for 34-49, "SIGRTMAX-14" to "SIGRTMAX" for 50-64. Signals
+// 32 and 33, which glibc keeps from programs and kill -l does not name,
+// and those Linux does not have are their numbers.
 func signalName(sig int) string {
 	switch {
 	case sig > 0 && sig < len(linuxSignals):
 		return linuxSignals[sig]
+	case sig < sigRTMin || sig > sigRTMax:
+		return strconv.Itoa(sig)
 	case sig == sigRTMin:
 		return "SIGRTMIN"
-	case sig > sigRTMin && sig <= sigRTMax:
+	case sig == sigRTMax:
+		return "SIGRTMAX"
+	case sig-sigRTMin <= (sigRTMax-sigRTMin)/2:
 		return "SIGRTMIN+" + strconv.Itoa(sig-sigRTMin)
 	}
-	return strconv.Itoa(sig)
+	return "SIGRTMAX-" + strconv.Itoa(sigRTMax-sig)
 }
 
 // Proc decodes the process events connector (protocol connector, group
@@ -84,7 +91,8 @@ func signalName(sig int) string {
 //
 //   - exit/<status> for a normal exit, e.g. exit/0 or exit/77;
 //   - signal/<NAME> for a process killed by a signal, e.g. signal/SIGKILL
-//     (the OOM killer's);
+//     (the OOM killer's) or signal/SIGRTMIN+5 (39), named as kill -l
+//     names it with glibc (see signalName);
 //   - coredump/<NAME> for one killed by a signal that dumped core.
 //
 // The kernel's exit_code is that of wait(2): the signal in its low 7 bits,

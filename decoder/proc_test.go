@@ -2,6 +2,7 @@ package decoder_test
 
 import (
 	"encoding/binary"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,8 +66,8 @@ func TestProc(t *testing.T) {
 		{"killed", procExit(4242, 4242, 9), []rtEvent{exitEv("signal/SIGKILL", 4242)}, 0},
 		{"killed, dumping core", procExit(4242, 4242, 0x80|11), []rtEvent{exitEv("coredump/SIGSEGV", 4242)}, 0},
 		{"a thread killed with its process", procExit(4244, 4242, 9), nil, 0},
-		{"real-time signals, numbered from the kernel's SIGRTMIN", concat(procExit(5, 5, 32), procExit(6, 6, 35), procExit(7, 7, 64)),
-			[]rtEvent{exitEv("signal/SIGRTMIN", 5), exitEv("signal/SIGRTMIN+3", 6), exitEv("signal/SIGRTMIN+32", 7)}, 0},
+		{"real-time signals, named as glibc's kill -l names them", concat(procExit(5, 5, 39), procExit(6, 6, 34), procExit(7, 7, 50), procExit(8, 8, 64), procExit(9, 9, 32)),
+			[]rtEvent{exitEv("signal/SIGRTMIN+5", 5), exitEv("signal/SIGRTMIN", 6), exitEv("signal/SIGRTMAX-14", 7), exitEv("signal/SIGRTMAX", 8), exitEv("signal/32", 9)}, 0},
 		{"a signal Linux does not have", procExit(5, 5, 0x80|100), []rtEvent{exitEv("coredump/100", 5)}, 0},
 		{"bits above the status are ignored", procExit(5, 5, 0x10000|3<<8), []rtEvent{exitEv("exit/3", 5)}, 0},
 		{"the core dump's own event, a fork, an exec, an acknowledgement",
@@ -105,33 +106,127 @@ func TestProc(t *testing.T) {
 	}
 }
 
-// TestProcSignalNames: every signal's name, as the Go runtime's x/sys/unix
-// names them for this architecture, and no name without the SIG prefix.
-func TestProcSignalNames(t *testing.T) {
-	d := decoder.NewProc()
+// procSignalNames are the names the proc decoder should give signals
+// 1-127, without the SIG prefix: Linux's for 1-31 as x/sys/unix names
+// them for this architecture; glibc's for the real-time signals, whose
+// SIGRTMIN is 34 (RTMIN, RTMIN+1 to RTMIN+15, then RTMAX-14 to RTMAX); the
+// number for 32 and 33, which glibc keeps for itself, and for 65-127.
+func procSignalNames() map[int]string {
+	want := make(map[int]string)
 	for sig := 1; sig < 128; sig++ {
-		events, bad := d.Decode(nil, procExit(5, 5, uint32(sig)))
-		if len(events) != 1 || bad != 0 {
-			t.Fatalf("signal %d: %d events, %d malformed", sig, len(events), bad)
+		want[sig] = strconv.Itoa(sig)
+	}
+	for sig := 1; sig < 32; sig++ {
+		want[sig] = strings.TrimPrefix(unix.SignalName(unix.Signal(sig)), "SIG")
+	}
+	want[int(unix.SIGIOT)] = "ABRT"
+	want[34], want[64] = "RTMIN", "RTMAX"
+	for n := 1; n <= 15; n++ {
+		want[34+n] = "RTMIN+" + strconv.Itoa(n)
+	}
+	for n := 1; n <= 14; n++ {
+		want[64-n] = "RTMAX-" + strconv.Itoa(n)
+	}
+	return want
+}
+
+// procSignalName decodes the exit of a process killed by sig and returns
+// its name without "signal/".
+func procSignalName(t *testing.T, sig int) string {
+	t.Helper()
+	events, bad := decoder.NewProc().Decode(nil, procExit(5, 5, uint32(sig)))
+	if len(events) != 1 || bad != 0 {
+		t.Fatalf("signal %d: %d events, %d malformed", sig, len(events), bad)
+	}
+	return strings.TrimPrefix(string(events[0].Name), "signal/")
+}
+
+// TestProcSignalNames: every signal's name, with the SIG prefix where it
+// is a name.
+func TestProcSignalNames(t *testing.T) {
+	want := procSignalNames()
+	for sig := 1; sig < 128; sig++ {
+		w := want[sig]
+		if _, err := strconv.Atoi(w); err != nil {
+			w = "SIG" + w
 		}
-		name := strings.TrimPrefix(string(events[0].Name), "signal/")
-		var want string
-		switch {
-		case sig < 32:
-			want = unix.SignalName(unix.Signal(sig))
-			if sig == int(unix.SIGIOT) {
-				want = "SIGABRT"
+		if got := procSignalName(t, sig); got != w {
+			t.Errorf("signal %d: named %q, want %q", sig, got, w)
+		}
+	}
+}
+
+// TestProcSignalNamesKill compares the names of signals 1-64 with what
+// the kill -l of this machine's bash and procps (or util-linux) print, the
+// names users look signals up by. Where a tool prints none (bash for 32
+// and 33), the decoder's name is the number.
+func TestProcSignalNamesKill(t *testing.T) {
+	// Other names tools print for the same signal.
+	aliases := map[string]string{"POLL": "IO", "IOT": "ABRT", "CLD": "CHLD"}
+	tools := 0
+	for _, tool := range []struct {
+		name string
+		// script prints kill -l N for N in 1-64, one line each, empty
+		// where the tool names none.
+		args []string
+	}{
+		{"bash", []string{"-c", `kill -l RTMIN; for i in $(seq 1 64); do echo "$(kill -l $i 2>/dev/null)"; done`}},
+		{"kill", nil},
+	} {
+		path, err := exec.LookPath(tool.name)
+		if err != nil {
+			t.Logf("%s: not installed", tool.name)
+			continue
+		}
+		var lines []string
+		if tool.args != nil {
+			out, err := exec.Command(path, tool.args...).Output()
+			if err != nil {
+				t.Fatalf("%s: %v", tool.name, err)
 			}
-		case sig == 32:
-			want = "SIGRTMIN"
-		case sig <= 64:
-			want = "SIGRTMIN+" + strconv.Itoa(sig-32)
-		default:
-			want = strconv.Itoa(sig)
+			lines = strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		} else {
+			// One process per signal: procps stops at the first it
+			// cannot name.
+			lines = []string{""}
+			if out, err := exec.Command(path, "-l", "RTMIN").Output(); err == nil {
+				lines[0] = strings.TrimSpace(string(out))
+			}
+			for sig := 1; sig <= 64; sig++ {
+				out, _ := exec.Command(path, "-l", strconv.Itoa(sig)).Output()
+				lines = append(lines, strings.TrimSpace(string(out)))
+			}
 		}
-		if name != want {
-			t.Errorf("signal %d: named %q, want %q", sig, name, want)
+		if len(lines) != 65 {
+			t.Fatalf("%s: %d lines of output, want 65: %q", tool.name, len(lines), lines)
 		}
+		tools++
+		// Its SIGRTMIN: 34 with glibc, other C libraries keep more.
+		rtmin := lines[0]
+		if rtmin != "" && rtmin != "34" {
+			t.Logf("%s: SIGRTMIN is %s here, not glibc's 34: its real-time signal names are not compared", tool.name, rtmin)
+		}
+		for sig := 1; sig <= 64; sig++ {
+			name := strings.TrimPrefix(lines[sig], "SIG")
+			if a, ok := aliases[name]; ok {
+				name = a
+			}
+			got := strings.TrimPrefix(procSignalName(t, sig), "SIG")
+			switch {
+			case sig >= 32 && rtmin != "34":
+			case name == "" && tool.name == "kill":
+				// procps 4 names no real-time signal.
+			case name == "":
+				if got != strconv.Itoa(sig) {
+					t.Errorf("signal %d: kill -l of %s names it not, the decoder %q (want the number)", sig, tool.name, got)
+				}
+			case got != name:
+				t.Errorf("signal %d: kill -l of %s names it %s, the decoder %q", sig, tool.name, name, got)
+			}
+		}
+	}
+	if tools == 0 {
+		t.Skip("neither bash nor kill is installed: TestProcSignalNames checks the convention alone")
 	}
 }
 
@@ -235,7 +330,10 @@ int main(void) {
 	SIG(SIGSTOP); SIG(SIGTSTP); SIG(SIGTTIN); SIG(SIGTTOU); SIG(SIGURG); SIG(SIGXCPU);
 	SIG(SIGXFSZ); SIG(SIGVTALRM); SIG(SIGPROF); SIG(SIGWINCH); SIG(SIGIO); SIG(SIGPWR);
 	SIG(SIGSYS);
-	exit_event("signal_SIGRTMIN", 100 + __SIGRTMIN, 100 + __SIGRTMIN, __SIGRTMIN);
+	/* The C library's real-time signals, and the kernel's first, which
+	   glibc keeps for itself. */
+	SIG(SIGRTMIN); SIG(SIGRTMIN+1); SIG(SIGRTMIN+15); SIG(SIGRTMAX-14); SIG(SIGRTMAX-1); SIG(SIGRTMAX);
+	exit_event("signal_32", 100 + __SIGRTMIN, 100 + __SIGRTMIN, __SIGRTMIN);
 
 	struct proc_event fork;
 	memset(&fork, 0, sizeof(fork));
@@ -288,7 +386,7 @@ int main(void) {
 			t.Errorf("%s: %d malformed, unexpected events (-want +got):\n%s", name, bad, diff)
 		}
 	}
-	want := 3 + 32 + 3 // exits, signals, fork and the requests
+	want := 3 + 38 + 3 // exits, signals, fork and the requests
 	if oldHeaders {
 		want--
 	}
