@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -83,6 +84,9 @@ const (
 	// about 1.3 MiB; the bound keeps a wrong path, such as a log file or a
 	// file that keeps growing, from eating the exporter's memory.
 	MaxFileBytes = 4 << 20
+	// ReadTimeout bounds the time Load waits for a file that looks
+	// regular but waits for data, as /proc/kmsg does.
+	ReadTimeout = 5 * time.Second
 	// MaxGroup is the highest multicast group accepted for route, generic
 	// and the custom protocols 17-31, whose kernel modules choose how many
 	// groups they have: whether a group exists is only known when it is
@@ -431,8 +435,9 @@ func (p Protocol) maxGroup() uint32 {
 
 // Load reads and checks the configuration file at path. It reads regular
 // files only (a symlink to one, as Kubernetes mounts a ConfigMap, is fine),
-// of at most MaxFileBytes, and never waits: neither for a FIFO's writer nor
-// for a device's end.
+// of at most MaxFileBytes, and never waits long: neither for a FIFO's
+// writer nor for a device's end, and for a file that waits for data for
+// ReadTimeout at most.
 func Load(path string) (*Config, error) {
 	b, err := readFile(path)
 	if err != nil {
@@ -464,8 +469,19 @@ func readFile(path string) ([]byte, error) {
 	if fi.Size() > MaxFileBytes {
 		return nil, tooLarge
 	}
+	// Some files that stat calls regular wait for data that may never
+	// come (/proc/kmsg, tracefs's trace_pipe). Those can be polled, so
+	// the runtime's poller waits for them, and a deadline ends the wait
+	// and frees the file. Files of disk file systems cannot be polled
+	// (ErrNoDeadline); reading them does not wait for data.
+	if err := f.SetReadDeadline(time.Now().Add(ReadTimeout)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
+		return nil, err
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("config file %q is not a regular file: reading it did not end within %v", path, ReadTimeout)
+	case err != nil:
 		return nil, err
 	}
 	if len(b) > MaxFileBytes {
