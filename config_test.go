@@ -43,6 +43,51 @@ func runExporter(t *testing.T, args ...string) (int, string, time.Duration) {
 	return code, string(out), took
 }
 
+// TestTelemetryPathRefused: a metrics path that http.ServeMux refuses or
+// that another endpoint has is a flag error, as a bad --log.level is,
+// where the exporter used to panic at startup.
+func TestTelemetryPathRefused(t *testing.T) {
+	t.Parallel()
+	const own = " is the path of one of the exporter's own endpoints (/-/healthy, /-/ready, /-/reload)"
+	const chars = " may have only letters, digits and the characters /-._~!$&'()*+,;=:@"
+	for _, c := range []struct{ path, want string }{
+		{"/-/healthy", `"/-/healthy"` + own},
+		{"/-/ready", `"/-/ready"` + own},
+		{"/-/reload", `"/-/reload"` + own},
+		{"", `"" must be an absolute path, such as /metrics`},
+		{"metrics", `"metrics" must be an absolute path, such as /metrics`},
+		{"/a b", `"/a b"` + chars},
+		{"/{name}", `"/{name}"` + chars},
+		{"/m%20", `"/m%20"` + chars},
+		{"/./metrics", `"/./metrics" is not a clean path (/metrics)`},
+		{"//", `"//" is not a clean path (/)`},
+	} {
+		code, out, _ := runExporter(t, "--web.listen-address=127.0.0.1:0", "--web.telemetry-path="+c.path)
+		if want := "--web.telemetry-path " + c.want + "\n"; code != 2 || out != want {
+			t.Errorf("--web.telemetry-path=%q: exit status %d, output:\n%s\nwant 2 and %s", c.path, code, out, want)
+		}
+	}
+	// The flag's other errors, for comparison.
+	if code, out, _ := runExporter(t, "--log.level=loud"); code != 2 || strings.Count(out, "\n") != 1 {
+		t.Errorf("--log.level=loud: exit status %d, output:\n%s\nwant 2 and one line", code, out)
+	}
+}
+
+// TestTelemetryPathSubtree: a path with a trailing slash, which the check
+// lets through, serves metrics under it.
+func TestTelemetryPathSubtree(t *testing.T) {
+	t.Parallel()
+	e := startExporter(t, "sources:\n  - {name: s, protocol: usersock, groups: [28], decoder: raw}\n", "--web.telemetry-path=/stats/")
+	resp, err := http.Get(e.URL + "/stats/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /stats/: %s", resp.Status)
+	}
+}
+
 // TestConfigThatCannotRunRefused: a configuration that passed
 // --config.check although the exporter and the monitor crashed on it (an
 // empty family made a source with no groups) is refused by the check, by a
