@@ -47,7 +47,7 @@ type Source struct {
 	Groups []uint32 `yaml:"groups"`
 	// GroupNames are a family's multicast groups, written in groups too.
 	GroupNames []string `yaml:"-"`
-	// Decoder is raw, uevent or kevent.
+	// Decoder is one of decoder.Names.
 	Decoder string `yaml:"decoder"`
 	// ReceiveBufferBytes is the socket receive buffer to ask for; 0 keeps
 	// the kernel's default.
@@ -56,7 +56,8 @@ type Source struct {
 	MaxEvents int `yaml:"max_events"`
 	// PayloadInfo turns kevent_event_last_payload_info on or off.
 	PayloadInfo bool `yaml:"payload_info"`
-	// EventNames names raw message types.
+	// EventNames names the raw decoder's message types or the genl
+	// decoder's commands.
 	EventNames EventNames `yaml:"event_names,omitempty"`
 	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
 	// empty means the protocol's usual senders (see README).
