@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log/level"
@@ -29,6 +32,13 @@ import (
 )
 
 const exporterName = "kevent_exporter"
+
+// The exporter's own endpoints, beside the metrics and the landing page.
+const (
+	healthyPath = "/-/healthy"
+	readyPath   = "/-/ready"
+	reloadPath  = "/-/reload"
+)
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -53,6 +63,7 @@ func run(args []string) int {
 	)
 	app.Version(version.Print(exporterName))
 	app.HelpFlag.Short('h')
+	app.Validate(func(*kingpin.Application) error { return checkTelemetryPath(*metricsPath) })
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -144,13 +155,13 @@ func run(args []string) int {
 		Logger:              logger,
 		Registry:            reg,
 	})))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc(healthyPath, func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc(readyPath, func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Ready")
 	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(reloadPath, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
@@ -173,7 +184,7 @@ func run(args []string) int {
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: *metricsPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
+				{Address: healthyPath, Text: "Health"},
 			},
 		})
 		if err != nil {
@@ -219,4 +230,28 @@ loop:
 	defer cancel()
 	_ = srv.Shutdown(ctx)
 	return status
+}
+
+// checkTelemetryPath says why p cannot be --web.telemetry-path, which
+// http.ServeMux takes as a pattern: it must be a clean absolute path of
+// RFC 3986's path characters, not percent-encoded (a space would make the
+// start of it a method, braces a wildcard), and not an endpoint of the
+// exporter's own. A trailing slash serves the path's subtree, as the mux
+// does.
+func checkTelemetryPath(p string) error {
+	const flag = "--web.telemetry-path"
+	clean := path.Clean(p)
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%s %q must be an absolute path, such as /metrics", flag, p)
+	case strings.ContainsFunc(p, func(r rune) bool {
+		return r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("/-._~!$&'()*+,;=:@", r))
+	}):
+		return fmt.Errorf("%s %q may have only letters, digits and the characters /-._~!$&'()*+,;=:@", flag, p)
+	case p != clean && (p != clean+"/" || clean == "/"):
+		return fmt.Errorf("%s %q is not a clean path (%s)", flag, p, clean)
+	case p == healthyPath || p == readyPath || p == reloadPath:
+		return fmt.Errorf("%s %q is the path of one of the exporter's own endpoints (%s, %s, %s)", flag, p, healthyPath, readyPath, reloadPath)
+	}
+	return nil
 }

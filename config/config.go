@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -46,7 +47,7 @@ type Source struct {
 	Groups []uint32 `yaml:"groups"`
 	// GroupNames are a family's multicast groups, written in groups too.
 	GroupNames []string `yaml:"-"`
-	// Decoder is raw, uevent or kevent.
+	// Decoder is one of decoder.Names.
 	Decoder string `yaml:"decoder"`
 	// ReceiveBufferBytes is the socket receive buffer to ask for; 0 keeps
 	// the kernel's default.
@@ -55,7 +56,8 @@ type Source struct {
 	MaxEvents int `yaml:"max_events"`
 	// PayloadInfo turns kevent_event_last_payload_info on or off.
 	PayloadInfo bool `yaml:"payload_info"`
-	// EventNames names raw message types.
+	// EventNames names the raw decoder's message types or the genl
+	// decoder's commands.
 	EventNames EventNames `yaml:"event_names,omitempty"`
 	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
 	// empty means the protocol's usual senders (see README).
@@ -83,6 +85,9 @@ const (
 	// about 1.3 MiB; the bound keeps a wrong path, such as a log file or a
 	// file that keeps growing, from eating the exporter's memory.
 	MaxFileBytes = 4 << 20
+	// ReadTimeout bounds the time Load waits for a file that looks
+	// regular but waits for data, as /proc/kmsg does.
+	ReadTimeout = 5 * time.Second
 	// MaxGroup is the highest multicast group accepted for route, generic
 	// and the custom protocols 17-31, whose kernel modules choose how many
 	// groups they have: whether a group exists is only known when it is
@@ -166,16 +171,17 @@ func (c *Config) UnmarshalYAML(node *yaml.Node) error {
 	if node.Kind != yaml.MappingNode {
 		return notA("a mapping", "configuration", node)
 	}
-	seen := make(map[string]int, len(configKeys))
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		k, v := resolve(node.Content[i]), node.Content[i+1]
+	pairs, err := mergedPairs(node, func(k *yaml.Node) (string, error) {
 		if !slices.Contains(configKeys, k.Value) {
-			return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: field %s not found in type config.Config", k.Line, k.Value)}}
+			return "", &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: field %s not found in type config.Config", k.Line, k.Value)}}
 		}
-		if line, ok := seen[k.Value]; ok {
-			return duplicateKey(k, line)
-		}
-		seen[k.Value] = k.Line
+		return k.Value, nil
+	}, duplicateKey)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		k, v := pairs[i], pairs[i+1]
 		// configKeys has sources only.
 		switch rv := resolve(v); {
 		case isNull(rv):
@@ -208,19 +214,22 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	// node.Decode does not inherit the decoder's KnownFields, so unknown
 	// keys are caught here. Catching duplicates and values of the wrong
 	// kind here too leaves yaml.v3 a mapping of at most len(sourceKeys)
-	// keys and scalars, so that its decoding stays cheap.
-	values := make(map[string]*yaml.Node, len(sourceKeys))
-	seen := make(map[string]int, len(sourceKeys))
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		k, v := resolve(node.Content[i]), node.Content[i+1]
+	// keys and scalars, so that its decoding stays cheap. Merge keys are
+	// expanded here too: yaml.v3 would merge only after this check.
+	pairs, err := mergedPairs(node, func(k *yaml.Node) (string, error) {
 		if !slices.Contains(sourceKeys, k.Value) {
-			return fmt.Errorf("line %d: unknown key %q in source (known keys: %s)", k.Line, k.Value, strings.Join(sourceKeys, ", "))
+			return "", fmt.Errorf("line %d: unknown key %q in source (known keys: %s)", k.Line, k.Value, strings.Join(sourceKeys, ", "))
 		}
-		if line, ok := seen[k.Value]; ok {
-			return duplicateKey(k, line)
-		}
-		seen[k.Value] = k.Line
-		values[k.Value] = v
+		return k.Value, nil
+	}, duplicateKey)
+	if err != nil {
+		return err
+	}
+	// The source as if its merged keys were its own, from here on.
+	node = withPairs(node, pairs)
+	values := make(map[string]*yaml.Node, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		values[pairs[i].Value] = pairs[i+1]
 	}
 	// Protocol 0 is a protocol (route), so a missing one cannot be told
 	// from the zero value later.
@@ -351,12 +360,24 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 		default:
 			return notA("a list", key, v)
 		}
-	case "name", "decoder", "senders", "family":
+	case "name", "decoder", "senders":
 		if rv.Kind != yaml.ScalarNode {
 			return notA("a string", key, v)
 		}
+	case "family":
+		switch {
+		case isNull(rv):
+			// No family: the source has a protocol.
+		case rv.Kind != yaml.ScalarNode || rv.ShortTag() != "!!str":
+			// A number is more likely a protocol than a family named
+			// "16".
+			return notA("a string", key, v)
+		case !validGenlName(rv.Value):
+			// An empty family must not make a source without groups.
+			return fmt.Errorf("line %d: family: %q is not 1-%d printable ASCII characters (GENL_NAMSIZ)", v.Line, rv.Value, genlNameMax)
+		}
 	case "payload_info":
-		if rv.Kind != yaml.ScalarNode {
+		if rv.Kind != yaml.ScalarNode || isNull(rv) {
 			return notA("a boolean", key, v)
 		}
 	}
@@ -375,18 +396,16 @@ func (p *Protocol) UnmarshalYAML(node *yaml.Node) error {
 		return fmt.Errorf("line %d: protocol must be a number or a name", node.Line)
 	}
 	switch node.ShortTag() {
-	case "!!int":
-		n, ok := intValue(node)
-		if !ok {
-			return notA("an integer", "protocol", node)
+	case "!!int", "!!float":
+		n, err := intValue("protocol", node)
+		if err != nil {
+			return err
 		}
 		if n < 0 || n >= maxLinks {
 			return fmt.Errorf("line %d: protocol %s out of range 0-31", node.Line, node.Value)
 		}
 		*p = Protocol(n)
 		return nil
-	case "!!float":
-		return notA("an integer", "protocol", node)
 	}
 	n, ok := protocols[strings.ToLower(node.Value)]
 	if !ok {
@@ -417,8 +436,9 @@ func (p Protocol) maxGroup() uint32 {
 
 // Load reads and checks the configuration file at path. It reads regular
 // files only (a symlink to one, as Kubernetes mounts a ConfigMap, is fine),
-// of at most MaxFileBytes, and never waits: neither for a FIFO's writer nor
-// for a device's end.
+// of at most MaxFileBytes, and never waits long: neither for a FIFO's
+// writer nor for a device's end, and for a file that waits for data for
+// ReadTimeout at most.
 func Load(path string) (*Config, error) {
 	b, err := readFile(path)
 	if err != nil {
@@ -450,8 +470,19 @@ func readFile(path string) ([]byte, error) {
 	if fi.Size() > MaxFileBytes {
 		return nil, tooLarge
 	}
+	// Some files that stat calls regular wait for data that may never
+	// come (/proc/kmsg, tracefs's trace_pipe). Those can be polled, so
+	// the runtime's poller waits for them, and a deadline ends the wait
+	// and frees the file. Files of disk file systems cannot be polled
+	// (ErrNoDeadline); reading them does not wait for data.
+	if err := f.SetReadDeadline(time.Now().Add(ReadTimeout)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
+		return nil, err
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("config file %q is not a regular file: reading it did not end within %v", path, ReadTimeout)
+	case err != nil:
 		return nil, err
 	}
 	if len(b) > MaxFileBytes {
@@ -542,7 +573,8 @@ func (s *Source) validate() error {
 		return fmt.Errorf("name is longer than %d bytes", maxSourceNameBytes)
 	case !nameRE.MatchString(s.Name):
 		return fmt.Errorf("name %q must match %s", s.Name, nameRE)
-	case len(s.Groups) == 0 && len(s.GroupNames) == 0:
+	case s.Family == "" && len(s.Groups) == 0, s.Family != "" && len(s.GroupNames) == 0:
+		// A protocol's subscription joins Groups, a family's GroupNames.
 		return errors.New("groups: at least one multicast group is required")
 	case s.Decoder == "":
 		return fmt.Errorf("decoder is required (one of %s)", strings.Join(decoder.Names, ", "))
@@ -586,7 +618,7 @@ func (s *Source) validate() error {
 			return fmt.Errorf("groups: group %d is not the proc decoder's: it reads group %d (CN_IDX_PROC)", g, procGroup)
 		}
 	}
-	return s.EventNames.validate()
+	return nil
 }
 
 // familyDecoders read generic netlink families only.
@@ -600,11 +632,9 @@ func validGenlName(n string) bool {
 	return n != "" && len(n) <= genlNameMax && !strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r > 0x7e })
 }
 
-// validateFamily checks what is particular to a family source.
+// validateFamily checks what is particular to a family source; Source's
+// UnmarshalYAML checked the family's name.
 func (s *Source) validateFamily() error {
-	if !validGenlName(s.Family) {
-		return fmt.Errorf("family %q must be 1-%d printable ASCII characters (GENL_NAMSIZ)", s.Family, genlNameMax)
-	}
 	seen := make(map[string]bool, len(s.GroupNames))
 	for _, g := range s.GroupNames {
 		if !validGenlName(g) {
@@ -619,35 +649,6 @@ func (s *Source) validateFamily() error {
 		if t > 255 {
 			return fmt.Errorf("event_names: type %d out of range 0-255 (generic netlink commands are 8 bits)", t)
 		}
-	}
-	return s.EventNames.validate()
-}
-
-// validate checks the names, in order of type so that the first error is
-// the same every time.
-func (e EventNames) validate() error {
-	named := make(map[string]uint16, len(e))
-	for _, t := range slices.Sorted(maps.Keys(e)) {
-		n := e[t]
-		if n == "" || len(n) > maxEventNameBytes || strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 }) {
-			return fmt.Errorf("event_names: name %q for type %d must be 1-128 bytes without control characters", n, t)
-		}
-		// The collector's own events (__overflow__) start with "__".
-		if strings.HasPrefix(n, "__") {
-			return fmt.Errorf("event_names: name %q for type %d starts with \"__\", which is reserved", n, t)
-		}
-		// Unnamed types are named by their number: "5" would merge with
-		// type 5's events.
-		if strings.Trim(n, "0123456789") == "" {
-			return fmt.Errorf("event_names: name %q for type %d is all digits, as the names of unnamed types are", n, t)
-		}
-		if k, ok := kernelTypes[n]; ok && k != t {
-			return fmt.Errorf("event_names: name %q for type %d is the kernel's name for type %d", n, t, k)
-		}
-		if u, ok := named[n]; ok {
-			return fmt.Errorf("event_names: types %d and %d are both named %q", u, t, n)
-		}
-		named[n] = t
 	}
 	return nil
 }

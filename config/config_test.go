@@ -144,7 +144,7 @@ func TestParseBad(t *testing.T) {
 		{"numeric group on a family", "sources:\n  - name: f\n    family: kevent\n    decoder: kevent\n    groups: [2]\n", `line 5: groups: "2" is not a group name (a family's groups are named)`},
 		{"named group on a protocol alone", "sources:\n  - name: s\n    protocol: 2\n    groups: [events]\n    decoder: raw\n", `line 4: groups: "events" is not an integer`},
 		{"family without groups", "sources:\n  - name: f\n    family: kevent\n    decoder: kevent\n", `source "f": groups: at least one multicast group is required`},
-		{"long family name", "sources:\n  - name: f\n    family: abcdefghijklmnop\n    groups: [events]\n    decoder: kevent\n", `source "f": family "abcdefghijklmnop" must be 1-15 printable ASCII characters (GENL_NAMSIZ)`},
+		{"long family name", "sources:\n  - name: f\n    family: abcdefghijklmnop\n    groups: [events]\n    decoder: kevent\n", `line 3: family: "abcdefghijklmnop" is not 1-15 printable ASCII characters (GENL_NAMSIZ)`},
 		{"family list", "sources:\n  - name: f\n    family: [kevent]\n    groups: [events]\n    decoder: kevent\n", "line 3: family: a list is not a string"},
 		{"group name twice", "sources:\n  - name: f\n    family: kevent\n    decoder: kevent\n    groups: [events, events]\n", `source "f": groups: group "events" listed twice`},
 		{"bad group name", "sources:\n  - name: f\n    family: kevent\n    decoder: kevent\n    groups: [café]\n", `source "f": groups: group name "café" must be 1-15 printable ASCII characters (GENL_NAMSIZ)`},
@@ -155,8 +155,8 @@ func TestParseBad(t *testing.T) {
 		{"senders list", src + "    senders: [root]\n", "line 6: senders: a list is not a string"},
 		{"event_names on uevent", "sources:\n  - name: s\n    protocol: 15\n    groups: [1]\n    decoder: uevent\n    event_names: {3: x}\n", `source "s": event_names applies to the raw and genl decoders only`},
 		{"event_names bad type", src + "    event_names: {70000: x}\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!int `70000` into uint16"},
-		{"event_names empty name", src + "    event_names: {3: ''}\n", `source "s": event_names: name "" for type 3 must be 1-128 bytes without control characters`},
-		{"event_names long name", src + "    event_names: {3: " + strings.Repeat("é", 65) + "}\n", `source "s": event_names: name "` + strings.Repeat("é", 65) + `" for type 3 must be 1-128 bytes without control characters`},
+		{"event_names empty name", src + "    event_names: {3: ''}\n", `line 6: event_names: type 3: name "" must be 1-128 bytes without control characters`},
+		{"event_names long name", src + "    event_names: {3: " + strings.Repeat("é", 65) + "}\n", `line 6: event_names: type 3: name "` + strings.Repeat("é", 65) + `" must be 1-128 bytes without control characters`},
 		{"event_names type twice", src + "    event_names: {16: x, 0x10: y}\n", "line 6: event_names lists a message type twice"},
 		{"no protocol", "sources:\n  - name: s\n    groups: [1]\n    decoder: raw\n", "line 2: source has no protocol or family"},
 		{"null protocol", "sources:\n  - name: s\n    protocol: ~\n    groups: [1]\n    decoder: raw\n", "line 2: source has no protocol or family"},
@@ -225,11 +225,11 @@ func TestParseBad(t *testing.T) {
 
 		// Names.
 		{"long name", "sources:\n  - name: " + strings.Repeat("n", 129) + "\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is longer than 128 bytes"},
-		{"event_names reserved", src + "    event_names: {3: __overflow__}\n", `source "s": event_names: name "__overflow__" for type 3 starts with "__", which is reserved`},
-		{"event_names digits", src + "    event_names: {3: '5'}\n", `source "s": event_names: name "5" for type 3 is all digits, as the names of unnamed types are`},
-		{"event_names kernel name", src + "    event_names: {5: error}\n", `source "s": event_names: name "error" for type 5 is the kernel's name for type 2`},
-		{"event_names kernel name on kernel type", src + "    event_names: {1: done}\n", `source "s": event_names: name "done" for type 1 is the kernel's name for type 3`},
-		{"event_names same name", src + "    event_names: {17: x, 16: x}\n", `source "s": event_names: types 16 and 17 are both named "x"`},
+		{"event_names reserved", src + "    event_names: {3: __overflow__}\n", `line 6: event_names: type 3: name "__overflow__" starts with "__", which is reserved`},
+		{"event_names digits", src + "    event_names: {3: '5'}\n", `line 6: event_names: type 3: name "5" is all digits, as the names of unnamed types are`},
+		{"event_names kernel name", src + "    event_names: {5: error}\n", `line 6: event_names: type 5: name "error" is the kernel's name for type 2`},
+		{"event_names kernel name on kernel type", src + "    event_names: {1: done}\n", `line 6: event_names: type 1: name "done" is the kernel's name for type 3`},
+		{"event_names same name", src + "    event_names: {17: x, 16: x}\n", `line 6: event_names: types 17 and 16 are both named "x"`},
 
 		// Aliases.
 		{"integer alias to a fraction", "sources:\n  - name: &f '2.9'\n    protocol: 2\n    groups: [1]\n    decoder: raw\n  - name: t\n    protocol: 2\n    groups: [1]\n    decoder: raw\n    max_events: *f\n", `line 10: max_events: "2.9" is not an integer`},
@@ -340,6 +340,57 @@ sources:
 	a.EventNames[1] = "changed"
 	if _, ok := b.EventNames[1]; ok {
 		t.Fatal("sources share an event_names map")
+	}
+}
+
+// TestParseMerge checks YAML merge keys: a source's own keys override
+// merged ones, an earlier merged mapping overrides a later one, merges nest,
+// and event_names and a merged protocol's named groups merge too.
+func TestParseMerge(t *testing.T) {
+	c, err := Parse([]byte(`
+sources:
+  - &base
+    name: a
+    protocol: 29
+    groups: [1]
+    decoder: raw
+    max_events: 10
+    event_names: &names {16: x, 17: y}
+  - <<: *base
+    name: b
+    groups: [2]
+  - &c
+    <<: [{max_events: 20}, *base]
+    name: c
+    event_names:
+      <<: *names
+      17: z
+      18: w
+  - <<: *c
+    name: d
+  - <<: {family: kevent, decoder: kevent}
+    name: e
+    groups: [events]
+  - name: f
+    <<: {protocol: route, decoder: rtnetlink}
+    groups: [link]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Source{Name: "a", Protocol: 29, Groups: []uint32{1}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 10, PayloadInfo: true, EventNames: EventNames{16: "x", 17: "y"}}
+	b := a
+	b.Name, b.Groups = "b", []uint32{2}
+	cc := a
+	cc.Name, cc.MaxEvents, cc.EventNames = "c", 20, EventNames{16: "x", 17: "z", 18: "w"}
+	d := cc
+	d.Name = "d"
+	e := DefaultSource
+	e.Name, e.Family, e.GroupNames, e.Decoder = "e", "kevent", []string{"events"}, "kevent"
+	f := DefaultSource
+	f.Name, f.Protocol, f.Groups, f.Decoder = "f", routeProtocol, []uint32{1}, "rtnetlink"
+	if want := []Source{a, b, cc, d, e, f}; !reflect.DeepEqual(c.Sources, want) {
+		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
 	}
 }
 
@@ -527,5 +578,50 @@ func TestLoadSymlink(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Fatalf("Load(symlink) = %+v, want the default", c)
+	}
+}
+
+// TestLoadInvalid loads each bad configuration in testdata, as the exporter
+// and --config.check do, and wants its exact error. Each was accepted, or
+// refused in other words, before.
+func TestLoadInvalid(t *testing.T) {
+	const leadingZero = "has a leading zero, octal in YAML 1.1 and decimal in YAML 1.2: write "
+	tests := []struct {
+		file, err string
+	}{
+		{"invalid-family-empty.yml", `line 5: family: "" is not 1-15 printable ASCII characters (GENL_NAMSIZ)`},
+		{"invalid-family-number.yml", `line 3: family: "16" is not a string`},
+		{"invalid-protocol-leading-zero.yml", `line 4: protocol: "010" ` + leadingZero + `10 for decimal or 0o10 for octal`},
+		{"invalid-group-leading-zero.yml", `line 4: groups: "010" ` + leadingZero + `10 for decimal or 0o10 for octal`},
+		{"invalid-group-leading-zero-not-octal.yml", `line 5: groups: "09" ` + leadingZero + `9 for decimal`},
+		{"invalid-max-events-leading-zero.yml", `line 6: max_events: "-0_100" ` + leadingZero + `-100 for decimal or -0o100 for octal`},
+		{"invalid-event-type-leading-zero.yml", `line 8: event_names: "017" ` + leadingZero + `17 for decimal or 0o17 for octal`},
+		{"invalid-event-name-del.yml", `line 7: event_names: type 16: name "link\x7fflap" must be 1-128 bytes without control characters`},
+		{"invalid-event-name-c1.yml", `line 7: event_names: type 16: name "link\u0085flap" must be 1-128 bytes without control characters`},
+		{"invalid-payload-info-null.yml", `line 6: payload_info: "~" is not a boolean`},
+		{"invalid-merge-unknown-key.yml", `line 8: unknown key "decodr" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders)`},
+		{"invalid-merge-duplicate-key.yml", "yaml: unmarshal errors:\n  line 11: mapping key \"name\" already defined at line 9"},
+		{"invalid-merge-twice.yml", "yaml: unmarshal errors:\n  line 9: mapping key \"<<\" already defined at line 7"},
+		{"invalid-merge-scalar.yml", `line 2: <<: "5" is not a mapping or a list of mappings`},
+		{"invalid-merge-protocol-and-family.yml", "line 8: source has both protocol and family"},
+		{"invalid-merge-event-type-twice.yml", "line 7: event_names lists a message type twice"},
+	}
+	files, err := filepath.Glob("testdata/invalid-*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(tests) {
+		t.Errorf("%d files in testdata, %d in the table: each file needs its error here", len(files), len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", tt.file))
+			if err == nil {
+				t.Fatalf("Load succeeded, want error %q", tt.err)
+			}
+			if err.Error() != tt.err {
+				t.Fatalf("error:\n got %q\nwant %q", err.Error(), tt.err)
+			}
+		})
 	}
 }
