@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -658,6 +657,9 @@ sources:
 	}
 }
 
+// procGroup is the connector's group of process events, CN_IDX_PROC.
+const procGroup = 1
+
 // procConfig is the proc source of the tests.
 const procConfig = `
 sources:
@@ -958,21 +960,26 @@ func caughtUp(t *testing.T, e *e2e.Exporter, l *procListener, pids map[string]ui
 // that order, so that the test knows exactly which exits, the test's and
 // others', the exporter must have counted between two scrapes. Threads'
 // exits, which the listener sees too, must not count.
+//
+// Whether uid 65534 may join the connector's group depends on the kernel's
+// build, not on its version alone: a probe tries it, and where the kernel
+// refuses, the exporter run as uid 65534 must have the source down and say
+// why instead.
 func TestProcExits(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "entering the initial network namespace")
 	t.Run("root", func(t *testing.T) { testProcExits(t, nil) })
 	t.Run("nobody", func(t *testing.T) {
 		cred := []string{"--setuid=65534", "--setgid=65534"}
-		if !kernelAtLeast(t, 6, 6) {
-			// Before 6.6 joining the connector's group needs
-			// CAP_NET_ADMIN.
-			e := startExporterIn(t, testenv.HostNetns(), procConfig, cred...)
-			e.WaitLog(t, "Not permitted to subscribe to the multicast groups")
-			e.WaitFor(t, 0, "kevent_source_up", "source", "procs")
+		probed := testenv.JoinAsNobody(t, testenv.HostNetns(), unix.NETLINK_CONNECTOR, procGroup)
+		if probed == nil {
+			t.Log("this kernel lets uid 65534 join the connector's group: the exits are counted")
+			testProcExits(t, cred)
 			return
 		}
-		testProcExits(t, cred)
+		t.Logf("this kernel does not let uid 65534 join the connector's group (%v): the source is down, saying why", probed)
+		e := startExporterIn(t, testenv.HostNetns(), procConfig, cred...)
+		e.WantAsProbed(t, "procs", procGroup, probed)
 	})
 }
 
@@ -1046,25 +1053,4 @@ func testProcExits(t *testing.T, cred []string) {
 			t.Errorf("%s = %v (present %v), want 0", m, v, ok)
 		}
 	}
-}
-
-// kernelAtLeast reports whether the running kernel is major.minor or
-// later.
-func kernelAtLeast(t *testing.T, major, minor int) bool {
-	t.Helper()
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	release := unix.ByteSliceToString(u.Release[:])
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		t.Fatalf("kernel release %q", release)
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		t.Fatalf("kernel release %q", release)
-	}
-	return ma > major || ma == major && mi >= minor
 }
