@@ -291,29 +291,35 @@ func (r *rtnl) addr(typ netlink.HeaderType, index int32, p netip.Prefix) {
 func (r *rtnl) tentative(ip netip.Addr) bool {
 	r.t.Helper()
 	for _, m := range r.do(unix.RTM_GETADDR, netlink.Dump, []byte{unix.AF_INET6, 0, 0, 0, 0, 0, 0, 0}) {
-		if len(m.Data) < unix.SizeofIfAddrmsg {
-			continue
-		}
-		flags := uint32(m.Data[2])
-		var a netip.Addr
-		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfAddrmsg:])
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.IFA_ADDRESS:
-				a, _ = netip.AddrFromSlice(ad.Bytes())
-			case unix.IFA_FLAGS:
-				flags = ad.Uint32()
-			}
-		}
-		if a == ip {
+		if a, flags := ifaddr(r.t, m); a == ip {
 			return flags&unix.IFA_F_TENTATIVE != 0
 		}
 	}
 	r.t.Fatalf("address %s not found", ip)
 	return false
+}
+
+// ifaddr returns the address and flags of an RTM_NEWADDR or RTM_DELADDR.
+func ifaddr(t *testing.T, m netlink.Message) (netip.Addr, uint32) {
+	t.Helper()
+	if len(m.Data) < unix.SizeofIfAddrmsg {
+		return netip.Addr{}, 0
+	}
+	flags := uint32(m.Data[2])
+	var a netip.Addr
+	ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfAddrmsg:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.IFA_ADDRESS:
+			a, _ = netip.AddrFromSlice(ad.Bytes())
+		case unix.IFA_FLAGS:
+			flags = ad.Uint32()
+		}
+	}
+	return a, flags
 }
 
 // eventCounts returns a source's kevent_events_total by "event object".
@@ -384,7 +390,7 @@ func TestRtnetlinkVeth(t *testing.T) {
 		t.Fatalf("exporter runs as uid %s, want 65534", uid)
 	}
 	// A listener of the test's own counts the kernel's IPv6 announcements.
-	announced := countIPv6NewAddr(t, ns)
+	announced := ipv6Announcements(t, ns)
 
 	r := dialRtnl(t, ns)
 	r.addVeth("kvA", "kvB")
@@ -429,7 +435,7 @@ func TestRtnetlinkVeth(t *testing.T) {
 	r.addr(unix.RTM_DELADDR, index, v6)
 	r.addr(unix.RTM_DELADDR, index, v4)
 	e.WaitFor(t, 2, "kevent_events_total", "source", "links", "event", "addr/del", "object", "kvA")
-	if got := announced(); got < 2 {
+	if got := announced(v6.Addr()); got < 2 {
 		t.Errorf("the kernel announced the IPv6 address %d times, want at least 2 (tentative, then after duplicate address detection): the test does not show the decoder counts it once", got)
 	}
 
@@ -456,9 +462,12 @@ func TestRtnetlinkVeth(t *testing.T) {
 	})
 }
 
-// countIPv6NewAddr counts the RTM_NEWADDR notifications of IPv6 addresses
-// in namespace ns from now on; the function it returns reads the count.
-func countIPv6NewAddr(t *testing.T, ns string) func() int {
+// ipv6Announcements subscribes to the IPv6 address notifications of
+// namespace ns. The function it returns reads them, in the kernel's order,
+// up to the deletion of address ip, and returns how many times the kernel
+// announced ip (RTM_NEWADDR) before: a count that does not depend on when
+// the test asks for it.
+func ipv6Announcements(t *testing.T, ns string) func(ip netip.Addr) int {
 	t.Helper()
 	f, err := os.Open(ns)
 	if err != nil {
@@ -469,33 +478,30 @@ func countIPv6NewAddr(t *testing.T, ns string) func() int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var count int
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	t.Cleanup(func() { c.Close() })
+	return func(ip netip.Addr) int {
+		t.Helper()
+		if err := c.SetReadDeadline(time.Now().Add(e2e.Timeout)); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
 		for {
 			msgs, err := c.Receive()
 			if err != nil {
-				return
+				t.Fatalf("reading the kernel's IPv6 address notifications up to the deletion of %s (%d announcements so far): %v", ip, n, err)
 			}
 			for _, m := range msgs {
-				if m.Header.Type == unix.RTM_NEWADDR {
-					mu.Lock()
-					count++
-					mu.Unlock()
+				if a, _ := ifaddr(t, m); a != ip {
+					continue
+				}
+				switch m.Header.Type {
+				case unix.RTM_NEWADDR:
+					n++
+				case unix.RTM_DELADDR:
+					return n
 				}
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	return func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return count
 	}
 }
 
