@@ -78,18 +78,22 @@ func startFamilyAsProbed(t *testing.T, source string, p e2e.FamilyProbe, config 
 	t.Logf("as uid 65534: %s", p)
 	e := startExporter(t, nobody, config)
 	e.WantFamilyAsProbed(t, source, p)
+	present := 0 // the groups the family has
 	for _, err := range p.Errs {
 		if errors.Is(err, unix.ENOENT) {
 			t.Skipf("this kernel has no %s family: the source is down, saying so, and there is nothing more to test", p.Family)
 		}
+		if !errors.Is(err, testenv.ErrNoGroup) {
+			present++
+		}
 	}
-	if p.Joinable() == len(p.Groups) {
+	if p.Joinable() == present {
 		return e
 	}
 	t.Logf("uid 65534 may not join every group of %s: an exporter run as root counts the events", p.Family)
 	r := startExporter(t, nil, config)
 	r.WaitFor(t, 1, "kevent_source_up", "source", source)
-	r.WaitFor(t, float64(len(p.Groups)), "kevent_source_groups_joined", "source", source)
+	r.WaitFor(t, float64(present), "kevent_source_groups_joined", "source", source)
 	return r
 }
 
