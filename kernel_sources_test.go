@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -292,29 +291,35 @@ func (r *rtnl) addr(typ netlink.HeaderType, index int32, p netip.Prefix) {
 func (r *rtnl) tentative(ip netip.Addr) bool {
 	r.t.Helper()
 	for _, m := range r.do(unix.RTM_GETADDR, netlink.Dump, []byte{unix.AF_INET6, 0, 0, 0, 0, 0, 0, 0}) {
-		if len(m.Data) < unix.SizeofIfAddrmsg {
-			continue
-		}
-		flags := uint32(m.Data[2])
-		var a netip.Addr
-		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfAddrmsg:])
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.IFA_ADDRESS:
-				a, _ = netip.AddrFromSlice(ad.Bytes())
-			case unix.IFA_FLAGS:
-				flags = ad.Uint32()
-			}
-		}
-		if a == ip {
+		if a, flags := ifaddr(r.t, m); a == ip {
 			return flags&unix.IFA_F_TENTATIVE != 0
 		}
 	}
 	r.t.Fatalf("address %s not found", ip)
 	return false
+}
+
+// ifaddr returns the address and flags of an RTM_NEWADDR or RTM_DELADDR.
+func ifaddr(t *testing.T, m netlink.Message) (netip.Addr, uint32) {
+	t.Helper()
+	if len(m.Data) < unix.SizeofIfAddrmsg {
+		return netip.Addr{}, 0
+	}
+	flags := uint32(m.Data[2])
+	var a netip.Addr
+	ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfAddrmsg:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.IFA_ADDRESS:
+			a, _ = netip.AddrFromSlice(ad.Bytes())
+		case unix.IFA_FLAGS:
+			flags = ad.Uint32()
+		}
+	}
+	return a, flags
 }
 
 // eventCounts returns a source's kevent_events_total by "event object".
@@ -377,15 +382,21 @@ func TestRtnetlinkVeth(t *testing.T) {
 	testenv.RequireRoot(t, "making network namespaces and veth pairs")
 	ns, other := newNetns(t), newNetns(t)
 	e := startExporterIn(t, ns, linksConfig)
-	// rtnetlink needs no privilege: the other exporter runs as nobody.
-	eo := startExporterIn(t, other, linksConfig, "--setuid=65534", "--setgid=65534")
+	// rtnetlink's kernel socket lets anyone listen: the other exporter
+	// runs as nobody, as root where a probe finds otherwise.
+	cred := []string{"--setuid=65534", "--setgid=65534"}
+	if err := testenv.JoinAsNobody(t, other, unix.NETLINK_ROUTE, unix.RTNLGRP_LINK); err != nil {
+		t.Logf("uid 65534 may not join rtnetlink's link group (%v): the other exporter runs as root", err)
+		cred = nil
+	}
+	eo := startExporterIn(t, other, linksConfig, cred...)
 	e.WaitFor(t, 1, "kevent_source_up", "source", "links")
 	eo.WaitFor(t, 1, "kevent_source_up", "source", "links")
-	if uid := processUID(t, eo.Cmd.Process.Pid); uid != "65534" {
+	if uid := processUID(t, eo.Cmd.Process.Pid); cred != nil && uid != "65534" {
 		t.Fatalf("exporter runs as uid %s, want 65534", uid)
 	}
 	// A listener of the test's own counts the kernel's IPv6 announcements.
-	announced := countIPv6NewAddr(t, ns)
+	announced := ipv6Announcements(t, ns)
 
 	r := dialRtnl(t, ns)
 	r.addVeth("kvA", "kvB")
@@ -430,7 +441,7 @@ func TestRtnetlinkVeth(t *testing.T) {
 	r.addr(unix.RTM_DELADDR, index, v6)
 	r.addr(unix.RTM_DELADDR, index, v4)
 	e.WaitFor(t, 2, "kevent_events_total", "source", "links", "event", "addr/del", "object", "kvA")
-	if got := announced(); got < 2 {
+	if got := announced(v6.Addr()); got < 2 {
 		t.Errorf("the kernel announced the IPv6 address %d times, want at least 2 (tentative, then after duplicate address detection): the test does not show the decoder counts it once", got)
 	}
 
@@ -457,9 +468,12 @@ func TestRtnetlinkVeth(t *testing.T) {
 	})
 }
 
-// countIPv6NewAddr counts the RTM_NEWADDR notifications of IPv6 addresses
-// in namespace ns from now on; the function it returns reads the count.
-func countIPv6NewAddr(t *testing.T, ns string) func() int {
+// ipv6Announcements subscribes to the IPv6 address notifications of
+// namespace ns. The function it returns reads them, in the kernel's order,
+// up to the deletion of address ip, and returns how many times the kernel
+// announced ip (RTM_NEWADDR) before: a count that does not depend on when
+// the test asks for it.
+func ipv6Announcements(t *testing.T, ns string) func(ip netip.Addr) int {
 	t.Helper()
 	f, err := os.Open(ns)
 	if err != nil {
@@ -470,33 +484,30 @@ func countIPv6NewAddr(t *testing.T, ns string) func() int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var count int
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	t.Cleanup(func() { c.Close() })
+	return func(ip netip.Addr) int {
+		t.Helper()
+		if err := c.SetReadDeadline(time.Now().Add(e2e.Timeout)); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
 		for {
 			msgs, err := c.Receive()
 			if err != nil {
-				return
+				t.Fatalf("reading the kernel's IPv6 address notifications up to the deletion of %s (%d announcements so far): %v", ip, n, err)
 			}
 			for _, m := range msgs {
-				if m.Header.Type == unix.RTM_NEWADDR {
-					mu.Lock()
-					count++
-					mu.Unlock()
+				if a, _ := ifaddr(t, m); a != ip {
+					continue
+				}
+				switch m.Header.Type {
+				case unix.RTM_NEWADDR:
+					n++
+				case unix.RTM_DELADDR:
+					return n
 				}
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	return func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return count
 	}
 }
 
@@ -657,6 +668,9 @@ sources:
 		t.Errorf("%v transitions hidden by %v lost datagrams: each hides at most two", hidden, lost)
 	}
 }
+
+// procGroup is the connector's group of process events, CN_IDX_PROC.
+const procGroup = 1
 
 // procConfig is the proc source of the tests.
 const procConfig = `
@@ -958,21 +972,26 @@ func caughtUp(t *testing.T, e *e2e.Exporter, l *procListener, pids map[string]ui
 // that order, so that the test knows exactly which exits, the test's and
 // others', the exporter must have counted between two scrapes. Threads'
 // exits, which the listener sees too, must not count.
+//
+// Whether uid 65534 may join the connector's group depends on the kernel's
+// build, not on its version alone: a probe tries it, and where the kernel
+// refuses, the exporter run as uid 65534 must have the source down and say
+// why instead.
 func TestProcExits(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "entering the initial network namespace")
 	t.Run("root", func(t *testing.T) { testProcExits(t, nil) })
 	t.Run("nobody", func(t *testing.T) {
 		cred := []string{"--setuid=65534", "--setgid=65534"}
-		if !kernelAtLeast(t, 6, 6) {
-			// Before 6.6 joining the connector's group needs
-			// CAP_NET_ADMIN.
-			e := startExporterIn(t, testenv.HostNetns(), procConfig, cred...)
-			e.WaitLog(t, "Not permitted to subscribe to the multicast groups")
-			e.WaitFor(t, 0, "kevent_source_up", "source", "procs")
+		probed := testenv.JoinAsNobody(t, testenv.HostNetns(), unix.NETLINK_CONNECTOR, procGroup)
+		if probed == nil {
+			t.Log("this kernel lets uid 65534 join the connector's group: the exits are counted")
+			testProcExits(t, cred)
 			return
 		}
-		testProcExits(t, cred)
+		t.Logf("this kernel does not let uid 65534 join the connector's group (%v): the source is down, saying why", probed)
+		e := startExporterIn(t, testenv.HostNetns(), procConfig, cred...)
+		e.WantAsProbed(t, "procs", procGroup, probed)
 	})
 }
 
@@ -1046,25 +1065,4 @@ func testProcExits(t *testing.T, cred []string) {
 			t.Errorf("%s = %v (present %v), want 0", m, v, ok)
 		}
 	}
-}
-
-// kernelAtLeast reports whether the running kernel is major.minor or
-// later.
-func kernelAtLeast(t *testing.T, major, minor int) bool {
-	t.Helper()
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	release := unix.ByteSliceToString(u.Release[:])
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		t.Fatalf("kernel release %q", release)
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		t.Fatalf("kernel release %q", release)
-	}
-	return ma > major || ma == major && mi >= minor
 }

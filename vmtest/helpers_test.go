@@ -5,6 +5,7 @@ package vmtest
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
+	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
 // Where run.sh puts things in the initramfs.
@@ -33,7 +35,7 @@ var (
 )
 
 // nobody runs an exporter unprivileged.
-var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+var nobody = &testenv.Nobody
 
 func TestMain(m *testing.M) {
 	// The test binary re-executed as a helper process (see runHelper).
@@ -62,6 +64,40 @@ func startExporter(t *testing.T, cred *syscall.Credential, config string) *e2e.E
 	}
 	t.Logf("exporter pid %d running as %s serves %s", e.Cmd.Process.Pid, who, e.URL)
 	return e
+}
+
+// startFamilyAsProbed runs an exporter on config as nobody, and checks
+// that source, which joins the groups of a generic netlink family, is what
+// the probe p of those groups found the kernel allows uid 65534: up if it
+// may join all, else down with the reason logged (e2e.WantFamilyAsProbed).
+// It returns an exporter whose source is up, for the rest of the test:
+// that one, or where uid 65534 may not join every group, one run as root.
+// A kernel without the family or its groups skips the rest of the test.
+func startFamilyAsProbed(t *testing.T, source string, p e2e.FamilyProbe, config string) *e2e.Exporter {
+	t.Helper()
+	t.Logf("as uid 65534: %s", p)
+	e := startExporter(t, nobody, config)
+	e.WantFamilyAsProbed(t, source, p)
+	present := 0 // the groups the family has
+	for _, err := range p.Errs {
+		if errors.Is(err, unix.ENOENT) {
+			t.Skipf("this kernel has no %s family: the source is down, saying so, and there is nothing more to test", p.Family)
+		}
+		if !errors.Is(err, testenv.ErrNoGroup) {
+			present++
+		}
+	}
+	switch {
+	case present == 0:
+		t.Skipf("this kernel's %s family has none of the groups: the source is down, saying so, and there is nothing more to test", p.Family)
+	case p.Joinable() == present:
+		return e
+	}
+	t.Logf("uid 65534 may not join every group of %s: an exporter run as root counts the events", p.Family)
+	r := startExporter(t, nil, config)
+	r.WaitFor(t, 1, "kevent_source_up", "source", source)
+	r.WaitFor(t, float64(present), "kevent_source_groups_joined", "source", source)
+	return r
 }
 
 // module is a kernel module of -moddir.

@@ -11,6 +11,9 @@
 // (so that /sys/class/net/lo is the namespace's own loopback) and lo up.
 // Multicast on NETLINK_USERSOCK, uevents of the namespace's devices and
 // /proc/net/netlink are then private to that one process tree.
+//
+// JoinAsNobody and JoinFamilyAsNobody probe what the kernel lets an
+// unprivileged process join, for tests whose outcome depends on it.
 package testenv
 
 import (
