@@ -31,7 +31,6 @@ var (
 	exporterBinary = flag.String("exporter", "/bin/kevent_exporter", "static kevent_exporter `binary`")
 	moduleDir      = flag.String("moddir", "/lib/kevent", "`directory` of kevent.ko, seed.ko and (if the kernel has it as a module) dummy.ko")
 	busybox        = flag.String("busybox", "/bin/busybox", "busybox `binary` (for ip)")
-	attachLimit    = flag.Duration("attach-limit", time.Second, "longest time from insmod to kevent_source_up 1")
 )
 
 // nobody runs an exporter unprivileged.

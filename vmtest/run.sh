@@ -18,7 +18,7 @@
 #   VMTEST_RUN    regular expression passed to -test.run (e.g. Seed, or
 #                 '^TestBurstAccounted$'): run only the tests it matches
 #   VMTEST_ARGS   more space-separated arguments of the test binary (e.g.
-#                 -attach-limit=2s -test.count=2)
+#                 -test.count=2)
 #   VMTEST_INIT   init script to boot instead of vmtest/init.sh (debugging)
 #   VMTEST_EXTRA  space-separated host files to copy into the initramfs /bin
 #   KEEP_WORK=1   keep $WORK even when the test passes
