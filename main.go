@@ -158,8 +158,12 @@ func run(args []string) int {
 		}
 		if err := rl.reload(shutdown); err != nil {
 			code := http.StatusInternalServerError
-			if errors.Is(err, errShuttingDown) {
+			switch {
+			case errors.Is(err, errShuttingDown):
 				code = http.StatusServiceUnavailable
+			case errors.Is(err, errSuperseded):
+				// A reload that began later has decided.
+				code = http.StatusConflict
 			}
 			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), code)
 			return
