@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -277,4 +279,51 @@ func TestForgedUevent(t *testing.T) {
 		t.Errorf("datagrams received = %v, want 3", v)
 	}
 	e.WaitLog(t, `msg="Rejected a datagram from a sender the source does not trust; see kevent_datagrams_rejected_total" reason=not_kernel`)
+}
+
+// TestSecondSignal: SIGTERM while several sources have deep queues to read,
+// then SIGTERM again. The sources read their queues together, and the
+// second signal ends the exporter at once, with 128 + SIGTERM as status.
+func TestSecondSignal(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t, "usersock multicast and SIGSTOP of the exporter")
+	groups := []uint32{3, 4, 5}
+	var cfg strings.Builder
+	cfg.WriteString("sources:\n")
+	for _, g := range groups {
+		fmt.Fprintf(&cfg, "  - {name: q%d, protocol: usersock, groups: [%d], decoder: raw, receive_buffer_bytes: %d}\n", g, g, 32<<20)
+	}
+	e := e2e.Start(t, e2e.Options{Binary: exporterBinary, Config: cfg.String(), Args: []string{"--log.level=debug"}, SkipStopCheck: true})
+	for _, g := range groups {
+		e.WaitFor(t, 1, "kevent_source_up", "source", fmt.Sprint("q", g))
+	}
+	// Datagrams of 64 KiB, each of 4096 messages to decode: more than each
+	// socket holds.
+	var datagram []byte
+	for len(datagram) < 64<<10 {
+		datagram = nlsend.AppendMessage(datagram, 0x20, 0, nil)
+	}
+	e.Signal(t, syscall.SIGSTOP)
+	for _, g := range groups {
+		snd := sender(t, g)
+		for range 1500 {
+			if err := snd.Send(datagram); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.Signal(t, syscall.SIGTERM)
+	e.Signal(t, syscall.SIGCONT)
+	e.WaitLog(t, `msg="Shutting down; a second signal exits at once"`)
+	e.Signal(t, syscall.SIGTERM)
+	err, exited := e.Wait()
+	if !exited {
+		t.Fatalf("exporter still running %v after a second SIGTERM; log:\n%s", e2e.Timeout, e.Logs)
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit: %v, want status %d; log:\n%s", err, 128+int(syscall.SIGTERM), e.Logs)
+	}
+	e.WaitLog(t, `msg="Signal received again: exiting at once, without waiting for the sources to stop" signal=terminated`)
+	t.Logf("sources that finished stopping: %d of %d", strings.Count(e.Logs.String(), `msg="Source stopped"`), len(groups))
 }

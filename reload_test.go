@@ -270,3 +270,38 @@ func TestReloadNewestWins(t *testing.T) {
 		})
 	}
 }
+
+// TestStopAllInParallel: at shutdown every source is told to stop before
+// any has finished, so that their queues are read together.
+func TestStopAllInParallel(t *testing.T) {
+	m := newSourceManager(log.NewNopLogger(), collector.New())
+	const n = 4
+	told := make(chan string, n)
+	var sources []*runningSource
+	for i := range n {
+		name := fmt.Sprint("s", i)
+		rs := &runningSource{
+			cfg: config.Source{Name: name}, metrics: collector.NewSourceMetrics(name, collector.SourceOptions{}),
+			cancel: func() { told <- name }, done: make(chan struct{}),
+		}
+		m.running[name] = rs
+		sources = append(sources, rs)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		m.stopAll()
+	}()
+	// No source finishes stopping before all were told to.
+	for range n {
+		select {
+		case <-told:
+		case <-time.After(10 * time.Second):
+			t.Fatal("stopAll waits for a source to stop before it tells the next")
+		}
+	}
+	for _, rs := range sources {
+		close(rs.done)
+	}
+	<-stopped
+}

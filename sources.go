@@ -154,14 +154,16 @@ func (m *sourceManager) stop(rs *runningSource, why string) {
 	level.Info(m.logger).Log(kv...)
 }
 
-// stopAll stops every source and waits for them.
+// stopAll stops every source, all at once, and waits for them.
 func (m *sourceManager) stopAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
+	var wg sync.WaitGroup
 	for _, rs := range m.running {
-		m.stop(rs, "Source stopped")
+		wg.Go(func() { m.stop(rs, "Source stopped") })
 	}
+	wg.Wait()
 	m.running = map[string]*runningSource{}
 }
 
