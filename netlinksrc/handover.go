@@ -51,8 +51,8 @@ func (s *Subscription) HandOver(next *Subscription) bool {
 	return true
 }
 
-// handOff passes c, joined to joined, to the successor if s stops for one,
-// and reports whether it did. The caller holds s.mu.
+// handOffLocked passes c, joined to joined, to the successor if s stops
+// for one, and reports whether it did. The caller holds s.mu.
 func (s *Subscription) handOffLocked(ctx context.Context, c *netlink.Conn, joined []uint32) bool {
 	h := s.handover
 	if h == nil || ctx.Err() == nil {
