@@ -88,14 +88,30 @@ func run(args []string) int {
 		return config.Load(*configFile)
 	}
 	// Reading the file may take long (a large file parses in seconds):
-	// a signal must not wait for it.
+	// a signal must not wait for it. A first signal shuts down, and the
+	// sources read what is queued on their sockets, which can take
+	// seconds; a second one exits at once.
 	shutdown, cancelShutdown := context.WithCancel(context.Background())
 	defer cancelShutdown()
+	returned := make(chan struct{})
+	defer close(returned)
 	go func() {
 		select {
-		case <-term:
+		case sig := <-term:
+			level.Info(logger).Log("msg", "Shutting down; a second signal exits at once", "signal", sig)
 			cancelShutdown()
-		case <-shutdown.Done():
+		case <-returned:
+			return
+		}
+		select {
+		case sig := <-term:
+			level.Warn(logger).Log("msg", "Signal received again: exiting at once, without waiting for the sources to stop", "signal", sig)
+			status := 1
+			if n, ok := sig.(syscall.Signal); ok {
+				status = 128 + int(n)
+			}
+			os.Exit(status)
+		case <-returned:
 		}
 	}()
 	cfg, err := loadContext(shutdown, loadConfig)
@@ -169,8 +185,12 @@ func run(args []string) int {
 		}
 		if err := rl.reload(shutdown); err != nil {
 			code := http.StatusInternalServerError
-			if errors.Is(err, errShuttingDown) {
+			switch {
+			case errors.Is(err, errShuttingDown):
 				code = http.StatusServiceUnavailable
+			case errors.Is(err, errSuperseded):
+				// A reload that began later has decided.
+				code = http.StatusConflict
 			}
 			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), code)
 			return
@@ -215,7 +235,6 @@ loop:
 			// In the background, so that SIGTERM is not kept waiting.
 			go rl.reload(shutdown)
 		case <-shutdown.Done():
-			level.Info(logger).Log("msg", "Shutting down")
 			break loop
 		case err := <-serveErr:
 			if !errors.Is(err, http.ErrServerClosed) {
@@ -226,6 +245,13 @@ loop:
 		}
 	}
 	cancelShutdown()
+	// The sources stop while the HTTP server does.
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		manager.stopAll()
+	}()
+	defer func() { <-stopped }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)

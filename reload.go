@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -12,13 +13,20 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/config"
 )
 
-// errShuttingDown is returned by a reload that shutdown overtook.
-var errShuttingDown = errors.New("shutting down: reload abandoned")
+var (
+	// errShuttingDown is returned by a reload that shutdown overtook.
+	errShuttingDown = errors.New("shutting down: reload abandoned")
+	// errSuperseded is returned by a reload that finished reading after a
+	// newer one had finished.
+	errSuperseded = errors.New("superseded by a newer reload")
+)
 
 // reloader reads the configuration and applies it, one reload at a time.
 // Reading and parsing happen outside the lock and can be abandoned: a
 // shutdown never waits for them, and a configuration read after shutdown
-// began is never applied.
+// began is never applied. Reloads overlap while they read: the newest
+// request wins, so one that finishes reading after a newer one finished
+// (applied or failed) changes nothing, neither the sources nor the gauges.
 type reloader struct {
 	file   string
 	load   func() (*config.Config, error)
@@ -28,7 +36,12 @@ type reloader struct {
 	success     prometheus.Gauge
 	successTime prometheus.Gauge
 
+	// requested numbers the reloads in the order they began.
+	requested atomic.Uint64
+
 	mu sync.Mutex
+	// finished is the number of the newest reload that finished.
+	finished uint64
 }
 
 // loadContext runs load, returning early with ctx's error if ctx ends
@@ -54,6 +67,7 @@ func loadContext(ctx context.Context, load func() (*config.Config, error)) (*con
 // reload reads and applies the configuration unless ctx, which ends at
 // shutdown, ends first.
 func (r *reloader) reload(ctx context.Context) error {
+	gen := r.requested.Add(1)
 	cfg, err := loadContext(ctx, r.load)
 	if ctx.Err() != nil {
 		level.Info(r.logger).Log("msg", "Reload abandoned: shutting down", "file", r.file)
@@ -61,6 +75,11 @@ func (r *reloader) reload(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if gen < r.finished {
+		level.Info(r.logger).Log("msg", "Reload superseded by a newer one, not applied", "file", r.file)
+		return errSuperseded
+	}
+	r.finished = gen
 	if err == nil {
 		if ctx.Err() != nil {
 			level.Info(r.logger).Log("msg", "Reload abandoned: shutting down", "file", r.file)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
@@ -210,4 +212,96 @@ sources:
 	if len(m.running) != 0 {
 		t.Errorf("%d sources running after stopAll and a late apply", len(m.running))
 	}
+}
+
+// TestReloadNewestWins runs two reloads at once: the first reads its file
+// slowly, the second quickly. The second's configuration is applied; the
+// first's, read after it, is not, and leaves the success gauge as the
+// newest reload set it, also when that one failed.
+func TestReloadNewestWins(t *testing.T) {
+	for _, newerFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("newer_fails=%v", newerFails), func(t *testing.T) {
+			older, newer := config.Default(), &config.Config{}
+			slowStarted, releaseSlow := make(chan struct{}), make(chan struct{})
+			var loads atomic.Int32
+			var applied []*config.Config
+			r, logs := newTestReloader(func() (*config.Config, error) {
+				if loads.Add(1) == 1 {
+					close(slowStarted)
+					<-releaseSlow
+					return older, nil
+				}
+				if newerFails {
+					return nil, errors.New("bad file")
+				}
+				return newer, nil
+			}, func(c *config.Config) error {
+				applied = append(applied, c)
+				return nil
+			})
+			first := make(chan error, 1)
+			go func() { first <- r.reload(context.Background()) }()
+			<-slowStarted
+			err := r.reload(context.Background())
+			if newerFails != (err != nil) {
+				t.Fatalf("newer reload: %v", err)
+			}
+			close(releaseSlow)
+			if err := <-first; !errors.Is(err, errSuperseded) {
+				t.Errorf("older reload: %v, want %v", err, errSuperseded)
+			}
+			want := []*config.Config{newer}
+			if newerFails {
+				want = nil
+			}
+			if len(applied) != len(want) || len(want) > 0 && applied[0] != newer {
+				t.Errorf("applied %d configurations (newer first: %v), want only the newer one's", len(applied), len(applied) > 0 && applied[0] == newer)
+			}
+			wantGauge := 1.0
+			if newerFails {
+				wantGauge = 0
+			}
+			if got := testutil.ToFloat64(r.success); got != wantGauge {
+				t.Errorf("kevent_config_last_reload_successful = %v, want %v", got, wantGauge)
+			}
+			if want := `msg="Reload superseded by a newer one, not applied"`; !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %s:\n%s", want, logs)
+			}
+		})
+	}
+}
+
+// TestStopAllInParallel: at shutdown every source is told to stop before
+// any has finished, so that their queues are read together.
+func TestStopAllInParallel(t *testing.T) {
+	m := newSourceManager(log.NewNopLogger(), collector.New())
+	const n = 4
+	told := make(chan string, n)
+	var sources []*runningSource
+	for i := range n {
+		name := fmt.Sprint("s", i)
+		rs := &runningSource{
+			cfg: config.Source{Name: name}, metrics: collector.NewSourceMetrics(name, collector.SourceOptions{}),
+			cancel: func() { told <- name }, done: make(chan struct{}),
+		}
+		m.running[name] = rs
+		sources = append(sources, rs)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		m.stopAll()
+	}()
+	// No source finishes stopping before all were told to.
+	for range n {
+		select {
+		case <-told:
+		case <-time.After(10 * time.Second):
+			t.Fatal("stopAll waits for a source to stop before it tells the next")
+		}
+	}
+	for _, rs := range sources {
+		close(rs.done)
+	}
+	<-stopped
 }

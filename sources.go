@@ -16,7 +16,10 @@ import (
 
 // sourceManager runs one netlink subscription per configured source and
 // swaps them on reload, keeping those whose configuration did not change
-// (and so their sockets and counts).
+// (and so their sockets and counts). A source whose configuration changed
+// goes on counting from where it was, and keeps its socket where it can:
+// the old subscription hands it over, still joined and with its queue, to
+// the new one (netlinksrc.Subscription.HandOver).
 type sourceManager struct {
 	logger    log.Logger
 	collector *collector.Collector
@@ -33,6 +36,9 @@ type runningSource struct {
 	cfg     config.Source
 	sub     *netlinksrc.Subscription
 	metrics *collector.SourceMetrics
+	// carried is what the source's earlier subscriptions counted, before
+	// reloads that changed it.
+	carried netlinksrc.Stats
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// final is the subscription's last stats, set when done is closed.
@@ -45,6 +51,8 @@ func newSourceManager(logger log.Logger, c *collector.Collector) *sourceManager 
 
 // apply makes the running sources those of cfg. Decoders are made before
 // anything is stopped, so a configuration that fails here changes nothing.
+// The sources that stop stop together; each replaced one's successor
+// starts as it stops.
 func (m *sourceManager) apply(cfg *config.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -66,56 +74,74 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 
 	next := make(map[string]*runningSource, len(cfg.Sources))
 	ordered := make([]*collector.SourceMetrics, 0, len(cfg.Sources))
+	var stops sync.WaitGroup
 	for _, sc := range cfg.Sources {
 		rs, ok := m.running[sc.Name]
-		if !ok || decoders[sc.Name] != nil {
-			if ok {
-				m.stop(rs, "Source replaced: its configuration changed")
-			}
-			rs = m.start(sc, decoders[sc.Name])
+		switch d := decoders[sc.Name]; {
+		case !ok:
+			rs = &runningSource{cfg: sc, sub: newSubscription(sc, d, m.logger)}
+			m.start(rs)
+		case d != nil:
+			old := rs
+			rs = &runningSource{cfg: sc, sub: newSubscription(sc, d, m.logger), metrics: old.metrics}
+			old.sub.HandOver(rs.sub)
+			stops.Go(func() {
+				m.stop(old, "Source replaced: its configuration changed")
+				rs.carried = old.carried.Plus(old.final)
+				m.start(rs)
+			})
 		}
 		next[sc.Name] = rs
 		ordered = append(ordered, rs.metrics)
 	}
 	for name, rs := range m.running {
 		if _, ok := next[name]; !ok {
-			m.stop(rs, "Source removed")
+			stops.Go(func() { m.stop(rs, "Source removed") })
 		}
 	}
+	stops.Wait()
 	m.running = next
 	m.collector.SetSources(ordered)
 	return nil
 }
 
-func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSource {
-	sub := newSubscription(sc, d, m.logger)
-	metrics := collector.NewSourceMetrics(sc.Name, collector.SourceOptions{
+// start runs rs's subscription, with new metrics or, for a source that
+// was replaced, its metrics reconfigured.
+func (m *sourceManager) start(rs *runningSource) {
+	sc := rs.cfg
+	opts := collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
-		Stats:       func() collector.SocketStats { return socketStats(sub.Stats()) },
-	})
+		Stats:       func() collector.SocketStats { return socketStats(rs.carried.Plus(rs.sub.Stats())) },
+	}
+	if rs.metrics == nil {
+		rs.metrics = collector.NewSourceMetrics(sc.Name, opts)
+	} else {
+		rs.metrics.Reconfigure(opts)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rs := &runningSource{cfg: sc, sub: sub, metrics: metrics, cancel: cancel, done: make(chan struct{})}
+	rs.cancel, rs.done = cancel, make(chan struct{})
 	go func() {
 		defer close(rs.done)
-		rs.final = sub.Run(ctx, metrics)
+		rs.final = rs.sub.Run(ctx, rs.metrics)
 	}()
 	if sc.Family != "" {
 		level.Info(m.logger).Log("msg", "Source started", "source", sc.Name, "family", sc.Family, "decoder", sc.Decoder)
 	} else {
 		level.Info(m.logger).Log("msg", "Source started", "source", sc.Name, "protocol", int(sc.Protocol), "decoder", sc.Decoder)
 	}
-	return rs
 }
 
-// stop stops a source, which first accounts for what is queued on its
-// socket, and logs its final counts: received + lost is every datagram the
-// kernel delivered to it while it was joined to its groups.
+// stop stops a source and logs its counts, over all its configurations.
+// Unless the source hands its socket over to its new configuration, it
+// first accounts for what is queued on the socket: received + lost is then
+// every datagram the kernel delivered to the source while it was joined to
+// its groups.
 func (m *sourceManager) stop(rs *runningSource, why string) {
 	rs.cancel()
 	<-rs.done
 	events, decodeErrors := rs.metrics.Totals()
-	st := rs.final
+	st := rs.carried.Plus(rs.final)
 	kv := []any{
 		"msg", why, "source", rs.cfg.Name,
 		"events", events, "decode_errors", decodeErrors,
@@ -128,14 +154,16 @@ func (m *sourceManager) stop(rs *runningSource, why string) {
 	level.Info(m.logger).Log(kv...)
 }
 
-// stopAll stops every source and waits for them.
+// stopAll stops every source, all at once, and waits for them.
 func (m *sourceManager) stopAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
+	var wg sync.WaitGroup
 	for _, rs := range m.running {
-		m.stop(rs, "Source stopped")
+		wg.Go(func() { m.stop(rs, "Source stopped") })
 	}
+	wg.Wait()
 	m.running = map[string]*runningSource{}
 }
 

@@ -108,9 +108,13 @@ func (e *Collector) Collect(ch chan<- prometheus.Metric) {
 // snapshot copies the source's state into samples, holding the source's
 // lock only for the copy so that a scrape delays the receive loop little.
 func (s *SourceMetrics) snapshot() []sample {
+	s.mu.Lock()
+	stats := s.opts.Stats
+	s.mu.Unlock()
 	var st SocketStats
-	if s.opts.Stats != nil {
-		st = s.opts.Stats()
+	if stats != nil {
+		// Without the lock: it reads the socket.
+		st = stats()
 	}
 	src := labelPairs("source", s.name)
 
@@ -130,11 +134,14 @@ func (s *SourceMetrics) snapshot() []sample {
 			out = append(out, sample{desc: lastValueDesc, labels: e.labels, value: e.value})
 		}
 		if s.opts.PayloadInfo {
-			if e.payloadDirty || e.payloadLabels == nil {
+			if e.payloadDirty {
 				e.payloadLabels = labelPairs("event", e.label, "object", e.object, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
 			}
-			out = append(out, sample{desc: lastPayloadDesc, labels: e.payloadLabels, value: 1})
+			// None for an event last seen before payload_info was on.
+			if e.payloadLabels != nil {
+				out = append(out, sample{desc: lastPayloadDesc, labels: e.payloadLabels, value: 1})
+			}
 		}
 	}
 	out = append(out,

@@ -300,3 +300,40 @@ func TestObjectLookupAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per Record of known events", n)
 	}
 }
+
+// TestReconfigure changes a source's options as a reload does: its counts
+// go on, the new bound and payload setting apply to what follows, and the
+// socket's stats come from the new function.
+func TestReconfigure(t *testing.T) {
+	s := newTestSource("r", SourceOptions{MaxEvents: 10}, SocketStats{Datagrams: 2})
+	s.Record([]decoder.Event{ev("a", "pa"), ev("b", "pb")}, 20, 1)
+	s.Reconfigure(SourceOptions{MaxEvents: 3, PayloadInfo: true, Stats: func() SocketStats { return SocketStats{Up: true, Datagrams: 5} }})
+	s.Record([]decoder.Event{ev("a", "pa2"), ev("c", "pc")}, 20, 0)
+	gatherCompare(t, []*SourceMetrics{s}, `
+# HELP kevent_datagrams_received_total Datagrams read from the source's socket, rejected ones included.
+# TYPE kevent_datagrams_received_total counter
+kevent_datagrams_received_total{source="r"} 5
+# HELP kevent_decode_errors_total Malformed messages that could not be decoded into events.
+# TYPE kevent_decode_errors_total counter
+kevent_decode_errors_total{source="r"} 1
+# HELP kevent_event_last_payload_info Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.
+# TYPE kevent_event_last_payload_info gauge
+kevent_event_last_payload_info{event="__overflow__",object="",payload="pc",source="r"} 1
+kevent_event_last_payload_info{event="a",object="",payload="pa2",source="r"} 1
+# HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
+# TYPE kevent_events_total counter
+kevent_events_total{event="__overflow__",object="",source="r"} 1
+kevent_events_total{event="a",object="",source="r"} 2
+kevent_events_total{event="b",object="",source="r"} 1
+# HELP kevent_source_max_event_names Bound on distinct (event, object) pairs, the overflow event included; events past it count under event="__overflow__".
+# TYPE kevent_source_max_event_names gauge
+kevent_source_max_event_names{source="r"} 3
+# HELP kevent_source_up Whether the source's netlink socket is open and subscribed (1) or not (0).
+# TYPE kevent_source_up gauge
+kevent_source_up{source="r"} 1
+# HELP kevent_received_bytes_total Bytes of netlink datagrams received.
+# TYPE kevent_received_bytes_total counter
+kevent_received_bytes_total{source="r"} 40
+`, "kevent_datagrams_received_total", "kevent_decode_errors_total", "kevent_event_last_payload_info", "kevent_events_total",
+		"kevent_source_max_event_names", "kevent_source_up", "kevent_received_bytes_total")
+}

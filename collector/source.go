@@ -133,6 +133,20 @@ func NewSourceMetrics(name string, opts SourceOptions) *SourceMetrics {
 	}
 }
 
+// Reconfigure makes opts the source's options from now on, for a source
+// whose configuration changed: what it counted so far stays, so that its
+// counters go on across a reload. Pairs already kept stay under a lower
+// MaxEvents; new ones count as the overflow event once the bound is
+// reached.
+func (s *SourceMetrics) Reconfigure(opts SourceOptions) {
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = DefaultMaxEvents
+	}
+	s.mu.Lock()
+	s.opts = opts
+	s.mu.Unlock()
+}
+
 // Record counts the events decoded from one datagram of n bytes in which
 // decodeErrors messages were malformed. It keeps no reference to events.
 func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {

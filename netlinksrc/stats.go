@@ -4,7 +4,10 @@ package netlinksrc
 //
 // Datagrams + Lost is every datagram the kernel delivered to the
 // subscription's sockets while they were joined to their groups: the
-// kernel drops whole datagrams at a full socket and counts each one.
+// kernel drops whole datagrams at a full socket and counts each one. A
+// socket handed over (Subscription.HandOver) counts with the subscription
+// that read it, its drops up to the handover with the one that handed it
+// over.
 type Stats struct {
 	// Up is set while the subscription's socket is open and joined.
 	Up bool
@@ -28,4 +31,18 @@ type Stats struct {
 	Rejected [numRejectReasons]uint64
 	// DropReadErrors counts failed reads of the kernel's drop counter.
 	DropReadErrors uint64
+}
+
+// Plus returns the counts of st, a subscription that stopped, and later,
+// the one that replaced it, added up, with later's state (Up,
+// GroupsJoined, ReceiveBufferBytes).
+func (st Stats) Plus(later Stats) Stats {
+	later.Datagrams += st.Datagrams
+	later.Overruns += st.Overruns
+	later.Lost += st.Lost
+	for i := range later.Rejected {
+		later.Rejected[i] += st.Rejected[i]
+	}
+	later.DropReadErrors += st.DropReadErrors
+	return later
 }

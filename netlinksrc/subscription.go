@@ -115,6 +115,10 @@ type Subscription struct {
 	// drop counter when it was last read.
 	lost      uint64
 	lastDrops uint32
+	// handover, set by HandOver, receives the socket when s stops; ended
+	// is set when Run has returned.
+	handover *handover
+	ended    bool
 
 	rcvbuf         atomic.Int64
 	datagrams      atomic.Uint64
@@ -134,6 +138,12 @@ type Subscription struct {
 	// dialController opens the generic netlink controller (a fake in
 	// tests).
 	dialController func() (controller, error)
+
+	// adopt is the handover of the predecessor whose socket s takes over,
+	// and adoptedDrops that socket's drop counter as the predecessor last
+	// read it; both are owned by the Run goroutine.
+	adopt        *handover
+	adoptedDrops uint32
 
 	// Receive state, owned by the Run goroutine.
 	sink      Sink
@@ -204,10 +214,12 @@ func (s *Subscription) Stats() Stats {
 
 // Run opens the socket and receives into sink until ctx is done, then
 // leaves its groups, accounts for what is still queued and returns the
-// final stats. It waits for a protocol that is not registered yet until it
-// appears (see protocolWatcher) and retries other errors with backoff, so
-// a subscription attaches when its kernel module appears.
+// final stats; or, after HandOver, passes the socket on. It waits for a
+// protocol that is not registered yet until it appears (see
+// protocolWatcher) and retries other errors with backoff, so a
+// subscription attaches when its kernel module appears.
 func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
+	defer s.endHandover()
 	s.sink = sink
 	s.malformed, _ = sink.(MalformedSink)
 	if s.cfg.Family != "" {
@@ -216,7 +228,9 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 	}
 	backoff := time.Second
 	waiting := false
-	for ctx.Err() == nil {
+	// A socket taken over is received on, or handed on, even if ctx ended.
+	adopted := s.takeOver()
+	for ctx.Err() == nil || adopted != nil {
 		if waiting {
 			if err := protocols.wait(ctx, s.cfg.Protocol); err != nil {
 				if ctx.Err() != nil {
@@ -235,7 +249,15 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 				break
 			}
 		}
-		c, joined, err := s.open(s.cfg.Protocol, s.cfg.Groups, nil)
+		var c *netlink.Conn
+		var joined []uint32
+		var err error
+		if adopted != nil {
+			c, joined, err = s.adoptSocket(adopted)
+			adopted = nil
+		} else {
+			c, joined, err = s.open(s.cfg.Protocol, s.cfg.Groups, nil)
+		}
 		if err != nil {
 			wait := s.openFailed(err, &waiting, &backoff)
 			select {
@@ -265,16 +287,19 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 
 // session receives on c, joined to the groups joined, until ctx ends, the
 // socket fails, or interrupt (if not nil) calls its argument. It then
-// leaves the groups, accounts for the queue and closes c.
+// leaves the groups, accounts for the queue and closes c; or, if ctx ended
+// and s has a successor (HandOver), passes c on as it is.
 func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []uint32, interrupt func(stop func())) error {
 	s.groupsJoined.Store(int64(len(joined)))
 	s.mu.Lock()
-	s.conn, s.lastDrops = c, 0
+	s.conn, s.lastDrops, s.adoptedDrops = c, s.adoptedDrops, 0
 	s.mu.Unlock()
 
 	var interrupted atomic.Bool
 	stopRead := func() { _ = c.SetReadDeadline(time.Now()) }
+	stopped := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(stopped)
 		stopRead()
 		if s.stopping != nil {
 			s.stopping()
@@ -293,7 +318,18 @@ func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []ui
 		close(done)
 	}
 	err := s.receive(c)
-	stop()
+	if !stop() {
+		// Its deadline must not land on a successor's reads.
+		<-stopped
+	}
+	s.mu.Lock()
+	handedOff := s.handOffLocked(ctx, c, joined)
+	s.mu.Unlock()
+	if handedOff {
+		<-done
+		level.Debug(s.logger).Log("msg", "Handed the socket over, joined and with its queue, to the source's new configuration")
+		return nil
+	}
 	if ctx.Err() != nil || interrupted.Load() {
 		s.drain(c, joined)
 	}
@@ -343,9 +379,32 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 	if err != nil {
 		return nil, nil, err
 	}
-	joined := make([]uint32, 0, len(groups))
-	var failed []string
-	var firstErr error
+	joined, failed, err := s.join(c, groups, names)
+	if len(joined) == 0 {
+		c.Close()
+		return nil, nil, err
+	}
+	s.joinFailed(joined, failed)
+	for _, req := range s.cfg.Requests {
+		// To the kernel: port ID 0, no group.
+		if err := s.control(c, func(fd int) error {
+			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		}); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("sending the subscription request to the kernel: %w", err)
+		}
+	}
+	if err := s.configure(c, true); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, joined, nil
+}
+
+// join joins c to groups and returns those it joined, and the others with
+// their errors, and the first error.
+func (s *Subscription) join(c *netlink.Conn, groups []uint32, names map[uint32]string) (joined []uint32, failed []string, firstErr error) {
+	joined = make([]uint32, 0, len(groups))
 	for _, g := range groups {
 		if err := c.JoinGroup(g); err != nil {
 			// The errno alone: the library's wrapping says nothing more.
@@ -365,28 +424,31 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 		}
 		joined = append(joined, g)
 	}
-	if len(joined) == 0 {
-		c.Close()
-		return nil, nil, firstErr
+	return joined, failed, firstErr
+}
+
+// joinFailed logs the groups that could not be joined beside those that
+// were.
+func (s *Subscription) joinFailed(joined []uint32, failed []string) {
+	if len(failed) == 0 {
+		return
 	}
-	if len(failed) > 0 {
-		if q, ok := s.openErrors.allow(); ok {
-			level.Error(s.logger).Log(quieted(q, "msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))...)
+	if q, ok := s.openErrors.allow(); ok {
+		level.Error(s.logger).Log(quieted(q, "msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))...)
+	}
+}
+
+// configure asks for senders' credentials where the subscription checks
+// them, and for its receive buffer. A fresh socket has neither; one taken
+// over from another subscription may have credentials to turn off.
+func (s *Subscription) configure(c *netlink.Conn, fresh bool) error {
+	if creds := s.needsCredentials(); creds || !fresh {
+		v := 0
+		if creds {
+			v = 1
 		}
-	}
-	for _, req := range s.cfg.Requests {
-		// To the kernel: port ID 0, no group.
-		if err := s.control(c, func(fd int) error {
-			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		}); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("sending the subscription request to the kernel: %w", err)
-		}
-	}
-	if s.needsCredentials() {
-		if err := s.control(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1) }); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("asking for senders' credentials (SO_PASSCRED): %w", err)
+		if err := s.control(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, v) }); err != nil {
+			return fmt.Errorf("setting whether to receive senders' credentials (SO_PASSCRED): %w", err)
 		}
 	}
 	if s.cfg.ReceiveBufferBytes > 0 {
@@ -405,7 +467,7 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 				"configured", s.cfg.ReceiveBufferBytes, "usable", n/2, "granted_with_kernel_overhead", n)
 		}
 	}
-	return c, joined, nil
+	return nil
 }
 
 // control runs f on the socket's file descriptor.
