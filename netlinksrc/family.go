@@ -22,6 +22,10 @@ import (
 // the controller's next notifications before acting on the change.
 const coalesceNotes = 50 * time.Millisecond
 
+// retryAfter is time.After; tests record the waits of a family
+// subscription that starts over.
+var retryAfter = time.After
+
 // ctrlBufferSize holds any notification of the controller: the kernel
 // builds them in NLMSG_DEFAULT_SIZE, less than a page of 64 KiB.
 const ctrlBufferSize = 64 << 10
@@ -334,8 +338,13 @@ func (s *Subscription) runFamily(ctx context.Context) {
 	for ctx.Err() == nil {
 		ctrl, err := s.dialController()
 		if err == nil {
-			err = s.followFamily(ctx, ctrl)
+			var resolved bool
+			resolved, err = s.followFamily(ctx, ctrl)
 			ctrl.Close()
+			if resolved {
+				// The controller worked: this is a new failure.
+				backoff = time.Second
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -345,7 +354,7 @@ func (s *Subscription) runFamily(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-retryAfter(backoff):
 		}
 		backoff = min(2*backoff, maxRetryInterval)
 	}
@@ -425,8 +434,9 @@ func (s *Subscription) rejectNote(port uint32) {
 // followFamily looks the family up once, then follows the controller's
 // notifications: it looks the family up again only when notifications
 // were lost, since each lookup of a missing family makes the kernel try
-// to load a module for it.
-func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error {
+// to load a module for it. resolved says whether the first lookup
+// succeeded.
+func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resolved bool, err error) {
 	notes := make(chan note)
 	readErr := make(chan error, 1)
 	quit := make(chan struct{})
@@ -452,7 +462,7 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 	name := s.cfg.Family
 	fam, err := lookUp(ctrl, name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	announced := false // the family's absence or missing groups were logged
 	for ctx.Err() == nil {
@@ -468,9 +478,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 			}
 			select {
 			case <-ctx.Done():
-				return nil
+				return true, nil
 			case err := <-readErr:
-				return err
+				return true, err
 			case n := <-notes:
 				was := fam.present
 				fam = n.update(fam, name)
@@ -497,9 +507,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 			// Joining will not succeed before the family changes.
 			select {
 			case <-ctx.Done():
-				return nil
+				return true, nil
 			case err := <-readErr:
-				return err
+				return true, err
 			case n := <-notes:
 				fam = n.update(fam, name)
 			}
@@ -531,9 +541,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 		})
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return true, nil
 		case ctrlErr != nil:
-			return ctrlErr
+			return true, ctrlErr
 		case !next.present:
 			level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 			announced = true
@@ -546,7 +556,7 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 		}
 		fam = next
 	}
-	return nil
+	return true, nil
 }
 
 // settle hands the notifications that follow a change of the family to

@@ -29,6 +29,7 @@ type fakeController struct {
 	family  *genetlink.Family
 
 	notes    chan fakeDatagram
+	recvErr  error // if set, what Receive returns
 	deadline chan struct{}
 	once     sync.Once
 }
@@ -67,6 +68,9 @@ func (c *fakeController) GetFamily(name string) (genetlink.Family, error) {
 }
 
 func (c *fakeController) Receive(block bool) (uint32, []genetlink.Message, error) {
+	if c.recvErr != nil {
+		return 0, nil, c.recvErr
+	}
 	if !block {
 		select {
 		case d := <-c.notes:
@@ -511,6 +515,42 @@ func TestResyncDiscardsStale(t *testing.T) {
 	}
 	if n := s.Stats().Rejected[RejectNotKernel]; n != 1 {
 		t.Errorf("rejected = %d, want 1", n)
+	}
+}
+
+// TestFamilyRetryBackoff: the wait before starting over doubles while the
+// controller cannot be used, and is back to a second once it could.
+func TestFamilyRetryBackoff(t *testing.T) {
+	fam := &genetlink.Family{Name: "kevent", ID: 40}
+	s := New(Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, decoder.NewRaw(nil), log.NewNopLogger())
+	dials := 0
+	s.dialController = func() (controller, error) {
+		dials++
+		if dials >= 4 && dials <= 6 {
+			return nil, unix.EMFILE
+		}
+		// Looked up, then the notify socket fails.
+		c := newFakeController(fam)
+		c.recvErr = unix.EIO
+		return c, nil
+	}
+	var waits []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer func(f func(time.Duration) <-chan time.Time) { retryAfter = f }(retryAfter)
+	retryAfter = func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		if len(waits) == 7 {
+			cancel()
+		}
+		c := make(chan time.Time, 1)
+		c <- time.Time{}
+		return c
+	}
+	s.Run(ctx, newSink())
+	want := []time.Duration{time.Second, time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, time.Second}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits = %v, want %v", waits, want)
 	}
 }
 
