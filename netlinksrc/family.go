@@ -19,8 +19,11 @@ import (
 )
 
 // coalesceNotes is how long a subscription whose family changed waits for
-// the controller's next notifications before acting on the change.
-const coalesceNotes = 50 * time.Millisecond
+// the controller's next notifications before acting on the change;
+// maxCoalesce bounds that wait however many notifications keep coming: a
+// module's unload sends a few within microseconds, a steady stream must
+// not keep the source detached. Variables for tests.
+var coalesceNotes, maxCoalesce = 50 * time.Millisecond, 250 * time.Millisecond
 
 // retryAfter is time.After; tests record the waits of a family
 // subscription that starts over.
@@ -560,12 +563,14 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 }
 
 // settle hands the notifications that follow a change of the family to
-// update until none comes for coalesceNotes: the controller announces an
-// unload group by group, then the family, and what follows at once is
-// taken together.
+// update until none comes for coalesceNotes, or for at most maxCoalesce:
+// the controller announces an unload group by group, then the family, and
+// what follows at once is taken together.
 func settle(ctx context.Context, notes <-chan note, readErr <-chan error, update func(note)) error {
 	quiet := time.NewTimer(coalesceNotes)
 	defer quiet.Stop()
+	limit := time.NewTimer(maxCoalesce)
+	defer limit.Stop()
 	for {
 		select {
 		case n := <-notes:
@@ -576,6 +581,7 @@ func settle(ctx context.Context, notes <-chan note, readErr <-chan error, update
 			return err
 		case <-ctx.Done():
 		case <-quiet.C:
+		case <-limit.C:
 		}
 		return nil
 	}

@@ -554,6 +554,50 @@ func TestFamilyRetryBackoff(t *testing.T) {
 	}
 }
 
+// TestSettleBounded: notifications that keep coming after the family's
+// groups changed do not keep the source detached. They come faster than
+// the settle wait here, however slow the machine: it is made an hour.
+func TestSettleBounded(t *testing.T) {
+	notify := realGroup(t, "nlctrl", "notify")
+	mgmt := realGroup(t, "netdev", "mgmt")
+	defer func(d time.Duration) { coalesceNotes = d }(coalesceNotes)
+	coalesceNotes = time.Hour
+	logs := &syncbuf.Buffer{}
+	ctrl := newFakeController(&genetlink.Family{Name: "kevent", ID: 40, Groups: []genetlink.MulticastGroup{{Name: "events", ID: notify}}})
+	s := startFamily(t, Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, ctrl, logs)
+	waitUp(t, s)
+
+	// The group gets a new id, then notifications about another family
+	// follow one another.
+	ctrl.notify(ctrlMessage(unix.CTRL_CMD_NEWMCAST_GRP, "kevent", 40, map[string]uint32{"events": mgmt}))
+	stop := make(chan struct{})
+	streamed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { streamed <- n }()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		other := fakeDatagram{msgs: []genetlink.Message{ctrlMessage(unix.CTRL_CMD_NEWFAMILY, "other", 41, nil)}}
+		for {
+			select {
+			case ctrl.notes <- other:
+				n++
+			case <-stop:
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	const rejoined = `msg="Generic netlink family's groups changed; joining them again" family_id=40`
+	waitUntil(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up })
+	close(stop)
+	t.Logf("%d notifications streamed", <-streamed)
+}
+
 // TestParseNotes reads the controller's messages of a datagram, skipping
 // others, and refuses one that is cut short.
 func TestParseNotes(t *testing.T) {
