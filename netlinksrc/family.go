@@ -1,14 +1,16 @@
 package netlinksrc
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
-
-	"context"
 
 	"github.com/go-kit/log/level"
 	"github.com/mdlayher/genetlink"
@@ -17,8 +19,24 @@ import (
 )
 
 // coalesceNotes is how long a subscription whose family changed waits for
-// the controller's next notifications before acting on the change.
-const coalesceNotes = 50 * time.Millisecond
+// the controller's next notifications before acting on the change;
+// maxCoalesce bounds that wait however many notifications keep coming: a
+// module's unload sends a few within microseconds, a steady stream must
+// not keep the source detached. Variables for tests.
+var coalesceNotes, maxCoalesce = 50 * time.Millisecond, 250 * time.Millisecond
+
+// retryAfter is time.After; tests record the waits of a family
+// subscription that starts over.
+var retryAfter = time.After
+
+// ctrlBufferSize holds any notification of the controller: the kernel
+// builds them in NLMSG_DEFAULT_SIZE, less than a page of 64 KiB.
+const ctrlBufferSize = 64 << 10
+
+// errNotesLost says that controller notifications were lost: its socket's
+// queue overflowed (ENOBUFS), or one could not be read whole. What the
+// subscription knows of its family is then stale.
+var errNotesLost = errors.New("generic netlink controller notifications lost")
 
 // A controller is the generic netlink controller (nlctrl) as a family
 // subscription uses it: one lookup when it starts, then the notifications
@@ -27,8 +45,12 @@ const coalesceNotes = 50 * time.Millisecond
 type controller interface {
 	// GetFamily looks a family up; an absent family's error wraps ENOENT.
 	GetFamily(name string) (genetlink.Family, error)
-	// Receive returns the next notifications.
-	Receive() ([]genetlink.Message, []netlink.Message, error)
+	// Receive returns the notifications of the next datagram on the notify
+	// group and its sender's port ID (0 is the kernel; a datagram from
+	// another sender comes without its notifications). Unless block is
+	// set, it returns an error wrapping EAGAIN when none is queued. An
+	// error wrapping errNotesLost says that notifications were lost.
+	Receive(block bool) (portID uint32, msgs []genetlink.Message, err error)
 	// SetReadDeadline makes a blocked Receive return.
 	SetReadDeadline(t time.Time) error
 	Close() error
@@ -39,6 +61,8 @@ type controller interface {
 // the lookup.
 type genlController struct {
 	notify, query *genetlink.Conn
+	rc            syscall.RawConn
+	buf           []byte
 }
 
 // dialController joins the controller's notify group before anything is
@@ -64,20 +88,68 @@ func dialController() (controller, error) {
 			}
 		}
 	}
+	var rc syscall.RawConn
+	if err == nil {
+		rc, err = notify.SyscallConn()
+	}
 	if err != nil {
 		notify.Close()
 		query.Close()
 		return nil, fmt.Errorf("joining the generic netlink controller's notify group: %w", err)
 	}
-	return &genlController{notify: notify, query: query}, nil
+	return &genlController{notify: notify, query: query, rc: rc, buf: make([]byte, ctrlBufferSize)}, nil
 }
 
 func (c *genlController) GetFamily(name string) (genetlink.Family, error) {
 	return c.query.GetFamily(name)
 }
 
-func (c *genlController) Receive() ([]genetlink.Message, []netlink.Message, error) {
-	return c.notify.Receive()
+// Receive reads the socket itself: the library's Receive does not say who
+// sent a datagram.
+func (c *genlController) Receive(block bool) (uint32, []genetlink.Message, error) {
+	var (
+		n    int
+		from unix.Sockaddr
+		rerr error
+	)
+	recv := func(fd uintptr) bool {
+		for {
+			n, from, rerr = unix.Recvfrom(int(fd), c.buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+			if rerr != unix.EINTR {
+				return !block || rerr != unix.EAGAIN
+			}
+		}
+	}
+	var err error
+	if block {
+		err = c.rc.Read(recv)
+	} else {
+		err = c.rc.Control(func(fd uintptr) { recv(fd) })
+	}
+	switch {
+	case err != nil:
+		return 0, nil, err
+	case rerr == unix.ENOBUFS:
+		return 0, nil, fmt.Errorf("%w: %w", errNotesLost, rerr)
+	case rerr != nil:
+		return 0, nil, rerr
+	}
+	sa, ok := from.(*unix.SockaddrNetlink)
+	if !ok {
+		// No address: nothing says it came from the kernel.
+		return ^uint32(0), nil, nil
+	}
+	if sa.Pid != 0 {
+		return sa.Pid, nil, nil
+	}
+	if n > len(c.buf) {
+		return 0, nil, fmt.Errorf("%w: a notification of %d bytes did not fit %d", errNotesLost, n, len(c.buf))
+	}
+	msgs, err := parseNotes(c.buf[:n])
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", errNotesLost, err)
+	}
+	return 0, msgs, nil
 }
 
 func (c *genlController) SetReadDeadline(t time.Time) error { return c.notify.SetReadDeadline(t) }
@@ -85,6 +157,47 @@ func (c *genlController) SetReadDeadline(t time.Time) error { return c.notify.Se
 func (c *genlController) Close() error {
 	c.query.Close()
 	return c.notify.Close()
+}
+
+// parseNotes returns the controller's messages in a datagram, with copies
+// of their payloads.
+func parseNotes(b []byte) ([]genetlink.Message, error) {
+	var msgs []genetlink.Message
+	for len(b) > 0 {
+		if len(b) < unix.NLMSG_HDRLEN {
+			return nil, fmt.Errorf("%d bytes left after the last message", len(b))
+		}
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return nil, fmt.Errorf("message length %d out of range", l)
+		}
+		if binary.NativeEndian.Uint16(b[4:]) == unix.GENL_ID_CTRL {
+			var m genetlink.Message
+			if err := m.UnmarshalBinary(bytes.Clone(b[unix.NLMSG_HDRLEN:l])); err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, m)
+		}
+		b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+	}
+	return msgs, nil
+}
+
+// A note is what the controller tells a family subscription: a datagram of
+// the kernel's notifications, or, after notifications were lost, the
+// family as looked up again.
+type note struct {
+	msgs     []genetlink.Message
+	resolved bool
+	fam      family
+}
+
+// update returns f as n leaves it.
+func (n note) update(f family, name string) family {
+	if n.resolved {
+		return n.fam
+	}
+	return f.apply(name, n.msgs)
 }
 
 // family is what a subscription knows of its family: absent, or present
@@ -228,8 +341,13 @@ func (s *Subscription) runFamily(ctx context.Context) {
 	for ctx.Err() == nil {
 		ctrl, err := s.dialController()
 		if err == nil {
-			err = s.followFamily(ctx, ctrl)
+			var resolved bool
+			resolved, err = s.followFamily(ctx, ctrl)
 			ctrl.Close()
+			if resolved {
+				// The controller worked: this is a new failure.
+				backoff = time.Second
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -239,28 +357,101 @@ func (s *Subscription) runFamily(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-retryAfter(backoff):
 		}
 		backoff = min(2*backoff, maxRetryInterval)
 	}
 }
 
+// lookUp looks the family up; absent is not an error.
+func lookUp(ctrl controller, name string) (family, error) {
+	f, err := ctrl.GetFamily(name)
+	switch {
+	case err == nil:
+		return familyFrom(f), nil
+	case errors.Is(err, unix.ENOENT):
+		return family{}, nil
+	}
+	return family{}, fmt.Errorf("looking up generic netlink family %q: %w", name, err)
+}
+
+// nextNote reads the controller until it has something to tell: the
+// kernel's next notifications or, after notifications were lost, the
+// family looked up again. Notifications from other senders are counted as
+// rejected and dropped: root can multicast on the notify group, and a
+// forged announcement must not make the source join or leave groups.
+func (s *Subscription) nextNote(ctrl controller, quit <-chan struct{}) (note, error) {
+	for {
+		port, msgs, err := ctrl.Receive(true)
+		switch {
+		case errors.Is(err, errNotesLost):
+			return s.resync(ctrl, quit, err)
+		case err != nil:
+			return note{}, err
+		case port != 0:
+			s.rejectNote(port)
+		default:
+			return note{msgs: msgs}, nil
+		}
+	}
+}
+
+// resync, after notifications were lost, discards what is queued and looks
+// the family up once again. The kernel reports the loss before the queue
+// it overflowed: notifications still queued predate the lost ones, and
+// would undo what the lookup finds. Those that arrive after the queue is
+// empty only repeat or follow the lookup's state.
+func (s *Subscription) resync(ctrl controller, quit <-chan struct{}, cause error) (note, error) {
+	if q, ok := s.readErrors.allow(); ok {
+		level.Warn(s.logger).Log(quieted(q, "msg", "Generic netlink controller notifications lost; looking the family up again", "err", cause)...)
+	}
+	for {
+		select {
+		case <-quit:
+			return note{}, cause
+		default:
+		}
+		port, _, err := ctrl.Receive(false)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			fam, err := lookUp(ctrl, s.cfg.Family)
+			return note{resolved: true, fam: fam}, err
+		case errors.Is(err, errNotesLost):
+		case err != nil:
+			return note{}, err
+		case port != 0:
+			s.rejectNote(port)
+		}
+	}
+}
+
+// rejectNote counts and logs a controller notification from a sender that
+// is not the kernel, as handle does a datagram.
+func (s *Subscription) rejectNote(port uint32) {
+	s.rejected[RejectNotKernel].Add(1)
+	if q, ok := s.rejectLogger.allow(); ok {
+		level.Warn(s.logger).Log(quieted(q, "msg", "Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total", "reason", RejectNotKernel, "sender_port_id", port)...)
+	}
+}
+
 // followFamily looks the family up once, then follows the controller's
-// notifications: it never repeats the lookup, since each lookup of a
-// missing family makes the kernel try to load a module for it.
-func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error {
-	notes := make(chan []genetlink.Message)
+// notifications: it looks the family up again only when notifications
+// were lost, since each lookup of a missing family makes the kernel try
+// to load a module for it. resolved says whether the first lookup
+// succeeded.
+func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resolved bool, err error) {
+	notes := make(chan note)
 	readErr := make(chan error, 1)
 	quit := make(chan struct{})
 	go func() {
 		for {
-			msgs, _, err := ctrl.Receive()
+			n, err := s.nextNote(ctrl, quit)
 			if err != nil {
 				readErr <- err
 				return
 			}
 			select {
-			case notes <- msgs:
+			case notes <- n:
 			case <-quit:
 				return
 			}
@@ -272,14 +463,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 	}()
 
 	name := s.cfg.Family
-	var fam family
-	f, err := ctrl.GetFamily(name)
-	switch {
-	case err == nil:
-		fam = familyFrom(f)
-	case errors.Is(err, unix.ENOENT):
-	default:
-		return fmt.Errorf("looking up generic netlink family %q: %w", name, err)
+	fam, err := lookUp(ctrl, name)
+	if err != nil {
+		return false, err
 	}
 	announced := false // the family's absence or missing groups were logged
 	for ctx.Err() == nil {
@@ -295,12 +481,12 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 			}
 			select {
 			case <-ctx.Done():
-				return nil
+				return true, nil
 			case err := <-readErr:
-				return err
-			case msgs := <-notes:
+				return true, err
+			case n := <-notes:
 				was := fam.present
-				fam = fam.apply(name, msgs)
+				fam = n.update(fam, name)
 				if was && !fam.present {
 					level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 				}
@@ -324,11 +510,11 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 			// Joining will not succeed before the family changes.
 			select {
 			case <-ctx.Done():
-				return nil
+				return true, nil
 			case err := <-readErr:
-				return err
-			case msgs := <-notes:
-				fam = fam.apply(name, msgs)
+				return true, err
+			case n := <-notes:
+				fam = n.update(fam, name)
 			}
 			continue
 		}
@@ -346,31 +532,21 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 				case ctrlErr = <-readErr:
 					stop()
 					return
-				case msgs := <-notes:
-					next = next.apply(name, msgs)
+				case n := <-notes:
+					next = n.update(next, name)
 					if !next.sameGroups(fam, s.cfg.GroupNames) {
 						stop()
-						// The controller announces an unload group by
-						// group, then the family: take what follows at
-						// once together.
-						for {
-							select {
-							case msgs := <-notes:
-								next = next.apply(name, msgs)
-								continue
-							case <-time.After(coalesceNotes):
-							}
-							return
-						}
+						ctrlErr = settle(ctx, notes, readErr, func(n note) { next = n.update(next, name) })
+						return
 					}
 				}
 			}
 		})
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return true, nil
 		case ctrlErr != nil:
-			return ctrlErr
+			return true, ctrlErr
 		case !next.present:
 			level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 			announced = true
@@ -379,9 +555,34 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) error 
 				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening", "err", err)...)
 			}
 		default:
-			level.Info(s.logger).Log("msg", "Generic netlink family's groups changed; joining them again")
+			level.Info(s.logger).Log("msg", "Generic netlink family's groups changed; joining them again", "family_id", next.id)
 		}
 		fam = next
 	}
-	return nil
+	return true, nil
+}
+
+// settle hands the notifications that follow a change of the family to
+// update until none comes for coalesceNotes, or for at most maxCoalesce:
+// the controller announces an unload group by group, then the family, and
+// what follows at once is taken together.
+func settle(ctx context.Context, notes <-chan note, readErr <-chan error, update func(note)) error {
+	quiet := time.NewTimer(coalesceNotes)
+	defer quiet.Stop()
+	limit := time.NewTimer(maxCoalesce)
+	defer limit.Stop()
+	for {
+		select {
+		case n := <-notes:
+			update(n)
+			quiet.Reset(coalesceNotes)
+			continue
+		case err := <-readErr:
+			return err
+		case <-ctx.Done():
+		case <-quiet.C:
+		case <-limit.C:
+		}
+		return nil
+	}
 }

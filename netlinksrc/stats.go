@@ -27,7 +27,9 @@ type Stats struct {
 	// stop that could not be decoded in time.
 	Lost uint64
 	// Rejected counts datagrams not decoded because of their sender, by
-	// RejectReason.
+	// RejectReason. A family subscription counts here, as not_kernel but
+	// not in Datagrams, the controller notifications it ignored because
+	// they did not come from the kernel.
 	Rejected [numRejectReasons]uint64
 	// DropReadErrors counts failed reads of the kernel's drop counter.
 	DropReadErrors uint64
