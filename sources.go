@@ -173,7 +173,12 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 	for i, n := range st.Rejected {
 		rejected[i] = collector.ReasonCount{Reason: netlinksrc.RejectReasons[i], Count: n}
 	}
+	var control *collector.ControlStats
+	if c := st.Control; c != nil {
+		control = &collector.ControlStats{Active: c.Active, Owned: c.Owned, KernelLost: c.KernelLost}
+	}
 	return collector.SocketStats{
+		Control:            control,
 		Up:                 st.Up,
 		GroupsJoined:       st.GroupsJoined,
 		ReceiveBufferBytes: st.ReceiveBufferBytes,
@@ -187,7 +192,7 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 
 // newDecoder makes the decoder a configured source names.
 func newDecoder(sc config.Source) (decoder.Decoder, error) {
-	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != ""})
+	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != "", Interfaces: sc.InputInterface})
 }
 
 // newSubscription makes the netlink subscription of a configured source;
@@ -204,5 +209,14 @@ func newSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *ne
 		Senders: netlinksrc.SendersNames[sc.Senders],
 		// The proc connector's subscription, rtnetlink's link dump.
 		Requests: decoder.Requests(sc.Decoder),
+		Control:  newControl(sc, logger),
 	}, d, logger)
+}
+
+// newControl makes what drives the kernel side of a source, or nil.
+func newControl(sc config.Source, logger log.Logger) netlinksrc.Control {
+	if sc.Decoder != "drop_monitor" {
+		return nil
+	}
+	return netlinksrc.NewDropMonitor(sc.Mode == config.ModePackets, sc.QueueLength, log.With(logger, "source", sc.Name))
 }

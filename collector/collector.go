@@ -51,6 +51,11 @@ var (
 	maxEventNamesDesc = newDesc("source_max_event_names",
 		"Bound on distinct (event, object) pairs, the overflow event included; events past it count under event=\""+OverflowEvent+"\".", "source")
 
+	kernelLostDesc = newDesc("kernel_lost_total",
+		"Events the kernel could not send at all, as it counts them: the drop monitor's alerts it could not queue (NET_DM_CMD_STATS_GET), since the source started. Not in kevent_datagrams_lost_total, which counts those sent that the socket could not take.", "source")
+	dropMonitorOwnedDesc = newDesc("drop_monitor_owned",
+		"Whether the source started the kernel's drop monitor and stops it when it stops (1), or listens to one another program started and leaves it running (0). Absent while the source is down.", "source")
+
 	seqMissingDesc = newDesc("sequence_missing_total",
 		"Sequence numbers skipped by a sender's messages: messages lost anywhere between sender and exporter.", "source")
 	seqReorderedDesc = newDesc("sequence_reordered_total",
@@ -86,6 +91,7 @@ func (e *Collector) Describe(ch chan<- *prometheus.Desc) {
 		receivedBytesDesc, decodeErrorsDesc, upDesc, receiveBufferDesc,
 		overrunsDesc, datagramsDesc, lostDesc, rejectedDesc, groupsJoinedDesc,
 		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc,
+		kernelLostDesc, dropMonitorOwnedDesc,
 		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
 	} {
 		ch <- d
@@ -157,6 +163,12 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: eventNamesDesc, labels: src, value: float64(s.pairs)},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
 	)
+	if c := st.Control; c != nil {
+		out = append(out, sample{desc: kernelLostDesc, labels: src, value: float64(c.KernelLost), counter: true})
+		if c.Active {
+			out = append(out, sample{desc: dropMonitorOwnedDesc, labels: src, value: boolValue(c.Owned)})
+		}
+	}
 	for _, r := range st.Rejected {
 		lps, ok := s.rejectedLabels[r.Reason]
 		if !ok {

@@ -50,6 +50,20 @@ type SocketStats struct {
 	Rejected []ReasonCount
 	// DropReadErrors counts failed reads of the kernel's drop counter.
 	DropReadErrors uint64
+	// Control is set for a source that drives the kernel's side (the
+	// drop monitor).
+	Control *ControlStats
+}
+
+// ControlStats is what a source that drives the kernel's side reports.
+type ControlStats struct {
+	// Active is set while the kernel's side runs for the source.
+	Active bool
+	// Owned is set while the source runs what it started itself.
+	Owned bool
+	// KernelLost counts the events the kernel could not send at all (the
+	// drop monitor's alerts it could not queue).
+	KernelLost uint64
 }
 
 // ReasonCount is a count by reason.
@@ -154,11 +168,12 @@ func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
 	s.mu.Lock()
 	s.receivedBytes += uint64(n)
 	s.decodeErrors += uint64(decodeErrors)
-	s.eventsTotal += uint64(len(events))
 	for i := range events {
 		ev := &events[i]
 		e := s.lookup(ev.Name, ev.Object)
-		e.count++
+		n := max(ev.Count, 1)
+		e.count += n
+		s.eventsTotal += n
 		e.unixNano = now
 		if ev.HasValue {
 			e.value, e.hasValue = ev.Value, true

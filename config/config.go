@@ -62,7 +62,31 @@ type Source struct {
 	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
 	// empty means the protocol's usual senders (see README).
 	Senders string `yaml:"senders,omitempty"`
+
+	// Mode is the drop monitor's alert mode, ModePackets (the default)
+	// or ModeSummary; drop_monitor decoder only.
+	Mode string `yaml:"mode,omitempty"`
+	// QueueLength is the packet mode's queue of dropped packets per CPU
+	// (NET_DM_ATTR_QUEUE_LEN); drop_monitor decoder only.
+	QueueLength uint32 `yaml:"queue_length,omitempty"`
+	// InputInterface names each dropped packet's input interface in its
+	// payload; drop_monitor decoder only.
+	InputInterface bool `yaml:"input_interface,omitempty"`
 }
+
+// The drop monitor's modes.
+const (
+	// ModePackets reports each dropped packet, with its reason.
+	ModePackets = "packets"
+	// ModeSummary reports counts per code address, at most one summary
+	// of 64 per CPU per second.
+	ModeSummary = "summary"
+	// DefaultQueueLength is the kernel's own default.
+	DefaultQueueLength = 1000
+	// maxQueueLength bounds the memory the kernel may hold in cloned
+	// packets per CPU.
+	maxQueueLength = 1000000
+)
 
 // SendersValues are the values senders takes.
 var SendersValues = []string{"kernel", "root", "any"}
@@ -331,7 +355,7 @@ func routeGroupNames(withNumbers bool) string {
 func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 	rv := resolve(v)
 	switch key {
-	case "receive_buffer_bytes", "max_events":
+	case "receive_buffer_bytes", "max_events", "queue_length":
 		return checkInt(key, v)
 	case "groups":
 		switch {
@@ -360,7 +384,7 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 		default:
 			return notA("a list", key, v)
 		}
-	case "name", "decoder", "senders":
+	case "name", "decoder", "senders", "mode":
 		if rv.Kind != yaml.ScalarNode {
 			return notA("a string", key, v)
 		}
@@ -376,7 +400,7 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 			// An empty family must not make a source without groups.
 			return fmt.Errorf("line %d: family: %q is not 1-%d printable ASCII characters (GENL_NAMSIZ)", v.Line, rv.Value, genlNameMax)
 		}
-	case "payload_info":
+	case "payload_info", "input_interface":
 		if rv.Kind != yaml.ScalarNode || isNull(rv) {
 			return notA("a boolean", key, v)
 		}
@@ -546,8 +570,15 @@ func (c *Config) validate() error {
 		return errors.New("no sources configured")
 	}
 	seen := make(map[string]bool)
+	dropMonitor := ""
 	for i := range c.Sources {
 		s := &c.Sources[i]
+		if s.Decoder == "drop_monitor" {
+			if dropMonitor != "" {
+				return fmt.Errorf("source %q: source %q reads the drop monitor already: the kernel has one", s.Name, dropMonitor)
+			}
+			dropMonitor = s.Name
+		}
 		if err := s.validate(); err != nil {
 			// A name that is missing or too long would make a poor
 			// prefix.
@@ -594,6 +625,14 @@ func (s *Source) validate() error {
 		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
 	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
 		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
+	case s.Decoder != "drop_monitor" && (s.Mode != "" || s.QueueLength != 0 || s.InputInterface):
+		return errors.New("mode, queue_length and input_interface apply to the drop_monitor decoder only")
+	case s.Mode != "" && s.Mode != ModePackets && s.Mode != ModeSummary:
+		return fmt.Errorf("mode %q must be %s or %s", s.Mode, ModePackets, ModeSummary)
+	case s.QueueLength > maxQueueLength:
+		return fmt.Errorf("queue_length %d out of range 1-%d", s.QueueLength, maxQueueLength)
+	case s.Mode == ModeSummary && s.QueueLength != 0:
+		return errors.New("queue_length applies to mode packets only")
 	}
 	if s.Family != "" {
 		return s.validateFamily()
@@ -622,7 +661,7 @@ func (s *Source) validate() error {
 }
 
 // familyDecoders read generic netlink families only.
-var familyDecoders = []string{"genl", "thermal", "acpi", "quota"}
+var familyDecoders = []string{"genl", "thermal", "acpi", "quota", "drop_monitor"}
 
 // genlNameMax is the longest family or group name: GENL_NAMSIZ less the NUL.
 const genlNameMax = 15
@@ -660,5 +699,13 @@ func (s *Source) normalise() {
 	slices.Sort(s.GroupNames)
 	if len(s.EventNames) == 0 {
 		s.EventNames = nil
+	}
+	if s.Decoder == "drop_monitor" {
+		if s.Mode == "" {
+			s.Mode = ModePackets
+		}
+		if s.Mode == ModePackets && s.QueueLength == 0 {
+			s.QueueLength = DefaultQueueLength
+		}
 	}
 }

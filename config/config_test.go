@@ -98,6 +98,32 @@ sources:
 	}
 }
 
+// TestParseDropMonitor: a drop_monitor source's mode, queue length and
+// interface, with the defaults filled in.
+func TestParseDropMonitor(t *testing.T) {
+	for _, c := range []struct {
+		name, keys string
+		mode       string
+		queueLen   uint32
+		iface      bool
+	}{
+		{"defaults", "", ModePackets, DefaultQueueLength, false},
+		{"packets", "mode: packets\n    queue_length: 100\n    input_interface: true\n", ModePackets, 100, true},
+		{"summary", "mode: summary\n", ModeSummary, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse([]byte("sources:\n  - name: drops\n    family: NET_DM\n    groups: [events]\n    decoder: drop_monitor\n    " + c.keys))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := cfg.Sources[0]
+			if s.Mode != c.mode || s.QueueLength != c.queueLen || s.InputInterface != c.iface {
+				t.Fatalf("mode %q, queue_length %d, input_interface %t; want %q, %d, %t", s.Mode, s.QueueLength, s.InputInterface, c.mode, c.queueLen, c.iface)
+			}
+		})
+	}
+}
+
 // laughs is a configuration that aliases make a billion nodes long.
 var laughs = func() string {
 	var b strings.Builder
@@ -110,6 +136,7 @@ var laughs = func() string {
 
 func TestParseBad(t *testing.T) {
 	const src = "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: raw\n"
+	const dropmon = "sources:\n  - name: d\n    family: NET_DM\n    groups: [events]\n    decoder: drop_monitor\n"
 	// The decoders the errors list, as many as the package has.
 	decoders := strings.Join(decoder.Names, ", ")
 	if !strings.HasPrefix(decoders, "raw, uevent, kevent, genl, ") {
@@ -121,7 +148,7 @@ func TestParseBad(t *testing.T) {
 		{"empty", "", "configuration is empty"},
 		{"no sources", "sources: []\n", "no sources configured"},
 		{"unknown top-level key", "sourcez: []\n", "yaml: unmarshal errors:\n  line 1: field sourcez not found in type config.Config"},
-		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders)`},
+		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders, mode, queue_length, input_interface)`},
 		{"not yaml", "sources: [\n", "yaml: line 1: did not find expected node content"},
 		{"missing name", "sources:\n  - protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is required"},
 		{"bad name", "sources:\n  - name: 'a b'\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", `source "a b": name "a b" must match ^[a-zA-Z_][a-zA-Z0-9_.-]*$`},
@@ -153,6 +180,14 @@ func TestParseBad(t *testing.T) {
 		{"genl command too big", "sources:\n  - name: f\n    family: thermal\n    groups: [event]\n    decoder: genl\n    event_names: {256: x}\n", `source "f": event_names: type 256 out of range 0-255 (generic netlink commands are 8 bits)`},
 		{"unknown senders", src + "    senders: everyone\n", `source "s": senders "everyone" must be one of kernel, root, any`},
 		{"senders list", src + "    senders: [root]\n", "line 6: senders: a list is not a string"},
+		{"drop monitor mode elsewhere", src + "    mode: packets\n", `source "s": mode, queue_length and input_interface apply to the drop_monitor decoder only`},
+		{"drop monitor unknown mode", dropmon + "    mode: everything\n", `source "d": mode "everything" must be packets or summary`},
+		{"drop monitor queue length of summary", dropmon + "    mode: summary\n    queue_length: 10\n", `source "d": queue_length applies to mode packets only`},
+		{"drop monitor queue length too long", dropmon + "    queue_length: 1000001\n", `source "d": queue_length 1000001 out of range 1-1000000`},
+		{"drop monitor queue length fraction", dropmon + "    queue_length: 1.5\n", `line 6: queue_length: "1.5" is not an integer`},
+		{"drop monitor input_interface string", dropmon + "    input_interface: [yes]\n", "line 6: input_interface: a list is not a boolean"},
+		{"drop monitor on a protocol", "sources:\n  - name: d\n    protocol: 16\n    groups: [1]\n    decoder: drop_monitor\n", `source "d": the drop_monitor decoder reads generic netlink families: set family, not protocol`},
+		{"two drop monitors", dropmon + strings.Replace(dropmon, "sources:\n", "", 1), `source "d": source "d" reads the drop monitor already: the kernel has one`},
 		{"event_names on uevent", "sources:\n  - name: s\n    protocol: 15\n    groups: [1]\n    decoder: uevent\n    event_names: {3: x}\n", `source "s": event_names applies to the raw and genl decoders only`},
 		{"event_names bad type", src + "    event_names: {70000: x}\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!int `70000` into uint16"},
 		{"event_names empty name", src + "    event_names: {3: ''}\n", `line 6: event_names: type 3: name "" must be 1-128 bytes without control characters`},
@@ -599,7 +634,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-event-name-del.yml", `line 7: event_names: type 16: name "link\x7fflap" must be 1-128 bytes without control characters`},
 		{"invalid-event-name-c1.yml", `line 7: event_names: type 16: name "link\u0085flap" must be 1-128 bytes without control characters`},
 		{"invalid-payload-info-null.yml", `line 6: payload_info: "~" is not a boolean`},
-		{"invalid-merge-unknown-key.yml", `line 8: unknown key "decodr" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders)`},
+		{"invalid-merge-unknown-key.yml", `line 8: unknown key "decodr" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders, mode, queue_length, input_interface)`},
 		{"invalid-merge-duplicate-key.yml", "yaml: unmarshal errors:\n  line 11: mapping key \"name\" already defined at line 9"},
 		{"invalid-merge-twice.yml", "yaml: unmarshal errors:\n  line 9: mapping key \"<<\" already defined at line 7"},
 		{"invalid-merge-scalar.yml", `line 2: <<: "5" is not a mapping or a list of mappings`},

@@ -28,6 +28,11 @@ type Event struct {
 	// device), or empty. Like Name it may be the decoder's own memory.
 	Object []byte
 
+	// Count is how many occurrences the event stands for, where one
+	// message reports several at once (the drop monitor's summaries); 0
+	// counts as 1.
+	Count uint64
+
 	// Sequence numbering, set by decoders whose format carries it.
 	HasSeq   bool
 	Seq      uint64
@@ -51,10 +56,13 @@ type Options struct {
 	// Genl says the messages come from a generic netlink family, with a
 	// generic netlink header after the netlink header.
 	Genl bool
+	// Interfaces makes the drop_monitor decoder name each dropped
+	// packet's input interface in its payload.
+	Interfaces bool
 }
 
 // Names lists the decoders New knows.
-var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota", "rtnetlink", "proc"}
+var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota", "rtnetlink", "proc", "drop_monitor"}
 
 // New returns the decoder called name.
 func New(name string, opts Options) (Decoder, error) {
@@ -80,6 +88,8 @@ func New(name string, opts Options) (Decoder, error) {
 		return NewRtnetlink(), nil
 	case "proc":
 		return NewProc(), nil
+	case "drop_monitor":
+		return NewDropMon(opts.Interfaces), nil
 	default:
 		return nil, fmt.Errorf("unknown decoder %q", name)
 	}

@@ -500,7 +500,7 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		if err != nil {
 			if errors.Is(err, unix.EPERM) {
 				if q, ok := s.openErrors.allow(); ok {
-					level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)", "err", err)...)
+					level.Error(s.logger).Log(quieted(q, "msg", s.joinDenied(err), "err", err)...)
 				}
 			} else {
 				if q, ok := s.openErrors.allow(); ok {
@@ -515,6 +515,19 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 				return true, err
 			case n := <-notes:
 				fam = n.update(fam, name)
+			}
+			continue
+		}
+		if retry, err := s.startControl(fam.id); err != nil {
+			c.Close()
+			select {
+			case <-ctx.Done():
+				return true, nil
+			case err := <-readErr:
+				return true, err
+			case n := <-notes:
+				fam = n.update(fam, name)
+			case <-retry:
 			}
 			continue
 		}
@@ -542,6 +555,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 				}
 			}
 		})
+		if s.cfg.Control != nil {
+			s.cfg.Control.Stop()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return true, nil

@@ -33,6 +33,8 @@ type Stats struct {
 	Rejected [numRejectReasons]uint64
 	// DropReadErrors counts failed reads of the kernel's drop counter.
 	DropReadErrors uint64
+	// Control is what the subscription's Control reports, if it has one.
+	Control *ControlStats
 }
 
 // Plus returns the counts of st, a subscription that stopped, and later,
@@ -46,5 +48,13 @@ func (st Stats) Plus(later Stats) Stats {
 		later.Rejected[i] += st.Rejected[i]
 	}
 	later.DropReadErrors += st.DropReadErrors
+	if st.Control != nil {
+		c := ControlStats{}
+		if later.Control != nil {
+			c = *later.Control
+		}
+		c.KernelLost += st.Control.KernelLost
+		later.Control = &c
+	}
 	return later
 }

@@ -76,6 +76,9 @@ type Config struct {
 	// their events only to sockets that ask (the proc connector's
 	// PROC_CN_MCAST_LISTEN).
 	Requests [][]byte
+	// Control, for a family, drives the kernel side of the source (the
+	// drop monitor's START and STOP).
+	Control Control
 }
 
 // A Sink takes the events decoded from each datagram.
@@ -208,6 +211,10 @@ func (s *Subscription) Stats() Stats {
 	}
 	for i := range s.rejected {
 		st.Rejected[i] = s.rejected[i].Load()
+	}
+	if s.cfg.Control != nil {
+		cs := s.cfg.Control.Stats()
+		st.Control = &cs
 	}
 	return st
 }

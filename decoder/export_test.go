@@ -1,0 +1,9 @@
+package decoder
+
+// NewDropMonKallsyms returns a drop monitor decoder that names code
+// addresses from the kallsyms file at path, for tests.
+func NewDropMonKallsyms(path string, interfaces bool) *DropMon {
+	d := NewDropMon(interfaces)
+	d.syms.path = path
+	return d
+}
