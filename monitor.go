@@ -193,6 +193,11 @@ func selectSources(cfg *config.Config, names []string) (*config.Config, error) {
 	for _, n := range names {
 		i := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == n })
 		if i < 0 {
+			// A built-in source the configuration leaves out.
+			if sc, ok := config.OptIn(n); ok {
+				out.Sources = append(out.Sources, sc)
+				continue
+			}
 			known := make([]string, len(cfg.Sources))
 			for j, s := range cfg.Sources {
 				known[j] = s.Name
@@ -288,6 +293,8 @@ func newMonitor(w io.Writer, json bool, count uint64) *monitor {
 func (m *monitor) run(sources []config.Source, logger log.Logger, sig <-chan os.Signal, timeout time.Duration, stderr io.Writer) int {
 	srcs := make([]*monitorSource, 0, len(sources))
 	for _, sc := range sources {
+		// Drops as dropwatch shows them: with the interface.
+		sc.InputInterface = sc.InputInterface || sc.Decoder == "drop_monitor"
 		d, err := newDecoder(sc)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s monitor: source %q: %v\n", exporterName, sc.Name, err)
@@ -723,6 +730,12 @@ func (s *monitorSource) poll(st netlinksrc.Stats, final bool) {
 		b = m.field(b, "overruns_total", st.Overruns)
 		m.writeLocked(m.endNotice(b))
 	}
+	if lost, last := kernelLost(st), kernelLost(s.last); lost > last {
+		b := m.notice(m.line[:0], now, s, "kernel_lost")
+		b = m.field(b, "lost", lost-last)
+		b = m.field(b, "lost_total", lost)
+		m.writeLocked(m.endNotice(b))
+	}
 	if st.Rejected != s.last.Rejected {
 		b := m.notice(m.line[:0], now, s, "rejected")
 		var total uint64
@@ -737,6 +750,15 @@ func (s *monitorSource) poll(st netlinksrc.Stats, final bool) {
 	}
 	s.last = st
 	m.flushLocked()
+}
+
+// kernelLost is what the kernel counted of the events it could not send
+// to a source (the drop monitor's alerts it could not queue).
+func kernelLost(st netlinksrc.Stats) uint64 {
+	if st.Control == nil {
+		return 0
+	}
+	return st.Control.KernelLost
 }
 
 // appendWhere appends the fields that say what the source listens to: its

@@ -205,7 +205,7 @@ kevent_sequence_resets_total{source="k"} 1
 }
 
 func TestPromlint(t *testing.T) {
-	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, SocketStats{Up: true, Rejected: []ReasonCount{{"not_kernel", 1}}})
+	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, SocketStats{Up: true, Rejected: []ReasonCount{{"not_kernel", 1}}, Control: &ControlStats{Active: true, Owned: true, KernelLost: 1}})
 	e := evValue("x", 1, "p")
 	e.HasSeq, e.Instance, e.Seq = true, 1, 1
 	s.Record([]decoder.Event{e}, 16, 0)
@@ -336,4 +336,33 @@ kevent_source_up{source="r"} 1
 kevent_received_bytes_total{source="r"} 40
 `, "kevent_datagrams_received_total", "kevent_decode_errors_total", "kevent_event_last_payload_info", "kevent_events_total",
 		"kevent_source_max_event_names", "kevent_source_up", "kevent_received_bytes_total")
+}
+
+// TestDropMonitorMetrics: an event standing for several counts them all
+// (a drop monitor summary), and a source that drives the kernel's monitor
+// exports the kernel's loss and whether it owns the monitor while active.
+func TestDropMonitorMetrics(t *testing.T) {
+	summary := evValue("unknown", 100, "")
+	summary.Object, summary.Count = []byte("__udp4_lib_rcv"), 100
+	packet := evValue("NO_SOCKET", 29, "")
+	packet.Object = []byte("__udp4_lib_rcv")
+	active := newTestSource("drops", SourceOptions{}, SocketStats{Up: true, Control: &ControlStats{Active: true, Owned: false, KernelLost: 42}})
+	active.Record([]decoder.Event{summary, packet, packet}, 300, 0)
+	down := newTestSource("old", SourceOptions{}, SocketStats{Control: &ControlStats{KernelLost: 3}})
+	gatherCompare(t, []*SourceMetrics{active, down}, `
+# HELP kevent_drop_monitor_owned Whether the source started the kernel's drop monitor and stops it when it stops (1), or listens to one another program started and leaves it running (0). Absent while the source is down.
+# TYPE kevent_drop_monitor_owned gauge
+kevent_drop_monitor_owned{source="drops"} 0
+# HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
+# TYPE kevent_events_total counter
+kevent_events_total{event="NO_SOCKET",object="__udp4_lib_rcv",source="drops"} 2
+kevent_events_total{event="unknown",object="__udp4_lib_rcv",source="drops"} 100
+# HELP kevent_kernel_lost_total Events the kernel could not send at all, as it counts them: the drop monitor's alerts it could not queue (NET_DM_CMD_STATS_GET), since the source started. Not in kevent_datagrams_lost_total, which counts those sent that the socket could not take.
+# TYPE kevent_kernel_lost_total counter
+kevent_kernel_lost_total{source="drops"} 42
+kevent_kernel_lost_total{source="old"} 3
+`, "kevent_events_total", "kevent_kernel_lost_total", "kevent_drop_monitor_owned")
+	if events, _ := active.Totals(); events != 102 {
+		t.Fatalf("events total %d, want 102", events)
+	}
 }

@@ -535,6 +535,27 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	return f, fi, nil
 }
 
+// OptInYAML are the built-in sources the default configuration leaves
+// out, because they need privileges or change the kernel's state;
+// kevent_exporter monitor knows them by name.
+//
+//go:embed optin.yml
+var OptInYAML []byte
+
+// OptIn returns the built-in source called name that the default
+// configuration leaves out.
+func OptIn(name string) (Source, bool) {
+	c, err := Parse(OptInYAML)
+	if err != nil {
+		panic("embedded opt-in sources: " + err.Error())
+	}
+	i := slices.IndexFunc(c.Sources, func(s Source) bool { return s.Name == name })
+	if i < 0 {
+		return Source{}, false
+	}
+	return c.Sources[i], true
+}
+
 // Default returns the embedded default configuration.
 func Default() *Config {
 	c, err := Parse(DefaultYAML)
