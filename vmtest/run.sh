@@ -12,7 +12,7 @@
 #
 # Environment:
 #   KVER          kernel version to use (default: newest *-cloud-amd64 with headers)
-#   VM_TIMEOUT    seconds before the VM is killed (default 240); the test
+#   VM_TIMEOUT    seconds before the VM is killed (default 480); the test
 #                 binary's -test.timeout is 30 s less
 #   WORK          build directory (default: a new /tmp/kevent-vmtest.XXXXXX)
 #   VMTEST_RUN    regular expression passed to -test.run (e.g. Seed, or
@@ -30,9 +30,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VM_TIMEOUT=${VM_TIMEOUT:-240}
+VM_TIMEOUT=${VM_TIMEOUT:-480}
 VMTEST_INIT=${VMTEST_INIT:-$ROOT/vmtest/init.sh}
-PACKAGES="linux-image-cloud-amd64 linux-headers-cloud-amd64 qemu-system-x86 busybox-static cpio e2fsprogs"
+PACKAGES="linux-image-cloud-amd64 linux-headers-cloud-amd64 qemu-system-x86 busybox-static cpio e2fsprogs dropwatch"
 
 log() { printf '>>> %s\n' "$*" >&2; }
 die() { printf 'vmtest: %s\n' "$*" >&2; exit 1; }
@@ -54,6 +54,7 @@ have_kernel() {
 need_install=
 command -v qemu-system-x86_64 >/dev/null || need_install=1
 command -v cpio >/dev/null || need_install=1
+command -v dropwatch >/dev/null || need_install=1
 # mkfs.ext4 builds the quota test's filesystem image (in sbin, which a
 # user's PATH may lack).
 PATH=$PATH:/usr/sbin:/sbin
@@ -143,7 +144,7 @@ copy_kernel_module() { # path under /lib/modules/$KVER/kernel, without .ko
 	esac
 }
 copy_kernel_module drivers/net/dummy || log "no dummy.ko for $KVER: the netdevice step will use lo"
-for m in drivers/acpi/button drivers/block/loop fs/quota/quota_tree fs/quota/quota_v2; do
+for m in drivers/acpi/button drivers/block/loop fs/quota/quota_tree fs/quota/quota_v2 net/core/drop_monitor; do
 	copy_kernel_module "$m" || log "no $(basename "$m").ko for $KVER: built in?"
 done
 chmod 644 "$IR"/lib/kevent/*.ko
@@ -152,6 +153,17 @@ chmod 644 "$IR"/lib/kevent/*.ko
 mkfs.ext4 -q -F -b 1024 -O quota,^has_journal -E quotatype=usrquota \
 	"$IR/lib/kevent/quota.img" 4M || die "mkfs.ext4 of the quota image failed"
 for f in ${VMTEST_EXTRA:-}; do cp "$f" "$IR/bin/"; done
+# dropwatch and the libraries it loads, for TestDropMonitorStorm to compare
+# the drop monitor source's received share with it.
+if dw=$(command -v dropwatch); then
+	cp "$dw" "$IR/bin/dropwatch"
+	for lib in $(ldd "$dw" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+		mkdir -p "$IR$(dirname "$lib")"
+		cp -L "$lib" "$IR$lib"
+	done
+else
+	log "no dropwatch: TestDropMonitorStorm measures the exporter alone"
+fi
 
 # The test binary's arguments, one a line (init.sh reads them): a timeout
 # that leaves the VM time to boot and power off, and the VMTEST_* knobs.

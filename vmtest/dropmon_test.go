@@ -1,0 +1,461 @@
+//go:build vmtest
+
+package vmtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
+)
+
+// dropsConfig is a drop monitor source in mode (and its other keys).
+func dropsConfig(keys string) string {
+	return "sources:\n  - {name: drops, family: NET_DM, groups: [events], decoder: drop_monitor" + keys + "}\n"
+}
+
+// netDM sends the drop monitor's commands as another program (dropwatch)
+// would.
+type netDM struct {
+	c      *genetlink.Conn
+	family uint16
+}
+
+// dialNetDM opens a command socket on the drop monitor family, which must
+// be registered; it is closed at the end of the test.
+func dialNetDM(t *testing.T) *netDM {
+	t.Helper()
+	c, err := genetlink.Dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	f, err := c.GetFamily(decoder.DropMonFamily)
+	if err != nil {
+		t.Fatalf("looking up %s: %v", decoder.DropMonFamily, err)
+	}
+	return &netDM{c: c, family: f.ID}
+}
+
+// command sends a command and waits for its acknowledgement.
+func (d *netDM) command(cmd uint8, attrs func(*netlink.AttributeEncoder)) error {
+	m := genetlink.Message{Header: genetlink.Header{Command: cmd, Version: 2}}
+	if attrs != nil {
+		ae := netlink.NewAttributeEncoder()
+		attrs(ae)
+		b, err := ae.Encode()
+		if err != nil {
+			return err
+		}
+		m.Data = b
+	}
+	_, err := d.c.Execute(m, d.family, netlink.Request|netlink.Acknowledge)
+	return err
+}
+
+// start configures the monitor in packet mode and starts it.
+func (d *netDM) start(t *testing.T) {
+	t.Helper()
+	if err := d.command(decoder.DropMonCmdConfig, func(ae *netlink.AttributeEncoder) {
+		ae.Uint8(decoder.DropMonAttrAlertMode, decoder.DropMonAlertModePacket)
+		ae.Uint32(decoder.DropMonAttrTruncLen, 64)
+	}); err != nil {
+		t.Fatalf("NET_DM_CMD_CONFIG: %v", err)
+	}
+	if err := d.command(decoder.DropMonCmdStart, nil); err != nil {
+		t.Fatalf("NET_DM_CMD_START: %v", err)
+	}
+}
+
+// wantStopped checks that the monitor does not run: a START succeeds; it
+// is stopped again.
+func (d *netDM) wantStopped(t *testing.T) {
+	t.Helper()
+	if err := d.command(decoder.DropMonCmdStart, nil); err != nil {
+		t.Fatalf("NET_DM_CMD_START after the exporter stopped: %v; want it to succeed, the exporter having stopped the monitor", err)
+	}
+	if err := d.command(decoder.DropMonCmdStop, nil); err != nil {
+		t.Fatalf("NET_DM_CMD_STOP: %v", err)
+	}
+}
+
+// closedPort returns a UDP port of 127.0.0.1 that nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
+}
+
+// udpPayload is what each datagram carries.
+const udpPayload = "drop"
+
+// sendUDP sends n datagrams to a closed port of lo, which the kernel drops
+// with reason NO_SOCKET in its UDP receive function. The socket is not
+// connected, so the ICMP errors that come back do not fail the sends.
+func sendUDP(t *testing.T, n int) {
+	t.Helper()
+	port := closedPort(t)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	to := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+	for i := 0; i < n; i++ {
+		if err := unix.Sendto(fd, []byte(udpPayload), 0, to); err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+	}
+}
+
+// udpReceive is the function of the kernel that drops datagrams to a
+// closed port (net/ipv4/udp.c).
+const udpReceive = "__udp4_lib_rcv"
+
+// TestDropMonitorPackets: an exporter started before drop_monitor.ko is
+// loaded attaches when it is, configures and starts the monitor in packet
+// mode, and counts 100 datagrams to a closed port as 100 drops, reason
+// NO_SOCKET, at the UDP receive function, with their length; stopping the
+// exporter stops the monitor.
+func TestDropMonitorPackets(t *testing.T) {
+	m := useModule(t, "drop_monitor")
+	e := startExporter(t, nil, dropsConfig(""))
+	e.WaitLog(t, "Generic netlink family not registered")
+	t0 := time.Now()
+	m.load(t, "")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "drops")
+	t.Logf("attached %d ms after insmod", time.Since(t0).Milliseconds())
+	e.WaitFor(t, 1, "kevent_drop_monitor_owned", "source", "drops")
+	e.WaitLog(t, `msg="Started the kernel's drop monitor" mode=packets`)
+
+	sendUDP(t, 100)
+	e.WaitFor(t, 100, "kevent_events_total", "source", "drops", "event", "NO_SOCKET", "object", udpReceive)
+	mfs := e.Scrape(t)
+	// The Ethernet header lo's packets have, IPv4's and UDP's.
+	check(t, mfs, 14+20+8+float64(len(udpPayload)), "kevent_event_last_value", "source", "drops", "event", "NO_SOCKET", "object", udpReceive)
+	check(t, mfs, 0, "kevent_kernel_lost_total", "source", "drops")
+	check(t, mfs, 0, "kevent_datagrams_lost_total", "source", "drops")
+	check(t, mfs, 0, "kevent_decode_errors_total", "source", "drops")
+	if other := e2e.Sum(mfs, "kevent_events_total", "source", "drops") - 100; other != 0 {
+		t.Logf("other drops while the test ran: %v", other)
+	}
+
+	if err, ok := e.Stop(); !ok || err != nil {
+		t.Fatalf("exporter stopped with %v (in time: %t); log:\n%s", err, ok, e.Logs)
+	}
+	if !strings.Contains(e.Logs.String(), `msg="Stopped the kernel's drop monitor"`) {
+		t.Errorf("the stop is not logged; log:\n%s", e.Logs)
+	}
+	dialNetDM(t).wantStopped(t)
+}
+
+// TestDropMonitorSummary: in summary mode, the 100 drops are counted at
+// the UDP receive function, which kallsyms names.
+func TestDropMonitorSummary(t *testing.T) {
+	useModule(t, "drop_monitor").load(t, "")
+	e := startExporter(t, nil, dropsConfig(", mode: summary"))
+	e.WaitFor(t, 1, "kevent_drop_monitor_owned", "source", "drops")
+	e.WaitLog(t, `msg="Started the kernel's drop monitor" mode=summary`)
+	sendUDP(t, 100)
+	// One summary per CPU per second: the count arrives at once.
+	e.WaitFor(t, 100, "kevent_events_total", "source", "drops", "event", "unknown", "object", udpReceive)
+	mfs := e.Scrape(t)
+	check(t, mfs, 0, "kevent_decode_errors_total", "source", "drops")
+	t.Logf("datagrams (summaries) received: %s", show(mfs, "kevent_datagrams_received_total", "source", "drops"))
+	if err, ok := e.Stop(); !ok || err != nil {
+		t.Fatalf("exporter stopped with %v (in time: %t); log:\n%s", err, ok, e.Logs)
+	}
+	dialNetDM(t).wantStopped(t)
+}
+
+// stormDrops is the storm's datagrams, stormQueue the packet mode's queue.
+const (
+	stormDrops = 100000
+	stormQueue = 100
+)
+
+// TestDropMonitorStorm: a storm of stormDrops drops with a queue of
+// stormQueue packets: the events at the UDP receive function, what the
+// kernel could not queue (its statistics) and what the socket could not
+// take add up to the storm. Other drops while it runs (the scrapes' TCP on
+// lo) are events too; they are logged. Then, where run.sh put dropwatch in
+// the VM, the same storm through dropwatch, for the received shares side
+// by side.
+func TestDropMonitorStorm(t *testing.T) {
+	useModule(t, "drop_monitor").load(t, "")
+	e := startExporter(t, nil, dropsConfig(fmt.Sprintf(", queue_length: %d", stormQueue)))
+	e.WaitFor(t, 1, "kevent_drop_monitor_owned", "source", "drops")
+
+	type counts struct{ events, udp, kernelLost, socketLost float64 }
+	read := func() (counts, bool) {
+		mfs, err := e.TryScrape()
+		if err != nil {
+			return counts{}, false
+		}
+		u, _ := e2e.Value(mfs, "kevent_events_total", "source", "drops", "event", "NO_SOCKET", "object", udpReceive)
+		k, ok1 := e2e.Value(mfs, "kevent_kernel_lost_total", "source", "drops")
+		s, ok2 := e2e.Value(mfs, "kevent_datagrams_lost_total", "source", "drops")
+		return counts{e2e.Sum(mfs, "kevent_events_total", "source", "drops"), u, k, s}, ok1 && ok2
+	}
+	t0 := time.Now()
+	sendUDP(t, stormDrops)
+	sent := time.Since(t0)
+	var c counts
+	if !poll(120*time.Second, 200*time.Millisecond, func() bool {
+		var ok bool
+		c, ok = read()
+		return ok && c.udp+c.kernelLost+c.socketLost >= stormDrops
+	}) {
+		t.Fatalf("after 120 s: events %v + kernel lost %v + socket lost %v < %d; log:\n%s", c.udp, c.kernelLost, c.socketLost, stormDrops, e.Logs)
+	}
+	share := c.udp / stormDrops
+	t.Logf("storm of %d sent in %d ms, accounted %d ms later: events %v (%v at %s), kernel lost %v, socket lost %v; received share %.4f",
+		stormDrops, sent.Milliseconds(), (time.Since(t0) - sent).Milliseconds(), c.events, c.udp, udpReceive, c.kernelLost, c.socketLost, share)
+	if c.udp+c.kernelLost+c.socketLost != stormDrops {
+		t.Errorf("events %v + kernel lost %v + socket lost %v = %v, want %d", c.udp, c.kernelLost, c.socketLost, c.udp+c.kernelLost+c.socketLost, stormDrops)
+	}
+	if c.kernelLost == 0 {
+		t.Error("the kernel lost nothing: a queue of 100 did not overflow, the kernel's statistics were not tested")
+	}
+	mfs := e.Scrape(t)
+	check(t, mfs, 0, "kevent_decode_errors_total", "source", "drops")
+	for _, m := range mfs["kevent_events_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["event"] != "NO_SOCKET" || labels["object"] != udpReceive {
+			t.Logf("  other drops: %s at %s: %v", labels["event"], labels["object"], m.GetCounter().GetValue())
+		}
+	}
+	if err, ok := e.Stop(); !ok || err != nil {
+		t.Fatalf("exporter stopped with %v (in time: %t); log:\n%s", err, ok, e.Logs)
+	}
+
+	dw, err := dropwatchStorm(t)
+	if err != nil {
+		t.Logf("dropwatch: %v", err)
+		return
+	}
+	t.Logf("dropwatch, same storm and queue: %d alerts received, share %.4f; tail dropped (kernel) %d; exporter/dropwatch share ratio %.3f",
+		dw.alerts, float64(dw.alerts)/stormDrops, dw.tailDropped, share/(float64(dw.alerts)/stormDrops))
+}
+
+// dropwatchBinary is where run.sh puts dropwatch, with its libraries, when
+// the host has it.
+const dropwatchBinary = "/bin/dropwatch"
+
+// dropwatchCounts is what dropwatch saw of a storm.
+type dropwatchCounts struct {
+	alerts, tailDropped int
+}
+
+// alertCounter counts dropwatch's packet alerts in its output, which
+// begins each with a "drop at:" line, keeping only the output's tail.
+type alertCounter struct {
+	mu     sync.Mutex
+	alerts int
+	tail   []byte
+	text   strings.Builder
+}
+
+func (c *alertCounter) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	buf := append(c.tail, b...)
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := buf[:i]
+		switch {
+		case bytes.HasPrefix(line, []byte("drop at:")):
+			c.alerts++
+		case len(line) == 0 || c.text.Len() > 1<<16:
+		case !bytes.Contains(line, []byte(":")) || bytes.Contains(line, []byte("Tail")):
+			// Not one of an alert's "name: value" lines.
+			c.text.Write(line)
+			c.text.WriteByte('\n')
+		}
+		buf = buf[i+1:]
+	}
+	c.tail = append(c.tail[:0], buf...)
+	return len(b), nil
+}
+
+func (c *alertCounter) read() (int, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.alerts, c.text.String()
+}
+
+// dropwatchStorm runs the storm with dropwatch in packet mode, with the
+// exporter's queue length and one byte of each packet, and counts the
+// alerts it prints, then asks it for the kernel's statistics.
+func dropwatchStorm(t *testing.T) (dropwatchCounts, error) {
+	if _, err := os.Stat(dropwatchBinary); err != nil {
+		return dropwatchCounts{}, fmt.Errorf("not in the VM (%v): run.sh copies it where the host has it (Debian's dropwatch)", err)
+	}
+	cmd := exec.Command(dropwatchBinary)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return dropwatchCounts{}, err
+	}
+	out := &alertCounter{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return dropwatchCounts{}, err
+	}
+	defer cmd.Process.Kill()
+	fmt.Fprintf(stdin, "set alertmode packet\nset trunc 1\nset queue %d\nstart\n", stormQueue)
+	if !poll(20*time.Second, 50*time.Millisecond, func() bool { _, text := out.read(); return strings.Contains(text, "activated") }) {
+		_, text := out.read()
+		return dropwatchCounts{}, fmt.Errorf("did not start monitoring; output:\n%s", text)
+	}
+	sendUDP(t, stormDrops)
+	// Until its count stops moving for 2 s.
+	last, still := -1, 0
+	poll(300*time.Second, 200*time.Millisecond, func() bool {
+		n, _ := out.read()
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+		return still >= 10
+	})
+	if err := cmd.Process.Signal(unix.SIGINT); err != nil {
+		return dropwatchCounts{}, err
+	}
+	fmt.Fprintf(stdin, "stats\nexit\n")
+	stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+	}
+	n, text := out.read()
+	c := dropwatchCounts{alerts: n, tailDropped: -1}
+	if _, after, ok := strings.Cut(text, "Tail dropped:"); ok {
+		fmt.Sscan(after, &c.tailDropped)
+	} else {
+		t.Logf("dropwatch printed no statistics; its output, less the alerts:\n%s", text)
+	}
+	return c, nil
+}
+
+// TestDropMonitorAlreadyRunning: an exporter started while another program
+// runs the monitor listens to it, says so, and leaves it running.
+func TestDropMonitorAlreadyRunning(t *testing.T) {
+	useModule(t, "drop_monitor").load(t, "")
+	other := dialNetDM(t)
+	other.start(t)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			other.command(decoder.DropMonCmdStop, nil)
+		}
+	})
+	e := startExporter(t, nil, dropsConfig(", mode: summary"))
+	e.WaitFor(t, 1, "kevent_source_up", "source", "drops")
+	e.WaitFor(t, 0, "kevent_drop_monitor_owned", "source", "drops")
+	e.WaitLog(t, `msg="The kernel's drop monitor already runs, started by another program`)
+	e.WaitLog(t, "mode=packets")
+	sendUDP(t, 10)
+	// In the mode that runs: packets, with reasons.
+	e.WaitFor(t, 10, "kevent_events_total", "source", "drops", "event", "NO_SOCKET", "object", udpReceive)
+	if err, ok := e.Stop(); !ok || err != nil {
+		t.Fatalf("exporter stopped with %v (in time: %t); log:\n%s", err, ok, e.Logs)
+	}
+	if err := other.command(decoder.DropMonCmdStart, nil); !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("NET_DM_CMD_START after the exporter stopped: %v; want EAGAIN, the monitor still running", err)
+	}
+	if err := other.command(decoder.DropMonCmdStop, nil); err != nil {
+		t.Fatalf("NET_DM_CMD_STOP: %v", err)
+	}
+	stopped = true
+}
+
+// TestDropMonitorUnprivileged: an exporter without privileges reports the
+// source down and names the capability it lacks: CAP_SYS_ADMIN where the
+// kernel flags the events group (a probe says), else CAP_NET_ADMIN, which
+// the commands need. The monitor is not started.
+func TestDropMonitorUnprivileged(t *testing.T) {
+	useModule(t, "drop_monitor").load(t, "")
+	p := e2e.ProbeFamily(t, "", decoder.DropMonFamily, decoder.DropMonGroup)
+	t.Logf("as uid 65534: %s", p)
+	e := startExporter(t, nobody, dropsConfig(""))
+	want := `msg="Not permitted to configure the drop monitor (NET_DM_CMD_CONFIG): it needs CAP_NET_ADMIN; source down"`
+	if p.Joinable() == 0 {
+		if !errors.Is(p.Errs[0], unix.EPERM) {
+			t.Fatalf("probe: %s; want joined or EPERM", p)
+		}
+		want = `msg="Not permitted to join the drop monitor's events group: the kernel asks for CAP_SYS_ADMIN`
+	}
+	e.WaitLog(t, want)
+	e.WaitFor(t, 0, "kevent_source_up", "source", "drops")
+	dialNetDM(t).wantStopped(t)
+}
+
+// TestDropMonitorCLI: kevent_exporter monitor --source drops, without a
+// configuration, prints each drop with its reason, function, input
+// interface and length.
+func TestDropMonitorCLI(t *testing.T) {
+	useModule(t, "drop_monitor").load(t, "")
+	cmd := exec.Command(*exporterBinary, "monitor", "--source", "drops", "--count", "3", "--timeout", "60s")
+	var out, logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Drops until the monitor has printed three.
+	var err error
+	if !poll(60*time.Second, 200*time.Millisecond, func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			sendUDP(t, 1)
+			return false
+		}
+	}) {
+		cmd.Process.Kill()
+		t.Fatalf("monitor did not exit; output:\n%s\nlog:\n%s", out.String(), logs.String())
+	}
+	if err != nil {
+		t.Fatalf("monitor: %v; output:\n%s\nlog:\n%s", err, out.String(), logs.String())
+	}
+	t.Logf("monitor printed:\n%s", out.String())
+	want := fmt.Sprintf(` drops NO_SOCKET object=%s value=%d payload="in=lo"`, udpReceive, 14+20+8+len(udpPayload))
+	if n := strings.Count(out.String(), want); n != 3 {
+		t.Errorf("%d lines with %q, want 3", n, want)
+	}
+	dialNetDM(t).wantStopped(t)
+}
