@@ -125,6 +125,14 @@ func TestUnitSettings(t *testing.T) {
 // its ExecStart pointing at the exporter the test built: systemd-analyze
 // checks that the command exists.
 func unitDir(t *testing.T, withDropIn bool) string {
+	if withDropIn {
+		return unitDirWith(t, dropIn)
+	}
+	return unitDirWith(t)
+}
+
+// unitDirWith is unitDir with the drop-ins dropIns.
+func unitDirWith(t *testing.T, dropIns ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := os.ReadFile(unitFile)
@@ -135,19 +143,38 @@ func unitDir(t *testing.T, withDropIn bool) string {
 	if err := os.WriteFile(filepath.Join(dir, unitFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if withDropIn {
-		b, err := os.ReadFile(dropIn)
+	for _, d := range dropIns {
+		b, err := os.ReadFile(d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(dropIn)), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(d)), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, dropIn), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, d), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
+}
+
+// dropMonitorDropIn grants the drop monitor source's capabilities.
+const dropMonitorDropIn = "kevent_exporter.service.d/drop-monitor.conf"
+
+// TestDropMonitorDropIn: the drop monitor's drop-in grants CAP_NET_ADMIN
+// and CAP_SYS_ADMIN alone, as ambient capabilities of the dynamic user,
+// and systemd-analyze verify has nothing to say about it.
+func TestDropMonitorDropIn(t *testing.T) {
+	d := loadUnit(t, unitFile, dropMonitorDropIn)
+	const want = "CAP_NET_ADMIN CAP_SYS_ADMIN"
+	if d.value("CapabilityBoundingSet") != want || d.value("AmbientCapabilities") != want || d.value("DynamicUser") != "yes" {
+		t.Errorf("with %s: CapabilityBoundingSet=%s AmbientCapabilities=%s DynamicUser=%s, want %s alone for the dynamic user",
+			dropMonitorDropIn, d.value("CapabilityBoundingSet"), d.value("AmbientCapabilities"), d.value("DynamicUser"), want)
+	}
+	out, err := systemdAnalyze(t, unitDirWith(t, dropMonitorDropIn), "verify")
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify with %s: %v\n%s", dropMonitorDropIn, err, out)
+	}
 }
 
 func systemdAnalyze(t *testing.T, dir string, args ...string) (string, error) {
