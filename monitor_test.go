@@ -920,6 +920,23 @@ func TestMonitorSources(t *testing.T) {
 	if !cmp.Equal(names, []string{"kevent", "uevent"}) {
 		t.Errorf("--source kevent --source uevent --source kevent: sources %v", names)
 	}
+
+	// A built-in source the default configuration leaves out.
+	cfg, err = monitorSources(&monitorFlags{sources: []string{"drops"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sources) != 1 || cfg.Sources[0].Decoder != "drop_monitor" || cfg.Sources[0].Family != "NET_DM" || cfg.Sources[0].Mode != config.ModePackets {
+		t.Errorf("--source drops: %+v", cfg.Sources)
+	}
+	// A configured one of that name wins.
+	path := filepath.Join(t.TempDir(), "drops.yml")
+	if err := os.WriteFile(path, []byte("sources:\n  - {name: drops, protocol: 2, groups: [1], decoder: raw}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := monitorSources(&monitorFlags{configFile: path, sources: []string{"drops"}}); err != nil || cfg.Sources[0].Decoder != "raw" {
+		t.Errorf("--config.file with a source drops --source drops: %+v, %v", cfg, err)
+	}
 }
 
 // TestMonitorSequenceAgreesWithCollector feeds the same kevent sequence

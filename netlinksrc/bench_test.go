@@ -1,6 +1,7 @@
 package netlinksrc_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 
@@ -27,6 +28,21 @@ func BenchmarkHandle(b *testing.B) {
 		}},
 		{"kevent", decoder.NewKevent(), func(i int) []byte {
 			return nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: uint64(i + 1), Instance: 7, Name: fmt.Sprintf("event_%d", i%8), Value: int64(i), Payload: "eth0"})
+		}},
+		{"drop_monitor", decoder.NewDropMon(false), func(i int) []byte {
+			// A packet alert as the kernel's drop monitor sends it.
+			var p []byte
+			p = append(p, decoder.DropMonCmdPacketAlert, 2, 0, 0)
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrOrigin, []byte{0, 0})
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrPC, binary.NativeEndian.AppendUint64(nil, 0xffffffff81a009a2))
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrReason, []byte([]string{"NO_SOCKET\x00", "TCP_CSUM\x00"}[i%2]))
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrSymbol, []byte("__udp4_lib_rcv+0x9a2/0xc30\x00"))
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrInPort|0x8000, nlsend.AppendAttr(nil, decoder.DropMonAttrPortNetdevIfindex, binary.NativeEndian.AppendUint32(nil, 1)))
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrTimestamp, binary.NativeEndian.AppendUint64(nil, uint64(i)))
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrOrigLen, binary.NativeEndian.AppendUint32(nil, uint32(40+i)))
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrProto, []byte{8, 0})
+			p = nlsend.AppendAttr(p, decoder.DropMonAttrPayload, []byte{0})
+			return nlsend.AppendMessage(nil, 0x1c, 0, p)
 		}},
 		{"uevent", decoder.NewUevent(), func(i int) []byte {
 			return []byte(fmt.Sprintf("change@/devices/virtual/net/lo\x00ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00INTERFACE=lo\x00IFINDEX=1\x00SEQNUM=%d\x00", i))

@@ -170,6 +170,10 @@ func Start(t testing.TB, opts Options) *Exporter {
 	return e
 }
 
+// CloseIdleConnections closes the connections kept open between scrapes,
+// so that no TCP traffic of the test's follows.
+func (e *Exporter) CloseIdleConnections() { e.client.CloseIdleConnections() }
+
 // Signal sends sig to the exporter.
 func (e *Exporter) Signal(t testing.TB, sig os.Signal) {
 	t.Helper()
