@@ -92,6 +92,7 @@ func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSourc
 	metrics := collector.NewSourceMetrics(sc.Name, collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
+		Required:    sc.Required,
 		Stats:       func() collector.SocketStats { return socketStats(sub.Stats()) },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,7 +147,8 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 		rejected[i] = collector.ReasonCount{Reason: netlinksrc.RejectReasons[i], Count: n}
 	}
 	return collector.SocketStats{
-		Up:                 st.Up,
+		State:              sourceStates[st.State],
+		Attachments:        st.Attachments,
 		GroupsJoined:       st.GroupsJoined,
 		ReceiveBufferBytes: st.ReceiveBufferBytes,
 		Datagrams:          st.Datagrams,
@@ -155,6 +157,14 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 		Rejected:           rejected,
 		DropReadErrors:     st.DropReadErrors,
 	}
+}
+
+// sourceStates are the collector's states of the subscription's.
+var sourceStates = map[netlinksrc.State]collector.SourceState{
+	netlinksrc.StateWaiting: collector.SourceWaiting,
+	netlinksrc.StateUp:      collector.SourceUp,
+	netlinksrc.StateDenied:  collector.SourceDenied,
+	netlinksrc.StateFailed:  collector.SourceFailed,
 }
 
 // newDecoder makes the decoder a configured source names.
