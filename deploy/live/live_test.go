@@ -83,6 +83,11 @@ func TestLive(t *testing.T) {
 	for src, state := range map[string]string{"down": "waiting", "required": "waiting", "broken": "failed"} {
 		e.WaitFor(t, 1, "kevent_source_state", "source", src, "state", state)
 	}
+	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_XFRM); err != nil {
+		t.Fatalf("this test needs NETLINK_XFRM registered, for a source only CAP_NET_ADMIN may join: %v", err)
+	} else {
+		unix.Close(fd)
+	}
 	unpriv := e2e.Start(t, e2e.Options{Binary: exporterBinary, Config: unprivilegedConfig, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
 	unpriv.WaitFor(t, 1, "kevent_source_state", "source", "xfrm", "state", "denied")
 	unprivTarget := strings.TrimPrefix(unpriv.URL, "http://")

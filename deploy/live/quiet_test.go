@@ -47,6 +47,11 @@ func TestShippedRulesOnRealMetrics(t *testing.T) {
 		unix.Close(fd)
 		t.Fatal("netlink protocol 29 is registered on this host; this test needs a node without the seed module")
 	}
+	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_XFRM); err != nil {
+		t.Fatalf("this test needs NETLINK_XFRM registered, for a source only CAP_NET_ADMIN may join: %v", err)
+	} else {
+		unix.Close(fd)
+	}
 	defaultFile, err := filepath.Abs(defaultConfigFile)
 	if err != nil {
 		t.Fatal(err)
