@@ -159,6 +159,10 @@ func TestDefaultConfig(t *testing.T) {
 		if v, ok := value(mfs, "kevent_source_up", "source", src); !ok || v != 0 {
 			t.Errorf("kevent_source_up{source=%s} = %v (present %v), want 0", src, v, ok)
 		}
+		// Waiting for a module is normal: no state the alerts fire on.
+		if v, ok := value(mfs, "kevent_source_state", "source", src, "state", "waiting"); !ok || v != 1 {
+			t.Errorf("kevent_source_state{source=%s,state=waiting} = %v (present %v), want 1", src, v, ok)
+		}
 		e.WaitLog(t, want)
 		if n := strings.Count(e.Logs.String(), want); n != 1 {
 			t.Errorf("%d lines %s, want 1", n, want)

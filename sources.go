@@ -112,6 +112,7 @@ func (m *sourceManager) start(rs *runningSource) {
 	opts := collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
+		Required:    sc.Required,
 		Stats:       func() collector.SocketStats { return socketStats(rs.carried.Plus(rs.sub.Stats())) },
 	}
 	if rs.metrics == nil {
@@ -174,7 +175,8 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 		rejected[i] = collector.ReasonCount{Reason: netlinksrc.RejectReasons[i], Count: n}
 	}
 	return collector.SocketStats{
-		Up:                 st.Up,
+		State:              sourceStates[st.State],
+		Attachments:        st.Attachments,
 		GroupsJoined:       st.GroupsJoined,
 		ReceiveBufferBytes: st.ReceiveBufferBytes,
 		Datagrams:          st.Datagrams,
@@ -183,6 +185,14 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 		Rejected:           rejected,
 		DropReadErrors:     st.DropReadErrors,
 	}
+}
+
+// sourceStates are the collector's states of the subscription's.
+var sourceStates = map[netlinksrc.State]collector.SourceState{
+	netlinksrc.StateWaiting: collector.SourceWaiting,
+	netlinksrc.StateUp:      collector.SourceUp,
+	netlinksrc.StateDenied:  collector.SourceDenied,
+	netlinksrc.StateFailed:  collector.SourceFailed,
 }
 
 // newDecoder makes the decoder a configured source names.

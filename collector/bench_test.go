@@ -49,7 +49,7 @@ func scrape(b *testing.B, h http.Handler) {
 // by giving the registry nothing else... see the docs for the comparison.
 func BenchmarkScrape(b *testing.B) {
 	b.Run("kevent_10k_events", func(b *testing.B) {
-		s := NewSourceMetrics("bench", SourceOptions{MaxEvents: scrapeEvents, Stats: func() SocketStats { return SocketStats{Up: true} }})
+		s := NewSourceMetrics("bench", SourceOptions{MaxEvents: scrapeEvents, Stats: func() SocketStats { return SocketStats{State: SourceUp} }})
 		for i := 0; i < scrapeEvents; i++ {
 			s.Record([]decoder.Event{{Name: []byte(fmt.Sprintf("event_%d", i))}}, 16, 0)
 		}

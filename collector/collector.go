@@ -32,6 +32,12 @@ var (
 		"Malformed messages that could not be decoded into events.", "source")
 	upDesc = newDesc("source_up",
 		"Whether the source's netlink socket is open and subscribed (1) or not (0).", "source")
+	stateDesc = newDesc("source_state",
+		"The source's state, 1 for the current one: up; waiting for its protocol or generic netlink family (its module is not loaded); denied (a privilege is missing); failed (any other error).", "source", "state")
+	attachmentsDesc = newDesc("source_attachments_total",
+		"Times the source's socket was opened and joined to its groups: a source not up that has attached before lost its module or family.", "source")
+	requiredDesc = newDesc("source_required",
+		"Whether the source is configured required (1): its waiting for its module is then an alert.", "source")
 	receiveBufferDesc = newDesc("source_receive_buffer_bytes",
 		"Receive buffer size the kernel granted the source's socket.", "source")
 	overrunsDesc = newDesc("receive_overruns_total",
@@ -83,7 +89,8 @@ func (e *Collector) SetSources(sources []*SourceMetrics) {
 func (e *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		eventsDesc, lastValueDesc, lastTimestampDesc, lastPayloadDesc,
-		receivedBytesDesc, decodeErrorsDesc, upDesc, receiveBufferDesc,
+		receivedBytesDesc, decodeErrorsDesc, upDesc, stateDesc, attachmentsDesc,
+		requiredDesc, receiveBufferDesc,
 		overrunsDesc, datagramsDesc, lostDesc, rejectedDesc, groupsJoinedDesc,
 		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc,
 		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
@@ -147,7 +154,9 @@ func (s *SourceMetrics) snapshot() []sample {
 	out = append(out,
 		sample{desc: receivedBytesDesc, labels: src, value: float64(s.receivedBytes), counter: true},
 		sample{desc: decodeErrorsDesc, labels: src, value: float64(s.decodeErrors), counter: true},
-		sample{desc: upDesc, labels: src, value: boolValue(st.Up)},
+		sample{desc: upDesc, labels: src, value: boolValue(st.State == SourceUp)},
+		sample{desc: attachmentsDesc, labels: src, value: float64(st.Attachments), counter: true},
+		sample{desc: requiredDesc, labels: src, value: boolValue(s.opts.Required)},
 		sample{desc: receiveBufferDesc, labels: src, value: float64(st.ReceiveBufferBytes)},
 		sample{desc: overrunsDesc, labels: src, value: float64(st.Overruns), counter: true},
 		sample{desc: datagramsDesc, labels: src, value: float64(st.Datagrams), counter: true},
@@ -157,6 +166,9 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: eventNamesDesc, labels: src, value: float64(s.pairs)},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
 	)
+	for state, lps := range s.stateLabels {
+		out = append(out, sample{desc: stateDesc, labels: lps, value: boolValue(SourceState(state) == st.State)})
+	}
 	for _, r := range st.Rejected {
 		lps, ok := s.rejectedLabels[r.Reason]
 		if !ok {

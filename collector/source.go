@@ -32,8 +32,11 @@ const (
 // Datagrams + Lost is every datagram the kernel delivered to the source's
 // sockets while they were joined to their groups.
 type SocketStats struct {
-	// Up is set while the socket is open and joined to its groups.
-	Up bool
+	// State is what the source is doing: up while the socket is open and
+	// joined to its groups, else why not.
+	State SourceState
+	// Attachments counts the times the socket was opened and joined.
+	Attachments uint64
 	// GroupsJoined is how many of the configured groups the socket joined.
 	GroupsJoined int
 	// ReceiveBufferBytes is the receive buffer the kernel granted.
@@ -52,6 +55,39 @@ type SocketStats struct {
 	DropReadErrors uint64
 }
 
+// SourceState is what a source is doing, the state label of
+// kevent_source_state. The zero value is SourceWaiting.
+type SourceState int
+
+const (
+	// SourceWaiting: the source's protocol or generic netlink family is
+	// not registered (its module is not loaded), or it has not tried yet.
+	SourceWaiting SourceState = iota
+	// SourceUp: the socket is open and joined to its groups.
+	SourceUp
+	// SourceDenied: opening or joining was not permitted.
+	SourceDenied
+	// SourceFailed: any other error.
+	SourceFailed
+	numSourceStates
+)
+
+// sourceStateNames are the state label's values, by SourceState.
+var sourceStateNames = [numSourceStates]string{
+	SourceWaiting: "waiting",
+	SourceUp:      "up",
+	SourceDenied:  "denied",
+	SourceFailed:  "failed",
+}
+
+// String returns the state's label value.
+func (st SourceState) String() string {
+	if st < 0 || st >= numSourceStates {
+		return "unknown"
+	}
+	return sourceStateNames[st]
+}
+
 // ReasonCount is a count by reason.
 type ReasonCount struct {
 	Reason string
@@ -64,6 +100,9 @@ type SourceOptions struct {
 	MaxEvents int
 	// PayloadInfo turns on kevent_event_last_payload_info.
 	PayloadInfo bool
+	// Required says the source must be attached: kevent_source_required
+	// is 1, for the alert on a required source that is waiting.
+	Required bool
 	// Stats reports the source's socket at scrape time; nil reports a
 	// source that is down.
 	Stats func() SocketStats
@@ -97,6 +136,8 @@ type SourceMetrics struct {
 	seq           sequenceTracker
 	// rejectedLabels caches the (reason, source) label pairs by reason.
 	rejectedLabels map[string][]*dto.LabelPair
+	// stateLabels are the (source, state) label pairs by state.
+	stateLabels [numSourceStates][]*dto.LabelPair
 }
 
 // eventState is what a source knows of one event name and object.
@@ -124,13 +165,17 @@ func NewSourceMetrics(name string, opts SourceOptions) *SourceMetrics {
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = DefaultMaxEvents
 	}
-	return &SourceMetrics{
+	s := &SourceMetrics{
 		name:    name,
 		opts:    opts,
 		events:  make(map[string]*eventState),
 		objects: make(map[string]map[string]*eventState),
 		now:     time.Now,
 	}
+	for st, n := range sourceStateNames {
+		s.stateLabels[st] = labelPairs("source", name, "state", n)
+	}
+	return s
 }
 
 // Reconfigure makes opts the source's options from now on, for a source

@@ -62,6 +62,10 @@ type Source struct {
 	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
 	// empty means the protocol's usual senders (see README).
 	Senders string `yaml:"senders,omitempty"`
+	// Required says the source must attach: while its protocol or family
+	// is not registered, kevent_source_required makes the shipped alert
+	// fire. Without it, a missing module is normal.
+	Required bool `yaml:"required"`
 }
 
 // SendersValues are the values senders takes.
@@ -376,7 +380,7 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 			// An empty family must not make a source without groups.
 			return fmt.Errorf("line %d: family: %q is not 1-%d printable ASCII characters (GENL_NAMSIZ)", v.Line, rv.Value, genlNameMax)
 		}
-	case "payload_info":
+	case "payload_info", "required":
 		if rv.Kind != yaml.ScalarNode || isNull(rv) {
 			return notA("a boolean", key, v)
 		}

@@ -48,13 +48,14 @@ sources:
     groups: [1]
     decoder: kevent
     senders: any
+    required: true
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Source{
 		{Name: "seed", Protocol: 29, Groups: []uint32{2, 40}, Decoder: "raw", MaxEvents: 10, EventNames: map[uint16]string{3: "hello", 16: "my_event"}},
-		{Name: "users", Protocol: 2, Groups: []uint32{1}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, Senders: "any"},
+		{Name: "users", Protocol: 2, Groups: []uint32{1}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, Senders: "any", Required: true},
 	}
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
@@ -121,7 +122,7 @@ func TestParseBad(t *testing.T) {
 		{"empty", "", "configuration is empty"},
 		{"no sources", "sources: []\n", "no sources configured"},
 		{"unknown top-level key", "sourcez: []\n", "yaml: unmarshal errors:\n  line 1: field sourcez not found in type config.Config"},
-		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders)`},
+		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders, required)`},
 		{"not yaml", "sources: [\n", "yaml: line 1: did not find expected node content"},
 		{"missing name", "sources:\n  - protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is required"},
 		{"bad name", "sources:\n  - name: 'a b'\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", `source "a b": name "a b" must match ^[a-zA-Z_][a-zA-Z0-9_.-]*$`},
@@ -199,6 +200,8 @@ func TestParseBad(t *testing.T) {
 		{"name mapping", "sources:\n  - name: {a: 1}\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", `line 2: name: a mapping is not a string`},
 		{"decoder list", "sources:\n  - name: s\n    protocol: 2\n    groups: [1]\n    decoder: [raw]\n", `line 5: decoder: a list is not a string`},
 		{"payload_info mapping", src + "    payload_info: {a: 1}\n", `line 6: payload_info: a mapping is not a boolean`},
+		{"required list", src + "    required: [true]\n", `line 6: required: a list is not a boolean`},
+		{"required string", src + "    required: yes please\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str `yes please` into bool"},
 
 		// Groups within the protocol's range.
 		{"group 33 on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [21, 33]\n    decoder: raw\n", `source "s": groups: group 33 out of range 1-32 for protocol usersock (2)`},
