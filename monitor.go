@@ -29,6 +29,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/logging"
+	"github.com/kevent-exporter/kevent_exporter/internal/source"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
@@ -288,7 +289,7 @@ func newMonitor(w io.Writer, json bool, count uint64) *monitor {
 func (m *monitor) run(sources []config.Source, logger log.Logger, sig <-chan os.Signal, timeout time.Duration, stderr io.Writer) int {
 	srcs := make([]*monitorSource, 0, len(sources))
 	for _, sc := range sources {
-		d, err := newDecoder(sc)
+		d, err := source.NewDecoder(sc)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s monitor: source %q: %v\n", exporterName, sc.Name, err)
 			return monitorExitError
@@ -468,7 +469,7 @@ func newMonitorSource(m *monitor, sc config.Source, d decoder.Decoder, logger lo
 	placed := &placingDecoder{Decoder: d}
 	return &monitorSource{
 		m: m, cfg: sc, dec: d, placed: placed,
-		sub:      newSubscription(sc, placed, logger),
+		sub:      source.NewSubscription(sc, placed, logger),
 		textName: appendTextWord(nil, []byte(sc.Name)),
 		jsonName: appendJSONString(nil, []byte(sc.Name)),
 	}
