@@ -25,10 +25,10 @@ import (
 // (testenv.Main). The tests of the package run in parallel and share it,
 // so each that sends on a NETLINK_USERSOCK group owns that group: 6-7
 // reloads during a flood, 8-9 reload flood on a new socket, 10-16 monitor
-// (10-11 output, 12 decode errors, 13 exit status, 14 flood, 15 in-process
-// run, 16 second signal), 18-19 shutdown flood, 20-24 source manager, 25
-// counts, 26-27 reload, 28 lint (tests that only bind may share 28), 29
-// Prometheus, 30-31 reload flood with the socket handed over.
+// (10-11 output, 12 decode errors, 13 exit status, 14 flood, 16 second
+// signal), 18-19 shutdown flood, 20-24 source manager, 25 counts, 26-27
+// reload, 28 lint (tests that only bind may share 28), 29 Prometheus, 30-31
+// reload flood with the socket handed over.
 
 var exporterBinary string
 

@@ -11,6 +11,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/source"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
@@ -65,7 +66,7 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 		if old, ok := m.running[sc.Name]; ok && reflect.DeepEqual(old.cfg, sc) {
 			continue
 		}
-		d, err := newDecoder(sc)
+		d, err := source.NewDecoder(sc)
 		if err != nil {
 			return err
 		}
@@ -79,11 +80,11 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 		rs, ok := m.running[sc.Name]
 		switch d := decoders[sc.Name]; {
 		case !ok:
-			rs = &runningSource{cfg: sc, sub: newSubscription(sc, d, m.logger)}
+			rs = &runningSource{cfg: sc, sub: source.NewSubscription(sc, d, m.logger)}
 			m.start(rs)
 		case d != nil:
 			old := rs
-			rs = &runningSource{cfg: sc, sub: newSubscription(sc, d, m.logger), metrics: old.metrics}
+			rs = &runningSource{cfg: sc, sub: source.NewSubscription(sc, d, m.logger), metrics: old.metrics}
 			old.sub.HandOver(rs.sub)
 			stops.Go(func() {
 				m.stop(old, "Source replaced: its configuration changed")
@@ -193,26 +194,4 @@ var sourceStates = map[netlinksrc.State]collector.SourceState{
 	netlinksrc.StateUp:      collector.SourceUp,
 	netlinksrc.StateDenied:  collector.SourceDenied,
 	netlinksrc.StateFailed:  collector.SourceFailed,
-}
-
-// newDecoder makes the decoder a configured source names.
-func newDecoder(sc config.Source) (decoder.Decoder, error) {
-	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != ""})
-}
-
-// newSubscription makes the netlink subscription of a configured source;
-// the exporter and the monitor subscribe alike.
-func newSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *netlinksrc.Subscription {
-	return netlinksrc.New(netlinksrc.Config{
-		Name:               sc.Name,
-		Protocol:           int(sc.Protocol),
-		Groups:             sc.Groups,
-		Family:             sc.Family,
-		GroupNames:         sc.GroupNames,
-		ReceiveBufferBytes: sc.ReceiveBufferBytes,
-		// Empty (the protocol's usual senders) is SendersDefault.
-		Senders: netlinksrc.SendersNames[sc.Senders],
-		// The proc connector's subscription, rtnetlink's link dump.
-		Requests: decoder.Requests(sc.Decoder),
-	}, d, logger)
 }

@@ -180,12 +180,13 @@ func (s *SourceMetrics) snapshot() []sample {
 		}
 		out = append(out, sample{desc: rejectedDesc, labels: lps, value: float64(r.Count), counter: true})
 	}
-	if s.seq.started {
+	if s.seq.Started() {
+		seq := s.seq.Counts()
 		out = append(out,
-			sample{desc: seqMissingDesc, labels: src, value: float64(s.seq.missing), counter: true},
-			sample{desc: seqReorderedDesc, labels: src, value: float64(s.seq.reordered), counter: true},
-			sample{desc: seqDuplicatesDesc, labels: src, value: float64(s.seq.duplicates), counter: true},
-			sample{desc: seqResetsDesc, labels: src, value: float64(s.seq.resets), counter: true},
+			sample{desc: seqMissingDesc, labels: src, value: float64(seq.Missing), counter: true},
+			sample{desc: seqReorderedDesc, labels: src, value: float64(seq.Reordered), counter: true},
+			sample{desc: seqDuplicatesDesc, labels: src, value: float64(seq.Duplicates), counter: true},
+			sample{desc: seqResetsDesc, labels: src, value: float64(seq.Resets), counter: true},
 		)
 	}
 	// The samples' protobuf values in two allocations instead of one per

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/sequence"
 )
 
 const (
@@ -133,7 +134,7 @@ type SourceMetrics struct {
 	receivedBytes uint64
 	decodeErrors  uint64
 	eventsTotal   uint64
-	seq           sequenceTracker
+	seq           sequence.Tracker
 	// rejectedLabels caches the (reason, source) label pairs by reason.
 	rejectedLabels map[string][]*dto.LabelPair
 	// stateLabels are the (source, state) label pairs by state.
@@ -219,7 +220,7 @@ func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
 			}
 		}
 		if ev.HasSeq {
-			s.seq.observe(ev.Instance, ev.Seq)
+			s.seq.Observe(ev.Instance, ev.Seq)
 		}
 	}
 	s.mu.Unlock()
