@@ -50,13 +50,6 @@ func (c *fakeController) notify(msgs ...genetlink.Message) {
 	c.notes <- fakeDatagram{msgs: msgs}
 }
 
-// setFamily changes what lookups find.
-func (c *fakeController) setFamily(f *genetlink.Family) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.family = f
-}
-
 func (c *fakeController) GetFamily(name string) (genetlink.Family, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
