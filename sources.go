@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -89,9 +90,13 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 
 func (m *sourceManager) start(sc config.Source, d decoder.Decoder) *runningSource {
 	sub := newSubscription(sc, d, m.logger)
+	include, exclude := sc.Objects.Regexps()
 	metrics := collector.NewSourceMetrics(sc.Name, collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
+		ForgetAfter: time.Duration(sc.ForgetAfter),
+		Include:     include,
+		Exclude:     exclude,
 		Stats:       func() collector.SocketStats { return socketStats(sub.Stats()) },
 	})
 	ctx, cancel := context.WithCancel(context.Background())

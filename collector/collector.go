@@ -48,6 +48,8 @@ var (
 		"Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.", "source")
 	eventNamesDesc = newDesc("source_event_names",
 		"Distinct (event, object) pairs the source keeps, including the overflow event.", "source")
+	objectsForgottenDesc = newDesc("objects_forgotten_total",
+		"Objects the kernel removed (a deleted interface, a renamed one's former name) whose series were dropped after the source's forget_after.", "source")
 	maxEventNamesDesc = newDesc("source_max_event_names",
 		"Bound on distinct (event, object) pairs, the overflow event included; events past it count under event=\""+OverflowEvent+"\".", "source")
 
@@ -85,7 +87,7 @@ func (e *Collector) Describe(ch chan<- *prometheus.Desc) {
 		eventsDesc, lastValueDesc, lastTimestampDesc, lastPayloadDesc,
 		receivedBytesDesc, decodeErrorsDesc, upDesc, receiveBufferDesc,
 		overrunsDesc, datagramsDesc, lostDesc, rejectedDesc, groupsJoinedDesc,
-		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc,
+		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc, objectsForgottenDesc,
 		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
 	} {
 		ch <- d
@@ -114,8 +116,10 @@ func (s *SourceMetrics) snapshot() []sample {
 	}
 	src := labelPairs("source", s.name)
 
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetDue(now)
 	perEvent := 3
 	if s.opts.PayloadInfo {
 		perEvent++
@@ -129,7 +133,7 @@ func (s *SourceMetrics) snapshot() []sample {
 		if e.hasValue {
 			out = append(out, sample{desc: lastValueDesc, labels: e.labels, value: e.value})
 		}
-		if s.opts.PayloadInfo {
+		if s.opts.PayloadInfo && !e.aggregate {
 			if e.payloadDirty || e.payloadLabels == nil {
 				e.payloadLabels = labelPairs("event", e.label, "object", e.object, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
@@ -149,7 +153,13 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: dropReadErrorsDesc, labels: src, value: float64(st.DropReadErrors), counter: true},
 		sample{desc: eventNamesDesc, labels: src, value: float64(s.pairs)},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
+		sample{desc: objectsForgottenDesc, labels: src, value: float64(s.forgotten), counter: true},
 	)
+	// The removed objects' pairs are in this scrape: from now on they may
+	// be forgotten.
+	for i := len(s.removals) - 1; i >= 0 && !s.removals[i].shown; i-- {
+		s.removals[i].shown = true
+	}
 	for _, r := range st.Rejected {
 		lps, ok := s.rejectedLabels[r.Reason]
 		if !ok {

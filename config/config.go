@@ -60,6 +60,11 @@ type Source struct {
 	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
 	// empty means the protocol's usual senders (see README).
 	Senders string `yaml:"senders,omitempty"`
+	// ForgetAfter is how long the series of an object the kernel removed
+	// stay after its removal.
+	ForgetAfter Duration `yaml:"forget_after"`
+	// Objects chooses the objects that get series of their own.
+	Objects Objects `yaml:"objects,omitempty"`
 }
 
 // SendersValues are the values senders takes.
@@ -73,6 +78,7 @@ var DefaultSource = Source{
 	ReceiveBufferBytes: 8 << 20,
 	MaxEvents:          DefaultMaxEvents,
 	PayloadInfo:        true,
+	ForgetAfter:        Duration(DefaultForgetAfter),
 }
 
 const (
