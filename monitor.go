@@ -74,6 +74,10 @@ type monitorFlags struct {
 	decoder  string
 	senders  string
 
+	// event and object narrow the output to the events whose name and
+	// object they match.
+	event, object string
+
 	output    string
 	count     uint64
 	timeout   time.Duration
@@ -99,6 +103,8 @@ func runMonitor(args []string) int {
 	app.Flag("groups", "The command-line source's multicast groups: numbered from 1 for a protocol, names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
+	app.Flag("event", "Print only the events whose name this RE2 regular expression matches, whole: e.g. 'link/(up|down)'. Notices are printed all the same.").PlaceHolder("REGEX").StringVar(&f.event)
+	app.Flag("object", "Print only the events whose object this RE2 regular expression matches, whole: e.g. 'eth0|bond.*'. The sources' objects filters, which name series on /metrics, do not narrow the monitor.").PlaceHolder("REGEX").StringVar(&f.object)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")
 	app.Flag("count", "Exit after printing N events; 0: no limit.").PlaceHolder("N").Uint64Var(&f.count)
 	app.Flag("timeout", "Exit after this long, e.g. 10s; 0: no limit.").PlaceHolder("DURATION").DurationVar(&f.timeout)
@@ -111,6 +117,11 @@ func runMonitor(args []string) int {
 	}
 	if f.timeout < 0 {
 		fmt.Fprintln(os.Stderr, "--timeout must not be negative")
+		return monitorExitError
+	}
+	eventRE, objectRE, err := monitorFilters(f.event, f.object)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return monitorExitError
 	}
 	logger, _, err := logging.New(os.Stderr, f.logLevel, f.logFormat)
@@ -148,7 +159,23 @@ func runMonitor(args []string) int {
 	}
 
 	m := newMonitor(os.Stdout, f.output == "json", f.count)
+	m.eventRE, m.objectRE = eventRE, objectRE
 	return m.run(sources.Sources, logger, sig, f.timeout, os.Stderr)
+}
+
+// monitorFilters compiles --event and --object, nil where not given.
+func monitorFilters(event, object string) (eventRE, objectRE *regexp.Regexp, err error) {
+	if event != "" {
+		if eventRE, err = config.WholeMatch(event); err != nil {
+			return nil, nil, fmt.Errorf("--event: %v", err)
+		}
+	}
+	if object != "" {
+		if objectRE, err = config.WholeMatch(object); err != nil {
+			return nil, nil, fmt.Errorf("--object: %v", err)
+		}
+	}
+	return eventRE, objectRE, nil
 }
 
 // monitorSources returns the sources f asks for, checked as the exporter
@@ -265,6 +292,8 @@ var yamlLine = regexp.MustCompile(`\bline \d+: `)
 type monitor struct {
 	json  bool
 	count uint64
+	// eventRE and objectRE, when set, choose the events printed.
+	eventRE, objectRE *regexp.Regexp
 	start time.Time
 	// finished is closed when the monitor stops printing: --count reached
 	// or the writer failed.
@@ -452,6 +481,9 @@ func (s *monitorSource) Record(events []decoder.Event, _, decodeErrors int) {
 		ev := &events[i]
 		if ev.HasSeq {
 			s.checkSeq(now, ev)
+		}
+		if (m.eventRE != nil && !m.eventRE.Match(ev.Name)) || (m.objectRE != nil && !m.objectRE.Match(ev.Object)) {
+			continue
 		}
 		m.writeLocked(m.appendEvent(m.line[:0], now, s, ev))
 		m.printed++
