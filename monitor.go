@@ -292,12 +292,13 @@ var yamlLine = regexp.MustCompile(`\bline \d+: `)
 type monitor struct {
 	json  bool
 	count uint64
-	// eventRE and objectRE, when set, choose the events printed.
-	eventRE, objectRE *regexp.Regexp
 	start time.Time
 	// finished is closed when the monitor stops printing: --count reached
 	// or the writer failed.
 	finished chan struct{}
+
+	// eventRE and objectRE, when set, choose the events printed.
+	eventRE, objectRE *regexp.Regexp
 
 	mu sync.Mutex
 	w  *bufio.Writer

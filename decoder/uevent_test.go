@@ -89,7 +89,6 @@ var ueventTests = []struct {
 	{
 		name:     "kernel without DEVPATH",
 		datagram: []byte("add@/module/loop\x00ACTION=add\x00SUBSYSTEM=module\x00SEQNUM=7\x00"),
-		// No object: the summary line's path is not read.
 		want:     []event{{Name: "module/add", Value: 7, HasValue: true}},
 	},
 	{
