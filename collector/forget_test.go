@@ -3,11 +3,14 @@ package collector
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
@@ -227,5 +230,60 @@ func TestScrapeOrderWithForgetting(t *testing.T) {
 	}
 	if len(got) != s.pairs {
 		t.Errorf("%d sorted, %d pairs", len(got), s.pairs)
+	}
+}
+
+// TestForgetRandom runs random events, removals, comebacks, nested
+// objects, scrapes and clock moves through a small source, and checks
+// after each scrape that the registry takes it (no pair twice), that the
+// pairs kept are those listed and within the bound, and that no removal
+// is kept without pairs.
+func TestForgetRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	s, c := newClockSource(SourceOptions{
+		MaxEvents: 20, ForgetAfter: 3 * time.Second, PayloadInfo: true,
+		Exclude: regexp.MustCompile(`^(?:veth.*)$`),
+	})
+	e := New()
+	e.SetSources([]*SourceMetrics{s})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e)
+	objects := []string{"eth0", "eth1", "eth2", "tz1", "tz1/trip0", "tz1/trip1", "tz10/trip0", "veth1", "veth2", strings.Repeat("x", 200)}
+	names := []string{"new", "up", "down", "del"}
+	for i := range 20000 {
+		switch n := r.IntN(10); {
+		case n < 7:
+			o := objects[r.IntN(len(objects))]
+			ev := evObject(names[r.IntN(len(names))], o, float64(i))
+			ev.Payload = []byte(fmt.Sprint(i))
+			if r.IntN(4) == 0 {
+				ev.Gone = []byte(objects[r.IntN(len(objects))])
+			}
+			s.Record([]decoder.Event{ev}, 10, 0)
+		case n < 9:
+			c.t = c.t.Add(time.Duration(r.IntN(2000)) * time.Millisecond)
+		default:
+			if _, err := reg.Gather(); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			s.mu.Lock()
+			if len(s.sorted) != s.pairs || s.pairs > s.opts.MaxEvents {
+				t.Fatalf("step %d: %d listed, %d pairs, bound %d", i, len(s.sorted), s.pairs, s.opts.MaxEvents)
+			}
+			live := 0
+			for _, rm := range s.removals {
+				live += rm.live
+			}
+			marked := 0
+			for _, e := range s.sorted {
+				if e.removal != 0 {
+					marked++
+				}
+			}
+			if live != marked {
+				t.Fatalf("step %d: removals count %d pairs, %d are marked", i, live, marked)
+			}
+			s.mu.Unlock()
+		}
 	}
 }

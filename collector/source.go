@@ -254,11 +254,12 @@ func (s *SourceMetrics) lookup(name, object []byte, now time.Time) *eventState {
 // are forgotten at once.
 func (s *SourceMetrics) add(name, object []byte, aggregate bool, now time.Time) *eventState {
 	label, obj := labelValue(name, maxNameBytes), labelValue(object, maxNameBytes)
-	if e := s.find(label, obj); e != nil && e.removal == 0 {
+	e := s.find(label, obj)
+	if e != nil && e.removal == 0 {
 		e.aggregate = e.aggregate || aggregate
 		return e
 	}
-	if obj != "" && len(s.removals) > 0 {
+	if obj != "" && (e != nil || len(s.removals) > 0) {
 		s.forgetObject(obj, 0)
 	}
 	// The overflow event takes the last place under the bound.
@@ -272,7 +273,7 @@ func (s *SourceMetrics) add(name, object []byte, aggregate bool, now time.Time) 
 			return e
 		}
 	}
-	e := &eventState{label: label, object: obj, aggregate: aggregate, labels: labelPairs("event", label, "object", obj, "source", s.name)}
+	e = &eventState{label: label, object: obj, aggregate: aggregate, labels: labelPairs("event", label, "object", obj, "source", s.name)}
 	if obj == "" {
 		s.events[label] = e
 	} else {
