@@ -55,7 +55,7 @@ func TestDefaultObjects(t *testing.T) {
 	}
 	for _, name := range []string{
 		"lo", "eth0", "eth9", "ens5", "eno1", "enp3s0f0", "wlan0", "bond0", "bond0.100", "br0",
-		"br-ex", "br-int", "vlan10", "ib0", "nodelocaldns", "ovn-k8s-mp0", "vxlan100",
+		"br-ex", "br-int", "vlan10", "ib0", "nodelocaldns", "ovn-k8s-mp0", "vxlan100", "enic0", "eni0",
 	} {
 		if exclude.MatchString(name) {
 			t.Errorf("%s is excluded", name)
