@@ -558,14 +558,19 @@ func TestRenameAndIndexReuse(t *testing.T) {
 	r.setUp("n1p", true)
 	r.setUp("n1", true)
 	r.waitOper("n1", operUp)
+	r.waitOper("n1p", operUp)
 	r.setUp("n1", false) // a veth is renamed down
 	r.waitOper("n1", operDown)
+	r.waitOper("n1p", operLLD)
 	r.rename("n1", "n1b")
 	r.setUp("n1b", true)
 	r.waitOper("n1b", operUp)
+	r.waitOper("n1p", operUp)
 	r.flap("n1b", "n1p")
+	// The ends' notifications come in either order: wait for both.
 	for _, src := range []string{"link", "link0"} {
 		e.WaitFor(t, 2, "kevent_events_total", "source", src, "event", "link/up", "object", "n1b")
+		e.WaitFor(t, 3, "kevent_events_total", "source", src, "event", "link/up", "object", "n1p")
 		e.WaitFor(t, 1, "kevent_event_last_payload_info", "source", src, "event", "link/rename", "object", "n1b", "payload", "n1")
 	}
 	// One scrape showed n1's series on link0; the next has forgotten them.
@@ -608,6 +613,7 @@ func TestRenameAndIndexReuse(t *testing.T) {
 	r.waitOper("x1", operUp)
 	r.waitOper("x1p", operUp)
 	e.WaitFor(t, 1, "kevent_events_total", "source", "link", "event", "link/up", "object", "x1p")
+	e.WaitFor(t, 1, "kevent_events_total", "source", "link", "event", "link/up", "object", "x1")
 	got := eventCounts(e.Scrape(t), "link")
 	for k, want := range map[string]float64{"link/new x1": 1, "link/up x1": 1, "link/down x1": 0, "link/del x1": 0} {
 		if got[k] != want {
