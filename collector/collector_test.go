@@ -81,6 +81,9 @@ kevent_event_last_value{event="temp",object="",source="seed"} 42.5
 # TYPE kevent_events_total counter
 kevent_events_total{event="done",object="",source="seed"} 1
 kevent_events_total{event="temp",object="",source="seed"} 2
+# HELP kevent_objects_forgotten_total Objects the kernel removed (a deleted interface, a renamed one's former name) whose series were dropped after the source's forget_after.
+# TYPE kevent_objects_forgotten_total counter
+kevent_objects_forgotten_total{source="seed"} 0
 # HELP kevent_receive_overruns_total Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.
 # TYPE kevent_receive_overruns_total counter
 kevent_receive_overruns_total{source="seed"} 2
