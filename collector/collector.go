@@ -47,7 +47,7 @@ var (
 	lostDesc = newDesc("datagrams_lost_total",
 		"Datagrams the kernel dropped at the source's socket because its receive queue was full, and datagrams still queued when the source stopped that could not be decoded in time. The kernel drops whole datagrams: received + lost is every datagram multicast to the source.", "source")
 	rejectedDesc = newDesc("datagrams_rejected_total",
-		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).", "source", "reason")
+		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root); for a family source also the generic netlink controller's notifications not sent by the kernel, which are not in datagrams_received_total.", "source", "reason")
 	groupsJoinedDesc = newDesc("source_groups_joined",
 		"Multicast groups the source's socket joined; fewer than configured when the kernel refused some.", "source")
 	dropReadErrorsDesc = newDesc("source_drop_count_read_errors_total",
@@ -145,7 +145,7 @@ func (s *SourceMetrics) snapshot() []sample {
 			out = append(out, sample{desc: lastValueDesc, labels: e.labels, value: e.value})
 		}
 		if s.opts.PayloadInfo && !e.aggregate {
-			if e.payloadDirty || e.payloadLabels == nil {
+			if e.payloadDirty {
 				e.payloadLabels = labelPairs("event", e.label, "object", e.object, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
 			}
