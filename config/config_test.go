@@ -431,7 +431,8 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := Source{Name: "a", Protocol: 29, Groups: []uint32{1}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 10, PayloadInfo: true, EventNames: EventNames{16: "x", 17: "y"}}
+	a := DefaultSource
+	a.Name, a.Protocol, a.Groups, a.Decoder, a.MaxEvents, a.EventNames = "a", 29, []uint32{1}, "raw", 10, EventNames{16: "x", 17: "y"}
 	b := a
 	b.Name, b.Groups = "b", []uint32{2}
 	cc := a
