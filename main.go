@@ -29,6 +29,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/internal/logging"
 	"github.com/kevent-exporter/kevent_exporter/internal/scrape"
+	"github.com/kevent-exporter/kevent_exporter/monitor"
 )
 
 const exporterName = "kevent_exporter"
@@ -48,7 +49,7 @@ func run(args []string) int {
 	// The subcommand comes first; everything else is the exporter, whose
 	// flags stay as they were.
 	if len(args) > 0 && args[0] == "monitor" {
-		return runMonitor(args[1:])
+		return monitor.Main(exporterName, args[1:], os.Stdout, os.Stderr)
 	}
 	app := kingpin.New(exporterName, "Exports Linux kernel netlink multicast events as Prometheus metrics. "+
 		"'"+exporterName+" monitor --help' shows how to print the events as they arrive instead.")

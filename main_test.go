@@ -23,12 +23,13 @@ import (
 // These tests run the exporter binary against the kernel's netlink and read
 // its /metrics over HTTP, in a network namespace of the package's own
 // (testenv.Main). The tests of the package run in parallel and share it,
-// so each that sends on a NETLINK_USERSOCK group owns that group: 6-7
+// so each that sends on a NETLINK_USERSOCK group owns that group: 1 log
+// format, 2 source states, 3-5 shutdown with a second signal, 6-7
 // reloads during a flood, 8-9 reload flood on a new socket, 10-16 monitor
-// (10-11 output, 12 decode errors, 13 exit status, 14 flood, 15 in-process
-// run, 16 second signal), 18-19 shutdown flood, 20-24 source manager, 25
-// counts, 26-27 reload, 28 lint (tests that only bind may share 28), 29
-// Prometheus, 30-31 reload flood with the socket handed over.
+// (10-11 output, 12 decode errors, 13 exit status, 14 flood, 16 second
+// signal), 18-19 shutdown flood, 20-24 source manager, 25 counts, 26-27
+// reload, 28 lint (tests that only bind may share 28), 29 Prometheus, 30-31
+// reload flood with the socket handed over.
 
 var exporterBinary string
 
@@ -158,6 +159,10 @@ func TestDefaultConfig(t *testing.T) {
 	} {
 		if v, ok := value(mfs, "kevent_source_up", "source", src); !ok || v != 0 {
 			t.Errorf("kevent_source_up{source=%s} = %v (present %v), want 0", src, v, ok)
+		}
+		// Waiting for a module is normal: no state the alerts fire on.
+		if v, ok := value(mfs, "kevent_source_state", "source", src, "state", "waiting"); !ok || v != 1 {
+			t.Errorf("kevent_source_state{source=%s,state=waiting} = %v (present %v), want 1", src, v, ok)
 		}
 		e.WaitLog(t, want)
 		if n := strings.Count(e.Logs.String(), want); n != 1 {

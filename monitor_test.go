@@ -8,38 +8,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/go-kit/log"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
-	"github.com/kevent-exporter/kevent_exporter/collector"
-	"github.com/kevent-exporter/kevent_exporter/config"
-	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
-	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
-// The monitor's tests own usersock groups 10-16 (see main_test.go): 10-11
-// output, 12 decode errors, 13 count and timeout, 14 flood, 15 in-process
-// run, 16 second signal.
+// These tests run the monitor command of the built binary; package
+// monitor tests its parts in the test's process. They own usersock groups
+// 10-16 (see main_test.go): 10-11 output, 12 decode errors, 13 count and
+// timeout, 14 flood, 16 second signal.
 
 // monitorProc is a running kevent_exporter monitor.
 type monitorProc struct {
@@ -350,7 +341,7 @@ func TestMonitorUevent(t *testing.T) {
 		t.Fatalf("exit status %d after --count 1, want 0; stderr:\n%s", code, p.stderr)
 	}
 	got := p.lines(t, notUp)
-	if len(got) != 1 || !regexp.MustCompile(`^uevent net/change value=\d+ payload="/devices/virtual/net/lo"$`).MatchString(got[0]) {
+	if len(got) != 1 || !regexp.MustCompile(`^uevent net/change object=lo value=\d+ payload="/devices/virtual/net/lo"$`).MatchString(got[0]) {
 		t.Errorf("output %q, want one net/change event of lo", got)
 	}
 }
@@ -698,364 +689,5 @@ func TestMonitorSecondSignal(t *testing.T) {
 	}
 	if want := "interrupt again: exiting without waiting for the sources to stop"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr lacks %q:\n%s", want, &stderr)
-	}
-}
-
-// TestMonitorRun runs the monitor in the test's process, so that the race
-// detector sees its sink, its polling and its output.
-func TestMonitorRun(t *testing.T) {
-	t.Parallel()
-	testenv.RequireRoot(t, "usersock multicast in a private network namespace")
-	cfg, err := config.Parse([]byte("sources:\n  - {name: a, protocol: usersock, groups: [15], decoder: raw}\n  - {name: b, protocol: usersock, groups: [15], decoder: kevent}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, summary := &syncbuf.Buffer{}, &syncbuf.Buffer{}
-	m := newMonitor(out, false, 0)
-	sig := make(chan os.Signal, 1)
-	status := make(chan int, 1)
-	go func() { status <- m.run(cfg.Sources, log.NewNopLogger(), sig, 0, summary) }()
-	e2e.Eventually(t, "both sources are up", func() bool {
-		return strings.Contains(out.String(), " a !up ") && strings.Contains(out.String(), " b !up ")
-	})
-	snd := sender(t, 15)
-	const n = 500
-	for i := 1; i <= n; i++ {
-		// Each source decodes what the other finds malformed.
-		if i%2 == 0 {
-			mustSend(t, snd, nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: uint64(i / 2), Instance: 1, Name: "k"}))
-		} else {
-			mustSend(t, snd, nlsend.AppendMessage(nil, 16, 0, []byte("r")))
-		}
-	}
-	e2e.Eventually(t, "every datagram is accounted for", func() bool {
-		return strings.Count(out.String(), "!decode_error") == n/2 && strings.Count(out.String(), " a 16 payload=") == n
-	})
-	sig <- os.Interrupt
-	if s := <-status; s != 0 {
-		t.Errorf("run returned %d, want 0", s)
-	}
-	// Every raw message, and every kevent message as type 16, is an event
-	// of a; b decodes the kevent messages.
-	if got := strings.Count(out.String(), " a 16 payload="); got != n {
-		t.Errorf("%d events of a, want %d", got, n)
-	}
-	if got := strings.Count(out.String(), " b k value=0 "); got != n/2 {
-		t.Errorf("%d events of b, want %d", got, n/2)
-	}
-	for _, want := range []string{
-		fmt.Sprintf("summary source=a events=%d lost=0 overruns=0 decode_errors=0 rejected=0 attached=true\n", n),
-		fmt.Sprintf("summary source=b events=%d lost=0 overruns=0 decode_errors=%d rejected=0 attached=true\n", n/2, n/2),
-	} {
-		if !strings.Contains(summary.String(), want) {
-			t.Errorf("summary lacks %q:\n%s", want, summary)
-		}
-	}
-}
-
-// TestMonitorSinkConcurrent calls two sources' sinks at once, as their
-// subscriptions do, with polls in between: every line comes out whole, and
-// --count stops the output at exactly its count.
-func TestMonitorSinkConcurrent(t *testing.T) {
-	var out syncbuf.Buffer
-	m := newMonitor(&out, false, 1500)
-	srcs := []*monitorSource{
-		newMonitorSource(m, config.Source{Name: "a", Decoder: "raw"}, decoder.NewRaw(nil), log.NewNopLogger()),
-		newMonitorSource(m, config.Source{Name: "b", Decoder: "raw"}, decoder.NewRaw(nil), log.NewNopLogger()),
-	}
-	var wg sync.WaitGroup
-	for _, s := range srcs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			events := make([]decoder.Event, 10)
-			for i := range events {
-				events[i] = decoder.Event{Name: []byte("e"), Payload: bytes.Repeat([]byte("x"), 100)}
-			}
-			for i := 0; i < 100; i++ {
-				s.Malformed([]byte("bad"), 3, 1)
-				s.Record(events, 0, 1)
-			}
-		}()
-	}
-	for i := uint64(0); i < 50; i++ {
-		for _, s := range srcs {
-			s.poll(netlinksrc.Stats{Up: true, Lost: i}, false)
-		}
-	}
-	wg.Wait()
-	select {
-	case <-m.finished:
-	default:
-		t.Error("--count reached but the monitor did not finish")
-	}
-	line := regexp.MustCompile(`^\S+ [ab] (e payload="x{100}"|!up .*|!lost .*|!decode_error bytes=3 malformed=1|  .*)$`)
-	var events int
-	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
-		if strings.HasPrefix(l, "  ") {
-			continue
-		}
-		if !line.MatchString(l) {
-			t.Fatalf("broken line %q", l)
-		}
-		if strings.Contains(l, " e payload=") {
-			events++
-		}
-	}
-	if events != 1500 {
-		t.Errorf("%d events printed, want 1500", events)
-	}
-}
-
-func TestAppendJSONString(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	cases := []string{"", "plain", `"quoted" \ back`, "line\nbreak\r\t", "\x00\x1f\x7f", "héllo ✓", "bad \xff\xfe utf-8", "\xe2\x82", "<&>", "\u2028\u2029"}
-	for i := 0; i < 2000; i++ {
-		b := make([]byte, r.IntN(12))
-		for j := range b {
-			b[j] = byte(r.UintN(256))
-		}
-		cases = append(cases, string(b))
-	}
-	for _, s := range cases {
-		got := appendJSONString(nil, []byte(s))
-		var dec string
-		if err := json.Unmarshal(got, &dec); err != nil {
-			t.Fatalf("appendJSONString(%q) = %s: not a JSON string: %v", s, got, err)
-		}
-		// encoding/json turns each byte that is not UTF-8 into U+FFFD too.
-		want, _ := json.Marshal(s)
-		var wantDec string
-		json.Unmarshal(want, &wantDec)
-		if dec != wantDec {
-			t.Errorf("appendJSONString(%q) decodes to %q, want %q", s, dec, wantDec)
-		}
-		if bytes.ContainsFunc(got, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			t.Errorf("appendJSONString(%q) = %q: raw control characters", s, got)
-		}
-	}
-}
-
-func TestAppendTextWord(t *testing.T) {
-	for in, want := range map[string]string{
-		"net/change":  "net/change",
-		"tick":        "tick",
-		"42":          "42",
-		"":            `""`,
-		"two words":   `"two words"`,
-		"!notice":     `"!notice"`,
-		"a!b":         "a!b",
-		"k=v":         `"k=v"`,
-		`q"uote`:      `"q\"uote"`,
-		"tab\t":       `"tab\t"`,
-		"\xff":        `"\xff"`,
-		"héllo":       `"héllo"`,
-		`back\slash`:  `"back\\slash"`,
-		"new\nline":   `"new\nline"`,
-		"del\x7f":     `"del\x7f"`,
-		"under_score": "under_score",
-	} {
-		if got := string(appendTextWord(nil, []byte(in))); got != want {
-			t.Errorf("appendTextWord(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
-func TestAppendNumber(t *testing.T) {
-	for _, c := range []struct {
-		v          float64
-		text, json string
-	}{
-		{0, "0", "0"},
-		{42, "42", "42"},
-		{-1500, "-1500", "-1500"},
-		{1.5, "1.5", "1.5"},
-		{12345678901, "12345678901", "12345678901"},
-		{1e21, "1e+21", "1e+21"},
-		{1e-7, "1e-07", "1e-07"},
-		{math.Inf(1), "+Inf", `"+Inf"`},
-		{math.NaN(), "NaN", `"NaN"`},
-	} {
-		if got := string(appendNumber(nil, c.v)); got != c.text {
-			t.Errorf("appendNumber(%v) = %s, want %s", c.v, got, c.text)
-		}
-		got := appendJSONNumber(nil, c.v)
-		if string(got) != c.json || !json.Valid(got) {
-			t.Errorf("appendJSONNumber(%v) = %s, want %s, valid JSON", c.v, got, c.json)
-		}
-	}
-}
-
-func TestMonitorSources(t *testing.T) {
-	cfg, err := monitorSources(&monitorFlags{protocol: "usersock", groups: []string{"3,1", "2"}, decoder: "raw", senders: "any"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := config.DefaultSource
-	want.Name, want.Protocol, want.Groups, want.Decoder, want.Senders = "cmdline", 2, []uint32{1, 2, 3}, "raw", "any"
-	if len(cfg.Sources) != 1 || !cmp.Equal(want, cfg.Sources[0]) {
-		t.Errorf("command-line source %+v, want %+v", cfg.Sources, want)
-	}
-	if cfg, err := monitorSources(&monitorFlags{protocol: "29", groups: []string{"2"}, decoder: "kevent"}); err != nil || cfg.Sources[0].Protocol != 29 {
-		t.Errorf("--protocol=29: %+v, %v", cfg, err)
-	}
-	// Group names where the configuration takes them.
-	flags := &monitorFlags{protocol: "route", groups: []string{"link, IPv6_ifaddr", "3"}, decoder: "rtnetlink"}
-	fileCfg, err := config.Parse([]byte("sources:\n  - {name: cmdline, protocol: route, groups: [link, IPv6_ifaddr, 3], decoder: rtnetlink}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg, err := monitorSources(flags); err != nil || !cmp.Equal(fileCfg.Sources, cfg.Sources) {
-		t.Errorf("--protocol=route --groups=link,IPv6_ifaddr,3: %+v, %v; want %+v", cfg, err, fileCfg.Sources)
-	}
-
-	cfg, err = monitorSources(&monitorFlags{sources: []string{"kevent", "uevent", "kevent"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range cfg.Sources {
-		names = append(names, s.Name)
-	}
-	if !cmp.Equal(names, []string{"kevent", "uevent"}) {
-		t.Errorf("--source kevent --source uevent --source kevent: sources %v", names)
-	}
-
-	// A built-in source the default configuration leaves out.
-	cfg, err = monitorSources(&monitorFlags{sources: []string{"drops"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.Sources) != 1 || cfg.Sources[0].Decoder != "drop_monitor" || cfg.Sources[0].Family != "NET_DM" || cfg.Sources[0].Mode != config.ModePackets {
-		t.Errorf("--source drops: %+v", cfg.Sources)
-	}
-	// A configured one of that name wins.
-	path := filepath.Join(t.TempDir(), "drops.yml")
-	if err := os.WriteFile(path, []byte("sources:\n  - {name: drops, protocol: 2, groups: [1], decoder: raw}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if cfg, err := monitorSources(&monitorFlags{configFile: path, sources: []string{"drops"}}); err != nil || cfg.Sources[0].Decoder != "raw" {
-		t.Errorf("--config.file with a source drops --source drops: %+v, %v", cfg, err)
-	}
-}
-
-// TestMonitorSequenceAgreesWithCollector feeds the same kevent sequence
-// numbers, late, copied, skipped and restarted, to the monitor and to the
-// collector: the monitor's notices add up to the collector's sequence
-// metrics, kind by kind.
-func TestMonitorSequenceAgreesWithCollector(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	var events []decoder.Event
-	instance, highest := uint64(1), uint64(1000)
-	for i := 0; i < 20000; i++ {
-		var seq uint64
-		switch x := r.IntN(100); {
-		case x < 1:
-			// The module reloaded.
-			instance++
-			highest = r.Uint64N(1000)
-			seq = highest
-		case x < 10:
-			// A gap, some wider than the window.
-			highest += 2 + r.Uint64N(200)
-			seq = highest
-		case x < 35:
-			// Late or a copy: some older than the window, some from
-			// before the instance's first number.
-			seq = highest - min(highest, r.Uint64N(300))
-		default:
-			highest++
-			seq = highest
-		}
-		events = append(events, decoder.Event{Name: []byte("e"), HasSeq: true, Seq: seq, Instance: instance})
-	}
-
-	var out syncbuf.Buffer
-	m := newMonitor(&out, false, 0)
-	src := newMonitorSource(m, config.Source{Name: "k", Decoder: "kevent"}, decoder.NewRaw(nil), log.NewNopLogger())
-	metrics := collector.NewSourceMetrics("k", collector.SourceOptions{})
-	for len(events) > 0 {
-		n := min(len(events), 1+r.IntN(50))
-		src.Record(events[:n], 0, 0)
-		metrics.Record(events[:n], 0, 0)
-		events = events[n:]
-	}
-
-	// Gaps count their missing numbers, the other notices themselves.
-	notices := map[string]float64{}
-	for _, l := range strings.Split(out.String(), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 3 || !strings.HasPrefix(f[2], "!") {
-			continue
-		}
-		kind, n := f[2][1:], 1.0
-		if kind == "gap" {
-			missing, _ := strconv.Atoi(strings.TrimPrefix(f[4], "missing="))
-			n = float64(missing)
-		}
-		notices[kind] += n
-	}
-	c := collector.New()
-	c.SetSources([]*collector.SourceMetrics{metrics})
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mfs := make(map[string]*dto.MetricFamily)
-	for _, mf := range families {
-		mfs[mf.GetName()] = mf
-	}
-	for notice, metric := range map[string]string{
-		"gap":          "kevent_sequence_missing_total",
-		"out_of_order": "kevent_sequence_reordered_total",
-		"duplicate":    "kevent_sequence_duplicates_total",
-		"reset":        "kevent_sequence_resets_total",
-	} {
-		want, ok := e2e.Value(mfs, metric, "source", "k")
-		if !ok || want == 0 {
-			t.Fatalf("%s: %v (exists: %t); the sequence should make every kind", metric, want, ok)
-		}
-		if got := notices[notice]; got != want {
-			t.Errorf("!%s notices add up to %v, the collector's %s to %v", notice, got, metric, want)
-		}
-		t.Logf("%s: %v", metric, want)
-	}
-}
-
-// TestMonitorDecodeErrorPlace calls a source's decoder and sink as its
-// subscription does for one batch of four datagrams: good, too large for
-// its slot, half malformed, good. Each decode error prints where its
-// datagram came.
-func TestMonitorDecodeErrorPlace(t *testing.T) {
-	var out syncbuf.Buffer
-	m := newMonitor(&out, false, 0)
-	s := newMonitorSource(m, config.Source{Name: "a", Decoder: "raw"}, decoder.NewRaw(nil), log.NewNopLogger())
-	var events []decoder.Event
-	events, _ = s.placed.Decode(events, nlsend.AppendMessage(nil, 16, 0, []byte("1")))
-	s.Malformed(nil, 70000, 1)
-	half := nlsend.AppendMessage(nil, 16, 0, []byte("2"))
-	half = append(half, 1, 2, 3)
-	events, bad := s.placed.Decode(events, half)
-	s.Malformed(half, len(half), bad)
-	events, _ = s.placed.Decode(events, nlsend.AppendMessage(nil, 16, 0, []byte("3")))
-	s.Record(events, 0, 1+bad)
-
-	var got []string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if f := strings.Fields(l); len(f) > 2 && f[1] == "a" {
-			got = append(got, strings.Join(f[2:], " "))
-		}
-	}
-	want := []string{
-		`16 value=1 payload="1"`,
-		"!decode_error bytes=70000 malformed=1",
-		fmt.Sprintf("!decode_error bytes=%d malformed=1", len(half)),
-		`16 value=2 payload="2"`,
-		`16 value=3 payload="3"`,
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("output (-want +got):\n%s\n%s", diff, &out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -11,6 +12,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/source"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
 )
 
@@ -65,7 +67,7 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 		if old, ok := m.running[sc.Name]; ok && reflect.DeepEqual(old.cfg, sc) {
 			continue
 		}
-		d, err := newDecoder(sc)
+		d, err := source.NewDecoder(sc)
 		if err != nil {
 			return err
 		}
@@ -79,11 +81,11 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 		rs, ok := m.running[sc.Name]
 		switch d := decoders[sc.Name]; {
 		case !ok:
-			rs = &runningSource{cfg: sc, sub: newSubscription(sc, d, m.logger)}
+			rs = &runningSource{cfg: sc, sub: source.NewSubscription(sc, d, m.logger)}
 			m.start(rs)
 		case d != nil:
 			old := rs
-			rs = &runningSource{cfg: sc, sub: newSubscription(sc, d, m.logger), metrics: old.metrics}
+			rs = &runningSource{cfg: sc, sub: source.NewSubscription(sc, d, m.logger), metrics: old.metrics}
 			old.sub.HandOver(rs.sub)
 			stops.Go(func() {
 				m.stop(old, "Source replaced: its configuration changed")
@@ -109,9 +111,14 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 // was replaced, its metrics reconfigured.
 func (m *sourceManager) start(rs *runningSource) {
 	sc := rs.cfg
+	include, exclude := sc.Objects.Regexps()
 	opts := collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
+		Required:    sc.Required,
+		ForgetAfter: time.Duration(sc.ForgetAfter),
+		Include:     include,
+		Exclude:     exclude,
 		Stats:       func() collector.SocketStats { return socketStats(rs.carried.Plus(rs.sub.Stats())) },
 	}
 	if rs.metrics == nil {
@@ -179,7 +186,8 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 	}
 	return collector.SocketStats{
 		Control:            control,
-		Up:                 st.Up,
+		State:              sourceStates[st.State],
+		Attachments:        st.Attachments,
 		GroupsJoined:       st.GroupsJoined,
 		ReceiveBufferBytes: st.ReceiveBufferBytes,
 		Datagrams:          st.Datagrams,
@@ -190,33 +198,10 @@ func socketStats(st netlinksrc.Stats) collector.SocketStats {
 	}
 }
 
-// newDecoder makes the decoder a configured source names.
-func newDecoder(sc config.Source) (decoder.Decoder, error) {
-	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != "", Interfaces: sc.InputInterface})
-}
-
-// newSubscription makes the netlink subscription of a configured source;
-// the exporter and the monitor subscribe alike.
-func newSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *netlinksrc.Subscription {
-	return netlinksrc.New(netlinksrc.Config{
-		Name:               sc.Name,
-		Protocol:           int(sc.Protocol),
-		Groups:             sc.Groups,
-		Family:             sc.Family,
-		GroupNames:         sc.GroupNames,
-		ReceiveBufferBytes: sc.ReceiveBufferBytes,
-		// Empty (the protocol's usual senders) is SendersDefault.
-		Senders: netlinksrc.SendersNames[sc.Senders],
-		// The proc connector's subscription, rtnetlink's link dump.
-		Requests: decoder.Requests(sc.Decoder),
-		Control:  newControl(sc, logger),
-	}, d, logger)
-}
-
-// newControl makes what drives the kernel side of a source, or nil.
-func newControl(sc config.Source, logger log.Logger) netlinksrc.Control {
-	if sc.Decoder != "drop_monitor" {
-		return nil
-	}
-	return netlinksrc.NewDropMonitor(sc.Mode == config.ModePackets, sc.QueueLength, log.With(logger, "source", sc.Name))
+// sourceStates are the collector's states of the subscription's.
+var sourceStates = map[netlinksrc.State]collector.SourceState{
+	netlinksrc.StateWaiting: collector.SourceWaiting,
+	netlinksrc.StateUp:      collector.SourceUp,
+	netlinksrc.StateDenied:  collector.SourceDenied,
+	netlinksrc.StateFailed:  collector.SourceFailed,
 }

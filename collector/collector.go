@@ -32,6 +32,12 @@ var (
 		"Malformed messages that could not be decoded into events.", "source")
 	upDesc = newDesc("source_up",
 		"Whether the source's netlink socket is open and subscribed (1) or not (0).", "source")
+	stateDesc = newDesc("source_state",
+		"The source's state, 1 for the current one: up; waiting for its protocol or generic netlink family (its module is not loaded); denied (a privilege is missing); failed (any other error).", "source", "state")
+	attachmentsDesc = newDesc("source_attachments_total",
+		"Times the source's socket was opened and joined to its groups: a source not up that has attached before lost its module or family.", "source")
+	requiredDesc = newDesc("source_required",
+		"Whether the source is configured required (1): its waiting for its module is then an alert.", "source")
 	receiveBufferDesc = newDesc("source_receive_buffer_bytes",
 		"Receive buffer size the kernel granted the source's socket.", "source")
 	overrunsDesc = newDesc("receive_overruns_total",
@@ -41,13 +47,15 @@ var (
 	lostDesc = newDesc("datagrams_lost_total",
 		"Datagrams the kernel dropped at the source's socket because its receive queue was full, and datagrams still queued when the source stopped that could not be decoded in time. The kernel drops whole datagrams: received + lost is every datagram multicast to the source.", "source")
 	rejectedDesc = newDesc("datagrams_rejected_total",
-		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).", "source", "reason")
+		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root); for a family source also the generic netlink controller's notifications not sent by the kernel, which are not in datagrams_received_total.", "source", "reason")
 	groupsJoinedDesc = newDesc("source_groups_joined",
 		"Multicast groups the source's socket joined; fewer than configured when the kernel refused some.", "source")
 	dropReadErrorsDesc = newDesc("source_drop_count_read_errors_total",
 		"Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.", "source")
 	eventNamesDesc = newDesc("source_event_names",
 		"Distinct (event, object) pairs the source keeps, including the overflow event.", "source")
+	objectsForgottenDesc = newDesc("objects_forgotten_total",
+		"Objects the kernel removed (a deleted interface, a renamed one's former name) whose series were dropped after the source's forget_after.", "source")
 	maxEventNamesDesc = newDesc("source_max_event_names",
 		"Bound on distinct (event, object) pairs, the overflow event included; events past it count under event=\""+OverflowEvent+"\".", "source")
 
@@ -88,9 +96,10 @@ func (e *Collector) SetSources(sources []*SourceMetrics) {
 func (e *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		eventsDesc, lastValueDesc, lastTimestampDesc, lastPayloadDesc,
-		receivedBytesDesc, decodeErrorsDesc, upDesc, receiveBufferDesc,
+		receivedBytesDesc, decodeErrorsDesc, upDesc, stateDesc, attachmentsDesc,
+		requiredDesc, receiveBufferDesc,
 		overrunsDesc, datagramsDesc, lostDesc, rejectedDesc, groupsJoinedDesc,
-		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc,
+		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc, objectsForgottenDesc,
 		kernelLostDesc, dropMonitorOwnedDesc,
 		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
 	} {
@@ -124,8 +133,10 @@ func (s *SourceMetrics) snapshot() []sample {
 	}
 	src := labelPairs("source", s.name)
 
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetDue(now)
 	perEvent := 3
 	if s.opts.PayloadInfo {
 		perEvent++
@@ -139,7 +150,7 @@ func (s *SourceMetrics) snapshot() []sample {
 		if e.hasValue {
 			out = append(out, sample{desc: lastValueDesc, labels: e.labels, value: e.value})
 		}
-		if s.opts.PayloadInfo {
+		if s.opts.PayloadInfo && !e.aggregate {
 			if e.payloadDirty {
 				e.payloadLabels = labelPairs("event", e.label, "object", e.object, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
@@ -153,7 +164,9 @@ func (s *SourceMetrics) snapshot() []sample {
 	out = append(out,
 		sample{desc: receivedBytesDesc, labels: src, value: float64(s.receivedBytes), counter: true},
 		sample{desc: decodeErrorsDesc, labels: src, value: float64(s.decodeErrors), counter: true},
-		sample{desc: upDesc, labels: src, value: boolValue(st.Up)},
+		sample{desc: upDesc, labels: src, value: boolValue(st.State == SourceUp)},
+		sample{desc: attachmentsDesc, labels: src, value: float64(st.Attachments), counter: true},
+		sample{desc: requiredDesc, labels: src, value: boolValue(s.opts.Required)},
 		sample{desc: receiveBufferDesc, labels: src, value: float64(st.ReceiveBufferBytes)},
 		sample{desc: overrunsDesc, labels: src, value: float64(st.Overruns), counter: true},
 		sample{desc: datagramsDesc, labels: src, value: float64(st.Datagrams), counter: true},
@@ -162,12 +175,21 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: dropReadErrorsDesc, labels: src, value: float64(st.DropReadErrors), counter: true},
 		sample{desc: eventNamesDesc, labels: src, value: float64(s.pairs)},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
+		sample{desc: objectsForgottenDesc, labels: src, value: float64(s.forgotten), counter: true},
 	)
 	if c := st.Control; c != nil {
 		out = append(out, sample{desc: kernelLostDesc, labels: src, value: float64(c.KernelLost), counter: true})
 		if c.Active {
 			out = append(out, sample{desc: dropMonitorOwnedDesc, labels: src, value: boolValue(c.Owned)})
 		}
+	}
+	for state, lps := range s.stateLabels {
+		out = append(out, sample{desc: stateDesc, labels: lps, value: boolValue(SourceState(state) == st.State)})
+	}
+	// The removed objects' pairs are in this scrape: from now on they may
+	// be forgotten.
+	for i := len(s.removals) - 1; i >= 0 && !s.removals[i].shown; i-- {
+		s.removals[i].shown = true
 	}
 	for _, r := range st.Rejected {
 		lps, ok := s.rejectedLabels[r.Reason]
@@ -180,12 +202,13 @@ func (s *SourceMetrics) snapshot() []sample {
 		}
 		out = append(out, sample{desc: rejectedDesc, labels: lps, value: float64(r.Count), counter: true})
 	}
-	if s.seq.started {
+	if s.seq.Started() {
+		seq := s.seq.Counts()
 		out = append(out,
-			sample{desc: seqMissingDesc, labels: src, value: float64(s.seq.missing), counter: true},
-			sample{desc: seqReorderedDesc, labels: src, value: float64(s.seq.reordered), counter: true},
-			sample{desc: seqDuplicatesDesc, labels: src, value: float64(s.seq.duplicates), counter: true},
-			sample{desc: seqResetsDesc, labels: src, value: float64(s.seq.resets), counter: true},
+			sample{desc: seqMissingDesc, labels: src, value: float64(seq.Missing), counter: true},
+			sample{desc: seqReorderedDesc, labels: src, value: float64(seq.Reordered), counter: true},
+			sample{desc: seqDuplicatesDesc, labels: src, value: float64(seq.Duplicates), counter: true},
+			sample{desc: seqResetsDesc, labels: src, value: float64(seq.Resets), counter: true},
 		)
 	}
 	// The samples' protobuf values in two allocations instead of one per

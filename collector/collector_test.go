@@ -45,7 +45,7 @@ func gatherCompare(t *testing.T, sources []*SourceMetrics, want string, names ..
 
 func TestExposition(t *testing.T) {
 	s := newTestSource("seed", SourceOptions{PayloadInfo: true}, SocketStats{
-		Up: true, GroupsJoined: 1, ReceiveBufferBytes: 16777216, Datagrams: 5, Overruns: 2, Lost: 7,
+		State: SourceUp, Attachments: 2, GroupsJoined: 1, ReceiveBufferBytes: 16777216, Datagrams: 5, Overruns: 2, Lost: 7,
 		Rejected: []ReasonCount{{"not_kernel", 1}, {"not_root", 0}}, DropReadErrors: 3,
 	})
 	s.Record([]decoder.Event{ev("done", "Hello from kernel")}, 36, 0)
@@ -59,7 +59,7 @@ kevent_datagrams_lost_total{source="seed"} 7
 # HELP kevent_datagrams_received_total Datagrams read from the source's socket, rejected ones included.
 # TYPE kevent_datagrams_received_total counter
 kevent_datagrams_received_total{source="seed"} 5
-# HELP kevent_datagrams_rejected_total Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).
+# HELP kevent_datagrams_rejected_total Datagrams not decoded because the source does not trust their sender (not the kernel, or not root); for a family source also the generic netlink controller's notifications not sent by the kernel, which are not in datagrams_received_total.
 # TYPE kevent_datagrams_rejected_total counter
 kevent_datagrams_rejected_total{reason="not_kernel",source="seed"} 1
 kevent_datagrams_rejected_total{reason="not_root",source="seed"} 0
@@ -81,12 +81,18 @@ kevent_event_last_value{event="temp",object="",source="seed"} 42.5
 # TYPE kevent_events_total counter
 kevent_events_total{event="done",object="",source="seed"} 1
 kevent_events_total{event="temp",object="",source="seed"} 2
+# HELP kevent_objects_forgotten_total Objects the kernel removed (a deleted interface, a renamed one's former name) whose series were dropped after the source's forget_after.
+# TYPE kevent_objects_forgotten_total counter
+kevent_objects_forgotten_total{source="seed"} 0
 # HELP kevent_receive_overruns_total Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.
 # TYPE kevent_receive_overruns_total counter
 kevent_receive_overruns_total{source="seed"} 2
 # HELP kevent_received_bytes_total Bytes of netlink datagrams received.
 # TYPE kevent_received_bytes_total counter
 kevent_received_bytes_total{source="seed"} 110
+# HELP kevent_source_attachments_total Times the source's socket was opened and joined to its groups: a source not up that has attached before lost its module or family.
+# TYPE kevent_source_attachments_total counter
+kevent_source_attachments_total{source="seed"} 2
 # HELP kevent_source_drop_count_read_errors_total Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.
 # TYPE kevent_source_drop_count_read_errors_total counter
 kevent_source_drop_count_read_errors_total{source="seed"} 3
@@ -102,6 +108,15 @@ kevent_source_max_event_names{source="seed"} 2000
 # HELP kevent_source_receive_buffer_bytes Receive buffer size the kernel granted the source's socket.
 # TYPE kevent_source_receive_buffer_bytes gauge
 kevent_source_receive_buffer_bytes{source="seed"} 1.6777216e+07
+# HELP kevent_source_required Whether the source is configured required (1): its waiting for its module is then an alert.
+# TYPE kevent_source_required gauge
+kevent_source_required{source="seed"} 0
+# HELP kevent_source_state The source's state, 1 for the current one: up; waiting for its protocol or generic netlink family (its module is not loaded); denied (a privilege is missing); failed (any other error).
+# TYPE kevent_source_state gauge
+kevent_source_state{source="seed",state="denied"} 0
+kevent_source_state{source="seed",state="failed"} 0
+kevent_source_state{source="seed",state="up"} 1
+kevent_source_state{source="seed",state="waiting"} 0
 # HELP kevent_source_up Whether the source's netlink socket is open and subscribed (1) or not (0).
 # TYPE kevent_source_up gauge
 kevent_source_up{source="seed"} 1
@@ -205,7 +220,7 @@ kevent_sequence_resets_total{source="k"} 1
 }
 
 func TestPromlint(t *testing.T) {
-	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, SocketStats{Up: true, Rejected: []ReasonCount{{"not_kernel", 1}}, Control: &ControlStats{Active: true, Owned: true, KernelLost: 1}})
+	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, SocketStats{State: SourceUp, Rejected: []ReasonCount{{"not_kernel", 1}}, Control: &ControlStats{Active: true, Owned: true, KernelLost: 1}})
 	e := evValue("x", 1, "p")
 	e.HasSeq, e.Instance, e.Seq = true, 1, 1
 	s.Record([]decoder.Event{e}, 16, 0)
@@ -218,12 +233,49 @@ func TestPromlint(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("promlint problems: %v", problems)
 	}
-	// Every metric the collector describes is exercised above.
+	// Every metric the collector describes is exercised above: one series
+	// each, but one per state for kevent_source_state.
 	descs := make(chan *prometheus.Desc, 32)
 	c.Describe(descs)
 	close(descs)
-	if got, want := testutil.CollectAndCount(c), len(descs); got != want {
-		t.Fatalf("collected %d series of %d described metrics, want one each", got, want)
+	if got, want := testutil.CollectAndCount(c), len(descs)-1+int(numSourceStates); got != want {
+		t.Fatalf("collected %d series of %d described metrics, want %d", got, len(descs), want)
+	}
+}
+
+// TestSourceState: kevent_source_state has one series per state, 1 for the
+// current one, beside kevent_source_up, which stays 1 only while up;
+// kevent_source_required says what the configuration says.
+func TestSourceState(t *testing.T) {
+	const help = `# HELP kevent_source_required Whether the source is configured required (1): its waiting for its module is then an alert.
+# TYPE kevent_source_required gauge
+`
+	for _, c := range []struct {
+		st       SourceState
+		required bool
+		up       float64
+	}{
+		{SourceWaiting, false, 0},
+		{SourceUp, true, 1},
+		{SourceDenied, false, 0},
+		{SourceFailed, true, 0},
+	} {
+		s := newTestSource("s", SourceOptions{Required: c.required}, SocketStats{State: c.st, Attachments: 3})
+		want := help + fmt.Sprintf("kevent_source_required{source=\"s\"} %v\n", boolValue(c.required))
+		want += `# HELP kevent_source_state The source's state, 1 for the current one: up; waiting for its protocol or generic netlink family (its module is not loaded); denied (a privilege is missing); failed (any other error).
+# TYPE kevent_source_state gauge
+`
+		for _, name := range []string{"denied", "failed", "up", "waiting"} {
+			want += fmt.Sprintf("kevent_source_state{source=\"s\",state=%q} %v\n", name, boolValue(name == c.st.String()))
+		}
+		want += `# HELP kevent_source_up Whether the source's netlink socket is open and subscribed (1) or not (0).
+# TYPE kevent_source_up gauge
+` + fmt.Sprintf("kevent_source_up{source=\"s\"} %v\n", c.up)
+		want += `# HELP kevent_source_attachments_total Times the source's socket was opened and joined to its groups: a source not up that has attached before lost its module or family.
+# TYPE kevent_source_attachments_total counter
+kevent_source_attachments_total{source="s"} 3
+`
+		gatherCompare(t, []*SourceMetrics{s}, want, "kevent_source_required", "kevent_source_state", "kevent_source_up", "kevent_source_attachments_total")
 	}
 }
 
@@ -307,7 +359,7 @@ func TestObjectLookupAllocs(t *testing.T) {
 func TestReconfigure(t *testing.T) {
 	s := newTestSource("r", SourceOptions{MaxEvents: 10}, SocketStats{Datagrams: 2})
 	s.Record([]decoder.Event{ev("a", "pa"), ev("b", "pb")}, 20, 1)
-	s.Reconfigure(SourceOptions{MaxEvents: 3, PayloadInfo: true, Stats: func() SocketStats { return SocketStats{Up: true, Datagrams: 5} }})
+	s.Reconfigure(SourceOptions{MaxEvents: 3, PayloadInfo: true, Stats: func() SocketStats { return SocketStats{State: SourceUp, Datagrams: 5} }})
 	s.Record([]decoder.Event{ev("a", "pa2"), ev("c", "pc")}, 20, 0)
 	gatherCompare(t, []*SourceMetrics{s}, `
 # HELP kevent_datagrams_received_total Datagrams read from the source's socket, rejected ones included.
@@ -318,7 +370,6 @@ kevent_datagrams_received_total{source="r"} 5
 kevent_decode_errors_total{source="r"} 1
 # HELP kevent_event_last_payload_info Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.
 # TYPE kevent_event_last_payload_info gauge
-kevent_event_last_payload_info{event="__overflow__",object="",payload="pc",source="r"} 1
 kevent_event_last_payload_info{event="a",object="",payload="pa2",source="r"} 1
 # HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
 # TYPE kevent_events_total counter
@@ -346,7 +397,7 @@ func TestDropMonitorMetrics(t *testing.T) {
 	summary.Object, summary.Count = []byte("__udp4_lib_rcv"), 100
 	packet := evValue("NO_SOCKET", 29, "")
 	packet.Object = []byte("__udp4_lib_rcv")
-	active := newTestSource("drops", SourceOptions{}, SocketStats{Up: true, Control: &ControlStats{Active: true, Owned: false, KernelLost: 42}})
+	active := newTestSource("drops", SourceOptions{}, SocketStats{State: SourceUp, Control: &ControlStats{Active: true, Owned: false, KernelLost: 42}})
 	active.Record([]decoder.Event{summary, packet, packet}, 300, 0)
 	down := newTestSource("old", SourceOptions{}, SocketStats{Control: &ControlStats{KernelLost: 3}})
 	gatherCompare(t, []*SourceMetrics{active, down}, `

@@ -62,6 +62,15 @@ type Source struct {
 	// Senders says whose datagrams are decoded: "kernel", "root" or "any";
 	// empty means the protocol's usual senders (see README).
 	Senders string `yaml:"senders,omitempty"`
+	// Required says the source must attach: while its protocol or family
+	// is not registered, kevent_source_required makes the shipped alert
+	// fire. Without it, a missing module is normal.
+	Required bool `yaml:"required"`
+	// ForgetAfter is how long the series of an object the kernel removed
+	// stay after its removal.
+	ForgetAfter Duration `yaml:"forget_after"`
+	// Objects chooses the objects that get series of their own.
+	Objects Objects `yaml:"objects,omitempty"`
 
 	// Mode is the drop monitor's alert mode, ModePackets (the default)
 	// or ModeSummary; drop_monitor decoder only.
@@ -99,6 +108,7 @@ var DefaultSource = Source{
 	ReceiveBufferBytes: 8 << 20,
 	MaxEvents:          DefaultMaxEvents,
 	PayloadInfo:        true,
+	ForgetAfter:        Duration(DefaultForgetAfter),
 }
 
 const (
@@ -400,7 +410,7 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 			// An empty family must not make a source without groups.
 			return fmt.Errorf("line %d: family: %q is not 1-%d printable ASCII characters (GENL_NAMSIZ)", v.Line, rv.Value, genlNameMax)
 		}
-	case "payload_info", "input_interface":
+	case "payload_info", "required", "input_interface":
 		if rv.Kind != yaml.ScalarNode || isNull(rv) {
 			return notA("a boolean", key, v)
 		}

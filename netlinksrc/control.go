@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
-	"golang.org/x/sys/unix"
 )
 
 // controlRetryInterval is how often a family subscription whose Control
@@ -65,6 +64,11 @@ func (s *Subscription) startControl(id uint16) (retry <-chan time.Time, err erro
 	if err = s.cfg.Control.Start(id); err == nil {
 		return nil, nil
 	}
+	if denied(err) {
+		s.setState(StateDenied)
+	} else {
+		s.setState(StateFailed)
+	}
 	if q, ok := s.openErrors.allow(); ok {
 		msg := "Cannot start the family's events; source down"
 		var ce *ControlError
@@ -80,7 +84,7 @@ func (s *Subscription) startControl(id uint16) (retry <-chan time.Time, err erro
 // joinDenied names what the kernel wants of a socket to join the family's
 // groups.
 func (s *Subscription) joinDenied(err error) string {
-	if s.cfg.Control != nil && errors.Is(err, unix.EPERM) {
+	if s.cfg.Control != nil && denied(err) {
 		return s.cfg.Control.JoinDenied()
 	}
 	return "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)"

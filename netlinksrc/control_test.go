@@ -82,8 +82,8 @@ func TestControl(t *testing.T) {
 
 	const denied = `msg="Not permitted to start the drop monitor (NET_DM_CMD_START): it needs CAP_NET_ADMIN; source down" err="operation not permitted"`
 	waitUntil(t, "the failed start is logged", func() bool { return strings.Contains(logs.String(), denied) })
-	if st := s.Stats(); st.Up || st.Control == nil || st.Control.Active {
-		t.Fatalf("up %t with a control that did not start (%+v)", st.Up, st.Control)
+	if st := s.Stats(); st.Up || st.State != StateDenied || st.Control == nil || st.Control.Active {
+		t.Fatalf("up %t, state %s with a control not permitted to start (%+v)", st.Up, stateName(st.State), st.Control)
 	}
 
 	// The module comes back with new ids, and the control can start.

@@ -352,6 +352,11 @@ func (s *Subscription) runFamily(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if denied(err) {
+			s.setState(StateDenied)
+		} else {
+			s.setState(StateFailed)
+		}
 		if q, ok := s.openErrors.allow(); ok {
 			level.Error(s.logger).Log(quieted(q, "msg", "Generic netlink controller failed; starting over", "err", err, "retry_in", backoff)...)
 		}
@@ -471,6 +476,11 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 	for ctx.Err() == nil {
 		ids, byID, missing := fam.wanted(s.cfg.GroupNames)
 		if !fam.present || len(ids) == 0 {
+			if !fam.present {
+				s.setState(StateWaiting)
+			} else {
+				s.setState(StateFailed)
+			}
 			if !announced {
 				announced = true
 				if !fam.present {
@@ -498,11 +508,13 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		}
 		c, joined, err := s.open(unix.NETLINK_GENERIC, ids, byID)
 		if err != nil {
-			if errors.Is(err, unix.EPERM) {
+			if denied(err) {
+				s.setState(StateDenied)
 				if q, ok := s.openErrors.allow(); ok {
 					level.Error(s.logger).Log(quieted(q, "msg", s.joinDenied(err), "err", err)...)
 				}
 			} else {
+				s.setState(StateFailed)
 				if q, ok := s.openErrors.allow(); ok {
 					level.Error(s.logger).Log(quieted(q, "msg", "Cannot join the family's multicast groups", "err", err)...)
 				}
@@ -564,9 +576,11 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		case ctrlErr != nil:
 			return true, ctrlErr
 		case !next.present:
+			s.setState(StateWaiting)
 			level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 			announced = true
 		case err != nil:
+			s.setState(StateFailed)
 			if q, ok := s.openErrors.allow(); ok {
 				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening", "err", err)...)
 			}

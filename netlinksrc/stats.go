@@ -9,8 +9,15 @@ package netlinksrc
 // that read it, its drops up to the handover with the one that handed it
 // over.
 type Stats struct {
-	// Up is set while the subscription's socket is open and joined.
+	// Up is set while the subscription's socket is open and joined: State
+	// is then StateUp.
 	Up bool
+	// State says what the subscription is doing, or why it is down.
+	State State
+	// Attachments counts the times the subscription's socket was opened
+	// and joined: a subscription not up now that has been up before lost
+	// its module or family.
+	Attachments uint64
 	// GroupsJoined is how many of the configured groups the socket joined
 	// (0 while down).
 	GroupsJoined int
@@ -38,9 +45,10 @@ type Stats struct {
 }
 
 // Plus returns the counts of st, a subscription that stopped, and later,
-// the one that replaced it, added up, with later's state (Up,
+// the one that replaced it, added up, with later's state (State,
 // GroupsJoined, ReceiveBufferBytes).
 func (st Stats) Plus(later Stats) Stats {
+	later.Attachments += st.Attachments
 	later.Datagrams += st.Datagrams
 	later.Overruns += st.Overruns
 	later.Lost += st.Lost
@@ -58,3 +66,24 @@ func (st Stats) Plus(later Stats) Stats {
 	}
 	return later
 }
+
+// State is what a subscription is doing. A subscription that is not up is
+// in the state its last attempt to open, join or receive left it in; one
+// that has not tried yet is waiting.
+type State int32
+
+const (
+	// StateWaiting: the protocol or generic netlink family is not
+	// registered, so the module that provides it is not loaded (or the
+	// subscription has not tried yet). It attaches when the module comes,
+	// with nothing wrong meanwhile.
+	StateWaiting State = iota
+	// StateUp: the socket is open and joined to at least one group.
+	StateUp
+	// StateDenied: opening the socket or joining its groups was not
+	// permitted (EPERM, EACCES): a privilege is missing.
+	StateDenied
+	// StateFailed: any other error, such as groups that do not exist, a
+	// family without the configured groups, or a socket that failed.
+	StateFailed
+)

@@ -72,9 +72,10 @@ type Config struct {
 	// rejected.
 	Senders Senders
 	// Requests are netlink messages sent to the kernel (port ID 0) each
-	// time the socket is opened and joined, for protocols that deliver
-	// their events only to sockets that ask (the proc connector's
-	// PROC_CN_MCAST_LISTEN).
+	// time the socket is opened and joined, or taken over (HandOver), for
+	// protocols that deliver their events only to sockets that ask (the
+	// proc connector's PROC_CN_MCAST_LISTEN) and decoders that start from
+	// the kernel's answer (rtnetlink's link dump).
 	Requests [][]byte
 	// Control, for a family, drives the kernel side of the source (the
 	// drop monitor's START and STOP).
@@ -129,6 +130,10 @@ type Subscription struct {
 	rejected       [numRejectReasons]atomic.Uint64
 	dropReadErrors atomic.Uint64
 	groupsJoined   atomic.Int64
+	// state is the State while not up; Stats reports StateUp while conn
+	// is set. attachments counts sessions.
+	state       atomic.Int32
+	attachments atomic.Uint64
 
 	// Repeating conditions are logged at most once per logInterval each.
 	readErrors, openErrors, rejectLogger, dropsLogger rateLimiter
@@ -200,6 +205,8 @@ func (s *Subscription) Stats() Stats {
 	s.mu.Unlock()
 	st := Stats{
 		Up:                 up,
+		State:              State(s.state.Load()),
+		Attachments:        s.attachments.Load(),
 		ReceiveBufferBytes: int(s.rcvbuf.Load()),
 		Datagrams:          s.datagrams.Load(),
 		Overruns:           s.overruns.Load(),
@@ -207,6 +214,7 @@ func (s *Subscription) Stats() Stats {
 		DropReadErrors:     s.dropReadErrors.Load(),
 	}
 	if up {
+		st.State = StateUp
 		st.GroupsJoined = int(s.groupsJoined.Load())
 	}
 	for i := range s.rejected {
@@ -279,6 +287,7 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 		waiting, backoff = false, time.Second
 		err = s.session(ctx, c, joined, nil)
 		if ctx.Err() == nil {
+			s.setState(StateFailed)
 			// A socket that fails at once again must not spin.
 			if q, ok := s.openErrors.allow(); ok {
 				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening in a second", "err", err)...)
@@ -301,6 +310,7 @@ func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []ui
 	s.mu.Lock()
 	s.conn, s.lastDrops, s.adoptedDrops = c, s.adoptedDrops, 0
 	s.mu.Unlock()
+	s.attachments.Add(1)
 
 	var interrupted atomic.Bool
 	stopRead := func() { _ = c.SetReadDeadline(time.Now()) }
@@ -352,21 +362,25 @@ func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []ui
 	return err
 }
 
-// openFailed logs why the socket could not be opened and says how long
-// to wait before the next try.
+// openFailed logs why the socket could not be opened, sets the state it
+// leaves the subscription in, and says how long to wait before the next
+// try.
 func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Duration) time.Duration {
 	switch {
 	case errors.Is(err, unix.EPROTONOSUPPORT):
+		s.setState(StateWaiting)
 		if !*waiting {
 			level.Warn(s.logger).Log("msg", "Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it", "err", err)
 			*waiting = true
 		}
 		return 0
-	case errors.Is(err, unix.EPERM):
+	case denied(err):
+		s.setState(StateDenied)
 		if q, ok := s.openErrors.allow(); ok {
 			level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)...)
 		}
 	default:
+		s.setState(StateFailed)
 		if q, ok := s.openErrors.allow(); ok {
 			level.Error(s.logger).Log(quieted(q, "msg", "Cannot open netlink socket", "err", err)...)
 		}
@@ -374,6 +388,14 @@ func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Durati
 	wait := *backoff
 	*backoff = min(2**backoff, maxRetryInterval)
 	return wait
+}
+
+// setState records why the subscription is not up.
+func (s *Subscription) setState(st State) { s.state.Store(int32(st)) }
+
+// denied reports whether err says a privilege is missing.
+func denied(err error) bool {
+	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
 }
 
 // open makes a socket of protocol, joined to as many of groups as the
@@ -392,20 +414,28 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 		return nil, nil, err
 	}
 	s.joinFailed(joined, failed)
-	for _, req := range s.cfg.Requests {
-		// To the kernel: port ID 0, no group.
-		if err := s.control(c, func(fd int) error {
-			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		}); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("sending the subscription request to the kernel: %w", err)
-		}
+	if err := s.sendRequests(c); err != nil {
+		c.Close()
+		return nil, nil, err
 	}
 	if err := s.configure(c, true); err != nil {
 		c.Close()
 		return nil, nil, err
 	}
 	return c, joined, nil
+}
+
+// sendRequests sends the subscription's requests to the kernel on c.
+func (s *Subscription) sendRequests(c *netlink.Conn) error {
+	for _, req := range s.cfg.Requests {
+		// To the kernel: port ID 0, no group.
+		if err := s.control(c, func(fd int) error {
+			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		}); err != nil {
+			return fmt.Errorf("sending the subscription request to the kernel: %w", err)
+		}
+	}
+	return nil
 }
 
 // join joins c to groups and returns those it joined, and the others with

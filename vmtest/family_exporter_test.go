@@ -37,6 +37,10 @@ func TestFamilyLifecycle(t *testing.T) {
 	e := startExporter(t, nobody, familyConfig)
 	e.WaitFor(t, 0, "kevent_source_up", "source", "fam")
 	e.WaitLog(t, `source=fam family=kevent groups=events msg="Generic netlink family not registered`)
+	// Waiting for a module it never had: no alert's condition.
+	mfs := e.Scrape(t)
+	check(t, mfs, 1, "kevent_source_state", "source", "fam", "state", "waiting")
+	check(t, mfs, 0, "kevent_source_attachments_total", "source", "fam")
 
 	attach := func(what string) {
 		t.Helper()
@@ -51,7 +55,7 @@ func TestFamilyLifecycle(t *testing.T) {
 
 	emit(t, "disk_full 42 /dev/sda1")
 	e.WaitFor(t, 1, "kevent_events_total", "source", "fam", "event", "disk_full")
-	mfs := e.Scrape(t)
+	mfs = e.Scrape(t)
 	check(t, mfs, 42, "kevent_event_last_value", "source", "fam", "event", "disk_full")
 	check(t, mfs, 1, "kevent_event_last_payload_info", "source", "fam", "event", "disk_full", "payload", "/dev/sda1")
 
@@ -114,6 +118,10 @@ func TestFamilyLifecycle(t *testing.T) {
 	e.WaitFor(t, 0, "kevent_source_up", "source", "fam")
 	t.Logf("rmmod succeeded while the exporter ran; source down %d ms later", time.Since(t0).Milliseconds())
 	e.WaitLog(t, "Generic netlink family unregistered")
+	// Waiting after having attached: KeventSourceDetached's condition.
+	mfs = e.Scrape(t)
+	check(t, mfs, 1, "kevent_source_state", "source", "fam", "state", "waiting")
+	check(t, mfs, 1, "kevent_source_attachments_total", "source", "fam")
 
 	attach("second insmod")
 	emit(t, "disk_full 43 /dev/sdb1")
@@ -122,6 +130,7 @@ func TestFamilyLifecycle(t *testing.T) {
 	check(t, mfs, 43, "kevent_event_last_value", "source", "fam", "event", "disk_full")
 	check(t, mfs, 1, "kevent_sequence_resets_total", "source", "fam")
 	check(t, mfs, 0, "kevent_sequence_missing_total", "source", "fam")
+	check(t, mfs, 2, "kevent_source_attachments_total", "source", "fam")
 	if n := strings.Count(e.Logs.String(), "Generic netlink family registered, source attached"); n < 2 {
 		t.Errorf("the exporter logged %d attachments, want one per source at the second insmod at least", n)
 	}

@@ -55,11 +55,22 @@ sources:
   # A tiny receive buffer, flooded while the exporter is stopped
   # (KeventDatagramsLost, KeventReceiveOverruns).
   - {name: flood, protocol: usersock, groups: [4], decoder: raw, receive_buffer_bytes: 4096}
-  # A protocol no one registers (KeventSourceDown).
+  # A protocol no one registers: waiting for its module, no alert.
   - {name: down, protocol: 31, groups: [1], decoder: raw}
-  # The drop monitor, whose family is the initial namespace's: down, with
-  # its kevent_kernel_lost_total for the dashboard's drop panels.
+  # The same, required (KeventSourceRequiredMissing).
+  - {name: required, protocol: 30, groups: [1], decoder: raw, required: true}
+  # A group route does not have (KeventSourceFailed).
+  - {name: broken, protocol: route, groups: [1000], decoder: raw}
+  # The drop monitor, whose family is the initial namespace's: waiting,
+  # with its kevent_kernel_lost_total for the dashboard's drop panels.
   - {name: drops, family: NET_DM, groups: [events], decoder: drop_monitor}
+`
+
+// unprivilegedConfig is the second exporter's, run as uid 65534 without
+// capabilities: joining xfrm's groups is denied (KeventSourceDenied).
+const unprivilegedConfig = `
+sources:
+  - {name: xfrm, protocol: xfrm, groups: [1], decoder: raw}
 `
 
 // dropsPanel is the dashboard's panel of the drop monitor's events, which
@@ -76,8 +87,17 @@ func TestLive(t *testing.T) {
 	for _, s := range []string{"uevent", "seq", "raw", "forged", "flood"} {
 		e.WaitFor(t, 1, "kevent_source_up", "source", s)
 	}
-	e.WaitFor(t, 0, "kevent_source_up", "source", "down")
-	e.WaitFor(t, 0, "kevent_source_up", "source", "drops")
+	for src, state := range map[string]string{"down": "waiting", "required": "waiting", "broken": "failed", "drops": "waiting"} {
+		e.WaitFor(t, 1, "kevent_source_state", "source", src, "state", state)
+	}
+	if fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_XFRM); err != nil {
+		t.Fatalf("this test needs NETLINK_XFRM registered, for a source only CAP_NET_ADMIN may join: %v", err)
+	} else {
+		unix.Close(fd)
+	}
+	unpriv := e2e.Start(t, e2e.Options{Binary: exporterBinary, Config: unprivilegedConfig, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+	unpriv.WaitFor(t, 1, "kevent_source_state", "source", "xfrm", "state", "denied")
+	unprivTarget := strings.TrimPrefix(unpriv.URL, "http://")
 
 	rules, _ := filepath.Abs(rulesFile)
 	examples, _ := filepath.Abs(examplesFile)
@@ -92,8 +112,8 @@ rule_files: [%q, %q]
 scrape_configs:
   - job_name: kevent-exporter
     static_configs:
-      - targets: [%q, %q]
-`, rules, examples, exporterTarget, deadTarget))
+      - targets: [%q, %q, %q]
+`, rules, examples, exporterTarget, unprivTarget, deadTarget))
 
 	send := map[string]*nlsend.Sender{}
 	for name, group := range map[string]uint32{"seq": 1, "raw": 2, "forged": 3, "flood": 4} {
@@ -169,6 +189,27 @@ scrape_configs:
 	e.WaitFor(t, 0, "kevent_config_last_reload_successful")
 	mfs := e.Scrape(t)
 
+	// Each source in one state, as Prometheus sees it.
+	t.Run("source states", func(t *testing.T) {
+		want := "broken=failed down=waiting flood=up forged=up raw=up required=waiting seq=up uevent=up xfrm=denied"
+		var got []string
+		ok := poll(func() bool {
+			s, err := prom.query(`kevent_source_state == 1`)
+			if err != nil {
+				return false
+			}
+			got = nil
+			for _, x := range s {
+				got = append(got, x.Metric["source"]+"="+x.Metric["state"])
+			}
+			sort.Strings(got)
+			return strings.Join(got, " ") == want
+		})
+		if !ok {
+			t.Fatalf("kevent_source_state == 1: %s, want %s", strings.Join(got, " "), want)
+		}
+	})
+
 	t.Run("alerts", func(t *testing.T) {
 		// Alerts with a "for" are pending for minutes: their conditions
 		// hold. The others fire.
@@ -181,8 +222,9 @@ scrape_configs:
 			"KeventExporterDown pending instance=" + deadTarget,
 			"KeventReceiveOverruns firing source=flood",
 			"KeventSequenceGap firing source=seq",
-			"KeventSourceDown pending source=down",
-			"KeventSourceDown pending source=drops",
+			"KeventSourceDenied pending source=xfrm instance=" + unprivTarget,
+			"KeventSourceFailed pending source=broken",
+			"KeventSourceRequiredMissing pending source=required",
 		}
 		var got []string
 		var active []alert
@@ -325,8 +367,8 @@ scrape_configs:
 			sort.Strings(values)
 			want := map[string][]string{
 				"job":      {"kevent-exporter"},
-				"instance": {exporterTarget},
-				"source":   {"down", "drops", "flood", "forged", "raw", "seq", "uevent"},
+				"instance": sorted(exporterTarget, unprivTarget),
+				"source":   {"broken", "down", "drops", "flood", "forged", "raw", "required", "seq", "uevent", "xfrm"},
 			}[v.Name]
 			if strings.Join(values, " ") != strings.Join(want, " ") {
 				t.Errorf("variable %s (%s): %v (%v), want %v", v.Name, v.Query, values, err, want)
@@ -358,6 +400,12 @@ scrape_configs:
 			t.Logf("%s: %d series, e.g. %v = %s", q, len(result), result[0].Metric, result[0].Value)
 		}
 	})
+}
+
+// sorted returns its arguments sorted.
+func sorted(s ...string) []string {
+	sort.Strings(s)
+	return s
 }
 
 // alertKey names an active alert by its name, state and the labels that

@@ -75,7 +75,8 @@ func configMap(config []byte) []byte {
 # As shipped, config.yml is config/default.yml (the configuration embedded in
 # the binary). For your sources, replace it in an overlay of your own (e.g. a
 # configMapGenerator with behavior: replace), not here: see "Configuration"
-# in the top-level README.md, and remove the sources your nodes do not have.
+# in the top-level README.md. Sources whose module a node lacks wait for it
+# without alerting; mark those your nodes must have required: true.
 # A change reaches the pods' files within a minute or so; then reload each
 # exporter (POST /-/reload on port 9736, or SIGHUP) or restart the DaemonSet.
 apiVersion: v1

@@ -1,0 +1,44 @@
+// Package source makes what a configured source runs on: its decoder and
+// its netlink subscription. The exporter and the monitor make them with the
+// same two functions, so that the monitor receives and decodes exactly as
+// the exporter does.
+package source
+
+import (
+	"github.com/go-kit/log"
+
+	"github.com/kevent-exporter/kevent_exporter/config"
+	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+)
+
+// NewDecoder makes the decoder a configured source names.
+func NewDecoder(sc config.Source) (decoder.Decoder, error) {
+	return decoder.New(sc.Decoder, decoder.Options{TypeNames: sc.EventNames, Genl: sc.Family != "", Interfaces: sc.InputInterface})
+}
+
+// NewSubscription makes the netlink subscription of a configured source,
+// decoding with d.
+func NewSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *netlinksrc.Subscription {
+	return netlinksrc.New(netlinksrc.Config{
+		Name:               sc.Name,
+		Protocol:           int(sc.Protocol),
+		Groups:             sc.Groups,
+		Family:             sc.Family,
+		GroupNames:         sc.GroupNames,
+		ReceiveBufferBytes: sc.ReceiveBufferBytes,
+		// Empty (the protocol's usual senders) is SendersDefault.
+		Senders: netlinksrc.SendersNames[sc.Senders],
+		// The proc connector's subscription, rtnetlink's link dump.
+		Requests: decoder.Requests(sc.Decoder),
+		Control:  newControl(sc, logger),
+	}, d, logger)
+}
+
+// newControl makes what drives the kernel side of a source, or nil.
+func newControl(sc config.Source, logger log.Logger) netlinksrc.Control {
+	if sc.Decoder != "drop_monitor" {
+		return nil
+	}
+	return netlinksrc.NewDropMonitor(sc.Mode == config.ModePackets, sc.QueueLength, log.With(logger, "source", sc.Name))
+}
