@@ -490,6 +490,7 @@ func TestDropMonitorUnprivileged(t *testing.T) {
 	}
 	e.WaitLog(t, want)
 	e.WaitFor(t, 0, "kevent_source_up", "source", "drops")
+	e.WaitFor(t, 1, "kevent_source_state", "source", "drops", "state", "denied")
 	dialNetDM(t).wantStopped(t)
 }
 

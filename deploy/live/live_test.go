@@ -191,7 +191,7 @@ scrape_configs:
 
 	// Each source in one state, as Prometheus sees it.
 	t.Run("source states", func(t *testing.T) {
-		want := "broken=failed down=waiting flood=up forged=up raw=up required=waiting seq=up uevent=up xfrm=denied"
+		want := "broken=failed down=waiting drops=waiting flood=up forged=up raw=up required=waiting seq=up uevent=up xfrm=denied"
 		var got []string
 		ok := poll(func() bool {
 			s, err := prom.query(`kevent_source_state == 1`)
