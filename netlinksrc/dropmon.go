@@ -149,17 +149,18 @@ func (d *DropMonitor) Stop() {
 	d.readLocked()
 	d.lost += d.last - d.base
 	if d.owned {
+		// Held until STOP is done: a source that starts meanwhile would
+		// find the monitor running and listen to one about to stop.
 		dropMonOwner.Lock()
 		dropMonOwner.users--
-		last := dropMonOwner.users == 0
-		dropMonOwner.Unlock()
-		if last {
+		if dropMonOwner.users == 0 {
 			if err := d.command(decoder.DropMonCmdStop, nil); err != nil {
 				level.Error(d.logger).Log("msg", "Cannot stop the kernel's drop monitor (NET_DM_CMD_STOP); it keeps running until something stops it", "err", err)
 			} else {
 				level.Info(d.logger).Log("msg", "Stopped the kernel's drop monitor")
 			}
 		}
+		dropMonOwner.Unlock()
 	}
 	d.owned = false
 	d.closeLocked()

@@ -531,3 +531,42 @@ func TestDropMonitorCLI(t *testing.T) {
 	}
 	dialNetDM(t).wantStopped(t)
 }
+
+// TestDropMonitorReload: a reload that renames the source starts the new
+// one while the old one stops: it shares the monitor the old one started
+// rather than find it busy, and the monitor runs on; a reload that changes
+// the mode stops the monitor and starts it again in the new mode; the
+// exporter's exit stops it.
+func TestDropMonitorReload(t *testing.T) {
+	useModule(t, "drop_monitor").load(t, "")
+	e := startExporter(t, nil, dropsConfig(""))
+	e.WaitFor(t, 1, "kevent_drop_monitor_owned", "source", "drops")
+	reload := func(config string) {
+		t.Helper()
+		if err := os.WriteFile(e.ConfigFile, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := e2e.Post(t, e.URL+"/-/reload"); code != 200 {
+			t.Fatalf("reload: %d %s", code, body)
+		}
+	}
+
+	reload(strings.Replace(dropsConfig(""), "name: drops,", "name: drops2,", 1))
+	e.WaitFor(t, 1, "kevent_drop_monitor_owned", "source", "drops2")
+	sendUDP(t, 10)
+	e.WaitFor(t, 10, "kevent_events_total", "source", "drops2", "event", "NO_SOCKET", "object", udpReceive)
+	if strings.Contains(e.Logs.String(), "already runs") {
+		t.Errorf("the renamed source found the monitor busy; log:\n%s", e.Logs)
+	}
+
+	reload(strings.Replace(dropsConfig(", mode: summary"), "name: drops,", "name: drops2,", 1))
+	e.WaitLog(t, `msg="Started the kernel's drop monitor" mode=summary`)
+	e.WaitFor(t, 1, "kevent_drop_monitor_owned", "source", "drops2")
+	sendUDP(t, 10)
+	e.WaitFor(t, 10, "kevent_events_total", "source", "drops2", "event", "unknown", "object", udpReceive)
+
+	if err, ok := e.Stop(); !ok || err != nil {
+		t.Fatalf("exporter stopped with %v (in time: %t); log:\n%s", err, ok, e.Logs)
+	}
+	dialNetDM(t).wantStopped(t)
+}
