@@ -147,9 +147,6 @@ var (
 		}
 		return m
 	}()
-	// kernelTypes are the message types the kernel names itself; the raw
-	// decoder uses these names for them.
-	kernelTypes = map[string]uint16{"noop": 1, "error": 2, "done": 3, "overrun": 4}
 )
 
 // configKeys and sourceKeys are the keys a configuration and a source may

@@ -9,6 +9,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
 // The configuration walks YAML nodes itself wherever yaml.v3's reflection
@@ -300,7 +302,7 @@ func eventType(k *yaml.Node) (uint16, error) {
 // checkEventName returns why n cannot name type t, given the types named
 // so far.
 func checkEventName(t uint16, n string, named map[string]uint16) error {
-	switch k, isKernel := kernelTypes[n]; {
+	switch k, isKernel := decoder.KernelType(n); {
 	case n == "" || len(n) > maxEventNameBytes || strings.ContainsFunc(n, unicode.IsControl):
 		// Control characters, DEL and C1 included, would garble the
 		// logs and the monitor's lines.
