@@ -25,9 +25,9 @@ const (
 	OverflowEvent = "__overflow__"
 	// MaxPayloadBytes is how much of a payload the payload label keeps.
 	MaxPayloadBytes = 256
-	// maxNameBytes is how much of an event name the event label keeps, and
-	// of an object the object label.
-	maxNameBytes = 128
+	// MaxNameBytes is how much of an event name the event label keeps, and
+	// of an object the object label: the configuration's event names fit.
+	MaxNameBytes = 128
 )
 
 // SocketStats is what a source's socket reports at scrape time.
@@ -313,7 +313,7 @@ func (s *SourceMetrics) lookup(name, object []byte, now time.Time) *eventState {
 // object that comes back after it was removed starts anew: its old pairs
 // are forgotten at once.
 func (s *SourceMetrics) add(name, object []byte, aggregate bool, now time.Time) *eventState {
-	label, obj := labelValue(name, maxNameBytes), labelValue(object, maxNameBytes)
+	label, obj := labelValue(name, MaxNameBytes), labelValue(object, MaxNameBytes)
 	e := s.find(label, obj)
 	if e != nil && e.removal == 0 {
 		e.aggregate = e.aggregate || aggregate
@@ -359,8 +359,8 @@ func (s *SourceMetrics) remove(object []byte, now time.Time) {
 		return
 	}
 	key := object
-	if len(object) > maxNameBytes || !utf8.Valid(object) {
-		key = []byte(labelValue(object, maxNameBytes))
+	if len(object) > MaxNameBytes || !utf8.Valid(object) {
+		key = []byte(labelValue(object, MaxNameBytes))
 	}
 	id := s.lastRemoval + 1
 	r := removal{id: id, at: now}

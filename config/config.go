@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
@@ -82,14 +83,12 @@ type EventNames map[uint16]string
 // DefaultSource holds the values of the keys a source leaves out.
 var DefaultSource = Source{
 	ReceiveBufferBytes: 8 << 20,
-	MaxEvents:          DefaultMaxEvents,
+	MaxEvents:          collector.DefaultMaxEvents,
 	PayloadInfo:        true,
 	ForgetAfter:        Duration(DefaultForgetAfter),
 }
 
 const (
-	// DefaultMaxEvents is the max_events of a source that leaves it out.
-	DefaultMaxEvents = 2000
 	// MaxFileBytes bounds the file Load reads. A configuration is a few
 	// kilobytes, and naming all 65536 message types with short names takes
 	// about 1.3 MiB; the bound keeps a wrong path, such as a log file or a
@@ -123,8 +122,6 @@ const (
 	classicGroups = 32
 	// maxSourceNameBytes keeps the source label, on every series, short.
 	maxSourceNameBytes = 128
-	// maxEventNameBytes is as long as the collector keeps event labels.
-	maxEventNameBytes = 128
 )
 
 var (

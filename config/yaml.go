@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
@@ -303,10 +304,10 @@ func eventType(k *yaml.Node) (uint16, error) {
 // so far.
 func checkEventName(t uint16, n string, named map[string]uint16) error {
 	switch k, isKernel := decoder.KernelType(n); {
-	case n == "" || len(n) > maxEventNameBytes || strings.ContainsFunc(n, unicode.IsControl):
+	case n == "" || len(n) > collector.MaxNameBytes || strings.ContainsFunc(n, unicode.IsControl):
 		// Control characters, DEL and C1 included, would garble the
 		// logs and the monitor's lines.
-		return fmt.Errorf("type %d: name %q must be 1-%d bytes without control characters", t, n, maxEventNameBytes)
+		return fmt.Errorf("type %d: name %q must be 1-%d bytes without control characters", t, n, collector.MaxNameBytes)
 	case strings.HasPrefix(n, "__"):
 		// The collector's own events (__overflow__) start with "__".
 		return fmt.Errorf("type %d: name %q starts with \"__\", which is reserved", t, n)
