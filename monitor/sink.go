@@ -202,7 +202,7 @@ func (s *sink) checkSeq(now time.Time, ev *decoder.Event) {
 // attached or went down, the kernel dropped datagrams, senders were
 // rejected. final is the subscription's last stats, after it stopped.
 func (s *sink) poll(st netlinksrc.Stats, final bool) {
-	if st.Up || st.Datagrams > 0 {
+	if st.Up() || st.Datagrams > 0 {
 		s.attached.Store(true)
 	}
 	e, m := s.enc, s.m
@@ -211,13 +211,13 @@ func (s *sink) poll(st netlinksrc.Stats, final bool) {
 	now := time.Now()
 	if !final {
 		switch {
-		case st.Up && !s.shownUp:
+		case st.Up() && !s.shownUp:
 			b := s.appendWhere(e.AppendNotice(m.line[:0], now, "up"))
 			b = e.AppendUint(b, "groups_joined", uint64(st.GroupsJoined))
 			b = e.AppendUint(b, "receive_buffer_bytes", uint64(st.ReceiveBufferBytes))
 			m.writeLocked(e.EndNotice(b))
 			s.shownUp, s.shownDown = true, false
-		case !st.Up && !s.shownDown && (s.shownUp || now.Sub(m.start) >= downAfter):
+		case !st.Up() && !s.shownDown && (s.shownUp || now.Sub(m.start) >= downAfter):
 			b := s.appendWhere(e.AppendNotice(m.line[:0], now, "down"))
 			m.writeLocked(e.EndNotice(b))
 			s.shownUp, s.shownDown = false, true

@@ -120,7 +120,7 @@ func TestSinkConcurrent(t *testing.T) {
 	}
 	for i := range uint64(50) {
 		for _, s := range sinks {
-			s.poll(netlinksrc.Stats{Up: true, Lost: i}, false)
+			s.poll(netlinksrc.Stats{State: netlinksrc.StateUp, Lost: i}, false)
 		}
 	}
 	wg.Wait()

@@ -176,7 +176,7 @@ func TestFamilyFollowed(t *testing.T) {
 
 	const waiting = `source=fam family=kevent groups=events msg="Generic netlink family not registered: the kernel module that provides it is not loaded; waiting for it"`
 	waitUntil(t, "the wait is logged", func() bool { return strings.Contains(logs.String(), waiting) })
-	if s.Stats().Up {
+	if s.Stats().Up() {
 		t.Fatal("up with the family absent")
 	}
 
@@ -192,7 +192,7 @@ func TestFamilyFollowed(t *testing.T) {
 	// (TestForgedControllerNotes forges them on the host kernel).
 	ctrl.notes <- fakeDatagram{port: 4242, msgs: []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil)}}
 	waitUntil(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[RejectNotKernel] == 1 })
-	if !s.Stats().Up {
+	if !s.Stats().Up() {
 		t.Fatal("down after a forged unregistration")
 	}
 
@@ -200,7 +200,7 @@ func TestFamilyFollowed(t *testing.T) {
 	// datagram each. Down at once.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELMCAST_GRP, "kevent", 40, map[string]uint32{"events": notify}))
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil))
-	waitUntil(t, "the source is down", func() bool { return !s.Stats().Up })
+	waitUntil(t, "the source is down", func() bool { return !s.Stats().Up() })
 	const gone = `msg="Generic netlink family unregistered (its module was unloaded?); waiting for it to come back"`
 	waitUntil(t, "the unregistration is logged", func() bool { return strings.Contains(logs.String(), gone) })
 
@@ -231,7 +231,7 @@ func TestFamilyMissingGroup(t *testing.T) {
 	down := startFamily(t, Config{Name: "none", Family: "kevent", GroupNames: []string{"nosuch"}}, ctrl2, logs)
 	const none = `source=none family=kevent groups=nosuch msg="Generic netlink family has none of the configured groups; waiting for them" missing=nosuch family_groups=events`
 	waitUntil(t, "the missing groups are logged", func() bool { return strings.Contains(logs.String(), none) })
-	if down.Stats().Up {
+	if down.Stats().Up() {
 		t.Fatal("up without any group")
 	}
 	// The group appears (NEWMCAST_GRP): joined.
@@ -252,7 +252,7 @@ func TestRealFamilies(t *testing.T) {
 	waitUntil(t, "the wait is logged", func() bool {
 		return strings.Contains(logs.String(), "Generic netlink family not registered")
 	})
-	if s.Stats().Up {
+	if s.Stats().Up() {
 		t.Fatal("up on a missing family")
 	}
 }
@@ -338,10 +338,10 @@ func TestForgedControllerNotes(t *testing.T) {
 	waitUntil(t, "the forged notifications are rejected", func() bool {
 		return absent.Stats().Rejected[RejectNotKernel] == 4 && present.Stats().Rejected[RejectNotKernel] == 4
 	})
-	if absent.Stats().Up {
+	if absent.Stats().Up() {
 		t.Error("a forged announcement brought the absent family's source up")
 	}
-	if st := present.Stats(); !st.Up || st.GroupsJoined != 1 {
+	if st := present.Stats(); !st.Up() || st.GroupsJoined != 1 {
 		t.Errorf("a forged unregistration took the source down: %+v", st)
 	}
 	const rejected = `msg="Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total" reason=not_kernel sender_port_id=`
@@ -470,7 +470,7 @@ func TestControllerOverrun(t *testing.T) {
 	})
 	e, _ := sk.counts()
 	st := s.Stats()
-	got := fmt.Sprintf("events=%d lost=%d up=%v", e, st.Lost, st.Up)
+	got := fmt.Sprintf("events=%d lost=%d up=%v", e, st.Lost, st.Up())
 	t.Logf("forged=%d rejected=%d (the rest dropped at the controller's socket), sent=%d %s", forged, rejected, sent, got)
 	if want := fmt.Sprintf("events=%d lost=0 up=true", sent); got != want {
 		t.Errorf("%s, want %s; log:\n%s", got, want, logs)
@@ -591,7 +591,7 @@ func TestSettleBounded(t *testing.T) {
 		}
 	}()
 	const rejoined = `msg="Generic netlink family's groups changed; joining them again" family_id=40`
-	waitUntil(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up })
+	waitUntil(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up() })
 	close(stop)
 	t.Logf("%d notifications streamed", <-streamed)
 }

@@ -94,7 +94,7 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("a subscription handing its socket over did not stop within 30s")
 		}
-		if st.Up {
+		if st.Up() {
 			t.Errorf("handover %d: the stopped subscription reports itself up", k)
 		}
 		e, _ := prev.sk.counts()

@@ -9,9 +9,6 @@ package netlinksrc
 // that read it, its drops up to the handover with the one that handed it
 // over.
 type Stats struct {
-	// Up is set while the subscription's socket is open and joined: State
-	// is then StateUp.
-	Up bool
 	// State says what the subscription is doing, or why it is down.
 	State State
 	// Attachments counts the times the subscription's socket was opened
@@ -41,6 +38,9 @@ type Stats struct {
 	// DropReadErrors counts failed reads of the kernel's drop counter.
 	DropReadErrors uint64
 }
+
+// Up reports whether the subscription's socket is open and joined.
+func (st Stats) Up() bool { return st.State == StateUp }
 
 // Plus returns the counts of st, a subscription that stopped, and later,
 // the one that replaced it, added up, with later's state (State,

@@ -201,7 +201,6 @@ func (s *Subscription) Stats() Stats {
 	lost := s.lost
 	s.mu.Unlock()
 	st := Stats{
-		Up:                 up,
 		State:              State(s.state.Load()),
 		Attachments:        s.attachments.Load(),
 		ReceiveBufferBytes: int(s.rcvbuf.Load()),

@@ -127,7 +127,7 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Run(ctx, sink)
-	for !src.Stats().Up {
+	for !src.Stats().Up() {
 		time.Sleep(time.Millisecond)
 	}
 	fmt.Println("ready")
