@@ -16,6 +16,8 @@ import (
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // coalesceNotes is how long a subscription whose family changed waits for
@@ -353,9 +355,9 @@ func (s *Subscription) runFamily(ctx context.Context) {
 			return
 		}
 		if denied(err) {
-			s.setState(StateDenied)
+			s.setState(srcinfo.StateDenied)
 		} else {
-			s.setState(StateFailed)
+			s.setState(srcinfo.StateFailed)
 		}
 		if q, ok := s.openErrors.allow(); ok {
 			level.Error(s.logger).Log(quieted(q, "msg", "Generic netlink controller failed; starting over", "err", err, "retry_in", backoff)...)
@@ -433,9 +435,9 @@ func (s *Subscription) resync(ctrl controller, quit <-chan struct{}, cause error
 // rejectNote counts and logs a controller notification from a sender that
 // is not the kernel, as handle does a datagram.
 func (s *Subscription) rejectNote(port uint32) {
-	s.rejected[RejectNotKernel].Add(1)
+	s.rejected[srcinfo.RejectNotKernel].Add(1)
 	if q, ok := s.rejectLogger.allow(); ok {
-		level.Warn(s.logger).Log(quieted(q, "msg", "Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total", "reason", RejectNotKernel, "sender_port_id", port)...)
+		level.Warn(s.logger).Log(quieted(q, "msg", "Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total", "reason", srcinfo.RejectNotKernel, "sender_port_id", port)...)
 	}
 }
 
@@ -477,9 +479,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		ids, byID, missing := fam.wanted(s.cfg.GroupNames)
 		if !fam.present || len(ids) == 0 {
 			if !fam.present {
-				s.setState(StateWaiting)
+				s.setState(srcinfo.StateWaiting)
 			} else {
-				s.setState(StateFailed)
+				s.setState(srcinfo.StateFailed)
 			}
 			if !announced {
 				announced = true
@@ -509,12 +511,12 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		c, joined, err := s.open(unix.NETLINK_GENERIC, ids, byID)
 		if err != nil {
 			if denied(err) {
-				s.setState(StateDenied)
+				s.setState(srcinfo.StateDenied)
 				if q, ok := s.openErrors.allow(); ok {
 					level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)", "err", err)...)
 				}
 			} else {
-				s.setState(StateFailed)
+				s.setState(srcinfo.StateFailed)
 				if q, ok := s.openErrors.allow(); ok {
 					level.Error(s.logger).Log(quieted(q, "msg", "Cannot join the family's multicast groups", "err", err)...)
 				}
@@ -560,11 +562,11 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		case ctrlErr != nil:
 			return true, ctrlErr
 		case !next.present:
-			s.setState(StateWaiting)
+			s.setState(srcinfo.StateWaiting)
 			level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 			announced = true
 		case err != nil:
-			s.setState(StateFailed)
+			s.setState(srcinfo.StateFailed)
 			if q, ok := s.openErrors.allow(); ok {
 				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening", "err", err)...)
 			}

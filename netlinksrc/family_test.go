@@ -19,6 +19,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // fakeController is a generic netlink controller whose family the test
@@ -191,7 +192,7 @@ func TestFamilyFollowed(t *testing.T) {
 	// Nor do those from a sender that is not the kernel
 	// (TestForgedControllerNotes forges them on the host kernel).
 	ctrl.notes <- fakeDatagram{port: 4242, msgs: []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil)}}
-	waitUntil(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[RejectNotKernel] == 1 })
+	waitUntil(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[srcinfo.RejectNotKernel] == 1 })
 	if !s.Stats().Up() {
 		t.Fatal("down after a forged unregistration")
 	}
@@ -336,7 +337,7 @@ func TestForgedControllerNotes(t *testing.T) {
 	// The forger's probe notification came first: one for the absent
 	// family's source, three more for the other.
 	waitUntil(t, "the forged notifications are rejected", func() bool {
-		return absent.Stats().Rejected[RejectNotKernel] == 4 && present.Stats().Rejected[RejectNotKernel] == 4
+		return absent.Stats().Rejected[srcinfo.RejectNotKernel] == 4 && present.Stats().Rejected[srcinfo.RejectNotKernel] == 4
 	})
 	if absent.Stats().Up() {
 		t.Error("a forged announcement brought the absent family's source up")
@@ -461,7 +462,7 @@ func TestControllerOverrun(t *testing.T) {
 	// The lookup ends the resync, which reads what is queued first: the
 	// rejected count is final once it began.
 	waitUntil(t, "the family is looked up again", func() bool { return lookups.Load() >= 2 })
-	rejected := s.Stats().Rejected[RejectNotKernel]
+	rejected := s.Stats().Rejected[srcinfo.RejectNotKernel]
 	send(100)
 
 	waitUntil(t, "every event sent is received or lost", func() bool {
@@ -511,7 +512,7 @@ func TestResyncDiscardsStale(t *testing.T) {
 	if n := ctrl.lookupCount(); n != 1 {
 		t.Errorf("%d lookups, want 1", n)
 	}
-	if n := s.Stats().Rejected[RejectNotKernel]; n != 1 {
+	if n := s.Stats().Rejected[srcinfo.RejectNotKernel]; n != 1 {
 		t.Errorf("rejected = %d, want 1", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // running is a subscription started by a test, with its sink and the
@@ -21,11 +22,11 @@ type running struct {
 	s      *Subscription
 	sk     *sink
 	cancel context.CancelFunc
-	final  chan Stats
+	final  chan srcinfo.Stats
 }
 
 func run(cfg Config, logger log.Logger, prev *running) (*running, bool) {
-	r := &running{s: New(cfg, decoder.NewRaw(nil), logger), sk: newSink(), final: make(chan Stats, 1)}
+	r := &running{s: New(cfg, decoder.NewRaw(nil), logger), sk: newSink(), final: make(chan srcinfo.Stats, 1)}
 	handed := prev != nil && prev.s.HandOver(r.s)
 	if prev != nil {
 		prev.cancel()
@@ -88,7 +89,7 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 		if !handed {
 			t.Fatalf("handover %d refused", k)
 		}
-		var st Stats
+		var st srcinfo.Stats
 		select {
 		case st = <-prev.final:
 		case <-time.After(30 * time.Second):

@@ -1,9 +1,9 @@
 package netlinksrc
 
 import (
-	"fmt"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // Senders says whose datagrams a subscription decodes. Root userspace can
@@ -38,34 +38,6 @@ func (s Senders) String() string {
 		}
 	}
 	return "default"
-}
-
-// RejectReason says why a datagram was not decoded.
-type RejectReason int
-
-const (
-	// RejectNotKernel: the source takes only the kernel's datagrams and
-	// this one came from userspace.
-	RejectNotKernel RejectReason = iota
-	// RejectNotRoot: the sender was a userspace process whose credentials
-	// were not root's.
-	RejectNotRoot
-	// RejectNoCredentials: the sender's credentials were needed and the
-	// kernel passed none.
-	RejectNoCredentials
-
-	numRejectReasons
-)
-
-// RejectReasons names the reasons, in the order of their values: the
-// reason label of kevent_datagrams_rejected_total.
-var RejectReasons = [numRejectReasons]string{"not_kernel", "not_root", "no_credentials"}
-
-func (r RejectReason) String() string {
-	if r >= 0 && r < numRejectReasons {
-		return RejectReasons[r]
-	}
-	return fmt.Sprintf("RejectReason(%d)", int(r))
 }
 
 // udevGroupMask is the group mask of udev's re-broadcasts on
@@ -103,21 +75,21 @@ func (s *Subscription) needsCredentials() bool {
 
 // check says whether the i'th datagram of the batch comes from a sender
 // the subscription trusts, and if not why.
-func (s *Subscription) check(b *batch, i int) (RejectReason, bool) {
+func (s *Subscription) check(b *batch, i int) (srcinfo.RejectReason, bool) {
 	port, groups := b.sender(i)
 	trust := s.trustFor(groups)
 	if trust == SendersAny || port == 0 {
 		return 0, true
 	}
 	if trust == SendersKernel {
-		return RejectNotKernel, false
+		return srcinfo.RejectNotKernel, false
 	}
 	uid, ok := b.uid(i)
 	switch {
 	case !ok:
-		return RejectNoCredentials, false
+		return srcinfo.RejectNoCredentials, false
 	case uid != 0:
-		return RejectNotRoot, false
+		return srcinfo.RejectNotRoot, false
 	}
 	return 0, true
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // rejected returns the subscription's rejected counts by reason name.
@@ -22,7 +23,7 @@ func rejected(s *Subscription) map[string]uint64 {
 	m := make(map[string]uint64)
 	for i, n := range s.Stats().Rejected {
 		if n > 0 {
-			m[RejectReasons[i]] = n
+			m[srcinfo.RejectReason(i).String()] = n
 		}
 	}
 	return m
@@ -188,7 +189,7 @@ func TestStopAccountsForQueue(t *testing.T) {
 			s.stopDecodeTimeout = c.decodeTimeout
 			s.stopping = func() { close(told) }
 			ctx, cancel := context.WithCancel(context.Background())
-			final := make(chan Stats, 1)
+			final := make(chan srcinfo.Stats, 1)
 			go func() { final <- s.Run(ctx, sk) }()
 			waitUp(t, s)
 			snd := newSender(t, group)
@@ -203,7 +204,7 @@ func TestStopAccountsForQueue(t *testing.T) {
 			cancel()
 			<-told // the receive loop ends at its next read: the rest is read at stop
 			close(sk.hold)
-			var st Stats
+			var st srcinfo.Stats
 			select {
 			case st = <-final:
 			case <-time.After(30 * time.Second):

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 const (
@@ -124,11 +125,11 @@ type Subscription struct {
 	rcvbuf         atomic.Int64
 	datagrams      atomic.Uint64
 	overruns       atomic.Uint64
-	rejected       [numRejectReasons]atomic.Uint64
+	rejected       [srcinfo.NumRejectReasons]atomic.Uint64
 	dropReadErrors atomic.Uint64
 	groupsJoined   atomic.Int64
-	// state is the State while not up; Stats reports StateUp while conn
-	// is set. attachments counts sessions.
+	// state is the srcinfo.State while not up; Stats reports StateUp while
+	// conn is set. attachments counts sessions.
 	state       atomic.Int32
 	attachments atomic.Uint64
 
@@ -192,7 +193,7 @@ func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
 
 // Stats reports the subscription's socket. Reading it reads the kernel's
 // drop counter.
-func (s *Subscription) Stats() Stats {
+func (s *Subscription) Stats() srcinfo.Stats {
 	s.mu.Lock()
 	up := s.conn != nil
 	if up {
@@ -200,8 +201,8 @@ func (s *Subscription) Stats() Stats {
 	}
 	lost := s.lost
 	s.mu.Unlock()
-	st := Stats{
-		State:              State(s.state.Load()),
+	st := srcinfo.Stats{
+		State:              srcinfo.State(s.state.Load()),
 		Attachments:        s.attachments.Load(),
 		ReceiveBufferBytes: int(s.rcvbuf.Load()),
 		Datagrams:          s.datagrams.Load(),
@@ -210,7 +211,7 @@ func (s *Subscription) Stats() Stats {
 		DropReadErrors:     s.dropReadErrors.Load(),
 	}
 	if up {
-		st.State = StateUp
+		st.State = srcinfo.StateUp
 		st.GroupsJoined = int(s.groupsJoined.Load())
 	}
 	for i := range s.rejected {
@@ -225,7 +226,7 @@ func (s *Subscription) Stats() Stats {
 // protocol that is not registered yet until it appears (see
 // protocolWatcher) and retries other errors with backoff, so a
 // subscription attaches when its kernel module appears.
-func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
+func (s *Subscription) Run(ctx context.Context, sink Sink) srcinfo.Stats {
 	defer s.endHandover()
 	s.sink = sink
 	s.malformed, _ = sink.(MalformedSink)
@@ -279,7 +280,7 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) Stats {
 		waiting, backoff = false, time.Second
 		err = s.session(ctx, c, joined, nil)
 		if ctx.Err() == nil {
-			s.setState(StateFailed)
+			s.setState(srcinfo.StateFailed)
 			// A socket that fails at once again must not spin.
 			if q, ok := s.openErrors.allow(); ok {
 				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening in a second", "err", err)...)
@@ -360,19 +361,19 @@ func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []ui
 func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Duration) time.Duration {
 	switch {
 	case errors.Is(err, unix.EPROTONOSUPPORT):
-		s.setState(StateWaiting)
+		s.setState(srcinfo.StateWaiting)
 		if !*waiting {
 			level.Warn(s.logger).Log("msg", "Netlink protocol not registered: the kernel module that provides it is not loaded; waiting for it", "err", err)
 			*waiting = true
 		}
 		return 0
 	case denied(err):
-		s.setState(StateDenied)
+		s.setState(srcinfo.StateDenied)
 		if q, ok := s.openErrors.allow(); ok {
 			level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)...)
 		}
 	default:
-		s.setState(StateFailed)
+		s.setState(srcinfo.StateFailed)
 		if q, ok := s.openErrors.allow(); ok {
 			level.Error(s.logger).Log(quieted(q, "msg", "Cannot open netlink socket", "err", err)...)
 		}
@@ -383,7 +384,7 @@ func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Durati
 }
 
 // setState records why the subscription is not up.
-func (s *Subscription) setState(st State) { s.state.Store(int32(st)) }
+func (s *Subscription) setState(st srcinfo.State) { s.state.Store(int32(st)) }
 
 // denied reports whether err says a privilege is missing.
 func denied(err error) bool {

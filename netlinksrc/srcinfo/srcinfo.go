@@ -1,13 +1,20 @@
-package netlinksrc
+// Package srcinfo holds what a netlink source shares with its
+// metrics: what it is doing (State), why it turns a datagram away
+// (RejectReason) and what its socket counted (Stats). Package netlinksrc
+// makes them; collector reads them from here, without netlinksrc and on
+// any GOOS.
+package srcinfo
+
+import "fmt"
 
 // Stats is a snapshot of a subscription's socket, read at scrape time.
 //
 // Datagrams + Lost is every datagram the kernel delivered to the
 // subscription's sockets while they were joined to their groups: the
 // kernel drops whole datagrams at a full socket and counts each one. A
-// socket handed over (Subscription.HandOver) counts with the subscription
-// that read it, its drops up to the handover with the one that handed it
-// over.
+// socket handed over (netlinksrc's Subscription.HandOver) counts with the
+// subscription that read it, its drops up to the handover with the one
+// that handed it over.
 type Stats struct {
 	// State says what the subscription is doing, or why it is down.
 	State State
@@ -34,7 +41,7 @@ type Stats struct {
 	// RejectReason. A family subscription counts here, as not_kernel but
 	// not in Datagrams, the controller notifications it ignored because
 	// they did not come from the kernel.
-	Rejected [numRejectReasons]uint64
+	Rejected [NumRejectReasons]uint64
 	// DropReadErrors counts failed reads of the kernel's drop counter.
 	DropReadErrors uint64
 }
@@ -76,4 +83,59 @@ const (
 	// StateFailed: any other error, such as groups that do not exist, a
 	// family without the configured groups, or a socket that failed.
 	StateFailed
+
+	// NumStates is how many states there are: range over it for each.
+	NumStates
 )
+
+// stateNames are the states' names, the state label of
+// kevent_source_state.
+var stateNames = [NumStates]string{
+	StateWaiting: "waiting",
+	StateUp:      "up",
+	StateDenied:  "denied",
+	StateFailed:  "failed",
+}
+
+// String returns the state's name.
+func (st State) String() string {
+	if st >= 0 && st < NumStates {
+		return stateNames[st]
+	}
+	return fmt.Sprintf("State(%d)", int32(st))
+}
+
+// RejectReason says why a datagram was not decoded.
+type RejectReason int
+
+const (
+	// RejectNotKernel: the source takes only the kernel's datagrams and
+	// this one came from userspace.
+	RejectNotKernel RejectReason = iota
+	// RejectNotRoot: the sender was a userspace process whose credentials
+	// were not root's.
+	RejectNotRoot
+	// RejectNoCredentials: the sender's credentials were needed and the
+	// kernel passed none.
+	RejectNoCredentials
+
+	// NumRejectReasons is how many reasons there are: range over it for
+	// each.
+	NumRejectReasons
+)
+
+// rejectReasonNames are the reasons' names, the reason label of
+// kevent_datagrams_rejected_total.
+var rejectReasonNames = [NumRejectReasons]string{
+	RejectNotKernel:     "not_kernel",
+	RejectNotRoot:       "not_root",
+	RejectNoCredentials: "no_credentials",
+}
+
+// String returns the reason's name.
+func (r RejectReason) String() string {
+	if r >= 0 && r < NumRejectReasons {
+		return rejectReasonNames[r]
+	}
+	return fmt.Sprintf("RejectReason(%d)", int(r))
+}
