@@ -120,7 +120,7 @@ func (m *sourceManager) start(rs *runningSource) {
 		ForgetAfter: time.Duration(sc.ForgetAfter),
 		Include:     include,
 		Exclude:     exclude,
-		Stats:       func() collector.SocketStats { return socketStats(rs.carried.Plus(rs.sub.Stats())) },
+		Stats:       func() srcinfo.Stats { return rs.carried.Plus(rs.sub.Stats()) },
 	}
 	if rs.metrics == nil {
 		rs.metrics = collector.NewSourceMetrics(sc.Name, opts)
@@ -173,31 +173,4 @@ func (m *sourceManager) stopAll() {
 	}
 	wg.Wait()
 	m.running = map[string]*runningSource{}
-}
-
-// socketStats converts a subscription's stats for the collector.
-func socketStats(st srcinfo.Stats) collector.SocketStats {
-	rejected := make([]collector.ReasonCount, len(st.Rejected))
-	for r, n := range st.Rejected {
-		rejected[r] = collector.ReasonCount{Reason: srcinfo.RejectReason(r).String(), Count: n}
-	}
-	return collector.SocketStats{
-		State:              sourceStates[st.State],
-		Attachments:        st.Attachments,
-		GroupsJoined:       st.GroupsJoined,
-		ReceiveBufferBytes: st.ReceiveBufferBytes,
-		Datagrams:          st.Datagrams,
-		Overruns:           st.Overruns,
-		Lost:               st.Lost,
-		Rejected:           rejected,
-		DropReadErrors:     st.DropReadErrors,
-	}
-}
-
-// sourceStates are the collector's states of the subscription's.
-var sourceStates = map[srcinfo.State]collector.SourceState{
-	srcinfo.StateWaiting: collector.SourceWaiting,
-	srcinfo.StateUp:      collector.SourceUp,
-	srcinfo.StateDenied:  collector.SourceDenied,
-	srcinfo.StateFailed:  collector.SourceFailed,
 }
