@@ -20,6 +20,7 @@ import (
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // DefaultYAML is the configuration used without --config.file.
@@ -73,9 +74,6 @@ type Source struct {
 	// Objects chooses the objects that get series of their own.
 	Objects Objects `yaml:"objects,omitempty"`
 }
-
-// SendersValues are the values senders takes.
-var SendersValues = []string{"kernel", "root", "any"}
 
 // EventNames maps raw netlink message types to event names.
 type EventNames map[uint16]string
@@ -570,6 +568,7 @@ func (c *Config) validate() error {
 }
 
 func (s *Source) validate() error {
+	_, sendersErr := srcinfo.ParseSenders(s.Senders)
 	switch {
 	case s.Name == "":
 		return errors.New("name is required")
@@ -596,8 +595,8 @@ func (s *Source) validate() error {
 		return fmt.Errorf("the rtnetlink decoder reads protocol %s", routeProtocol.describe())
 	case s.Decoder == "proc" && (s.Family != "" || s.Protocol != connectorProtocol):
 		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
-	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
-		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
+	case sendersErr != nil:
+		return sendersErr
 	}
 	if s.Family != "" {
 		return s.validateFamily()

@@ -405,7 +405,7 @@ func TestControllerOverrun(t *testing.T) {
 	var dials, lookups atomic.Int32
 	sk := newSink()
 	// Events are forged too, on netdev's mgmt group: senders any.
-	s := New(Config{Name: "netdev", Family: "netdev", GroupNames: []string{"mgmt"}, Senders: SendersAny}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
+	s := New(Config{Name: "netdev", Family: "netdev", GroupNames: []string{"mgmt"}, Senders: srcinfo.SendersAny}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
 	s.dialController = func() (controller, error) {
 		dials.Add(1)
 		c, err := dialController()

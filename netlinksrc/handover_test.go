@@ -46,8 +46,8 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 	const group, other, sent, handovers = 26, 27, 100000, 100
 	cfgs := []Config{
 		{Groups: []uint32{group}, ReceiveBufferBytes: 64 << 10},
-		{Groups: []uint32{group, other}, ReceiveBufferBytes: 1 << 20, Senders: SendersAny},
-		{Groups: []uint32{other, group}, ReceiveBufferBytes: 256 << 10, Senders: SendersRoot},
+		{Groups: []uint32{group, other}, ReceiveBufferBytes: 1 << 20, Senders: srcinfo.SendersAny},
+		{Groups: []uint32{other, group}, ReceiveBufferBytes: 256 << 10, Senders: srcinfo.SendersRoot},
 	}
 	for i := range cfgs {
 		cfgs[i].Name, cfgs[i].Protocol = "handover", unix.NETLINK_USERSOCK

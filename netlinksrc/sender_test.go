@@ -136,18 +136,20 @@ func setMTU(t *testing.T, name string, mtu uint32) {
 
 // TestUsersockSenders checks the senders setting on usersock, where
 // userspace senders are the norm: by default root's, with "any" everyone's,
-// with "kernel" nobody's.
+// with "kernel" nobody's, with a value srcinfo does not define nobody's
+// either (it fails closed).
 func TestUsersockSenders(t *testing.T) {
 	for _, c := range []struct {
-		senders  Senders
+		senders  srcinfo.Senders
 		group    uint32
 		events   int
 		rejected string
 	}{
-		{SendersDefault, 26, 1, "map[not_root:1]"},
-		{SendersRoot, 27, 1, "map[not_root:1]"},
-		{SendersAny, 28, 2, "map[]"},
-		{SendersKernel, 29, 0, "map[not_kernel:2]"},
+		{srcinfo.SendersDefault, 26, 1, "map[not_root:1]"},
+		{srcinfo.SendersRoot, 27, 1, "map[not_root:1]"},
+		{srcinfo.SendersAny, 28, 2, "map[]"},
+		{srcinfo.SendersKernel, 29, 0, "map[not_kernel:2]"},
+		{srcinfo.Senders(99), 30, 0, "map[not_kernel:2]"},
 	} {
 		t.Run(c.senders.String(), func(t *testing.T) {
 			sk := newSink()

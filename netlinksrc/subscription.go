@@ -71,7 +71,7 @@ type Config struct {
 	ReceiveBufferBytes int
 	// Senders says whose datagrams are decoded; the others are counted as
 	// rejected.
-	Senders Senders
+	Senders srcinfo.Senders
 	// Requests are netlink messages sent to the kernel (port ID 0) each
 	// time the socket is opened and joined, or taken over (HandOver), for
 	// protocols that deliver their events only to sockets that ask (the

@@ -1,11 +1,15 @@
 // Package srcinfo holds what a netlink source shares with its
-// metrics: what it is doing (State), why it turns a datagram away
-// (RejectReason) and what its socket counted (Stats). Package netlinksrc
-// makes them; collector reads them from here, without netlinksrc and on
-// any GOOS.
+// configuration and its metrics: whose datagrams it takes (Senders), what
+// it is doing (State), why it turns a datagram away (RejectReason) and
+// what its socket counted (Stats). Package netlinksrc acts on them; config
+// and collector read them from here, without netlinksrc and on any GOOS.
 package srcinfo
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Stats is a snapshot of a subscription's socket, read at scrape time.
 //
@@ -138,4 +142,62 @@ func (r RejectReason) String() string {
 		return rejectReasonNames[r]
 	}
 	return fmt.Sprintf("RejectReason(%d)", int(r))
+}
+
+// Senders says whose datagrams a subscription decodes. Root userspace can
+// multicast on the kernel's own protocols too, so a forged uevent would
+// look like the kernel's if nobody looked at the sender's port ID (the
+// kernel's is 0), as libudev's monitor does.
+type Senders int
+
+const (
+	// SendersDefault trusts what the protocol's usual senders are: only
+	// the kernel, except on NETLINK_USERSOCK (userspace by design) and on
+	// udev's uevent group 2, where root's userspace senders are trusted
+	// too.
+	SendersDefault Senders = iota
+	// SendersKernel takes only datagrams from the kernel (port ID 0).
+	SendersKernel
+	// SendersRoot takes datagrams from the kernel and from userspace
+	// senders with uid 0 in their SCM_CREDENTIALS.
+	SendersRoot
+	// SendersAny takes every datagram.
+	SendersAny
+
+	numSenders
+)
+
+// sendersNames are the Senders values as the configuration writes them;
+// SendersDefault is written by leaving senders out.
+var sendersNames = [numSenders]string{
+	SendersDefault: "",
+	SendersKernel:  "kernel",
+	SendersRoot:    "root",
+	SendersAny:     "any",
+}
+
+// SendersValues returns the values the configuration's senders takes.
+func SendersValues() []string { return slices.Clone(sendersNames[SendersDefault+1:]) }
+
+// ParseSenders returns the Senders the configuration's value s names; ""
+// is SendersDefault. A value it does not know fails closed: the error,
+// and SendersKernel, which trusts nobody but the kernel.
+func ParseSenders(s string) (Senders, error) {
+	for v, name := range sendersNames {
+		if name == s {
+			return Senders(v), nil
+		}
+	}
+	return SendersKernel, fmt.Errorf("senders %q must be one of %s", s, strings.Join(SendersValues(), ", "))
+}
+
+// String returns the value as the configuration writes it, or "default".
+func (s Senders) String() string {
+	switch {
+	case s == SendersDefault:
+		return "default"
+	case s > SendersDefault && s < numSenders:
+		return sendersNames[s]
+	}
+	return fmt.Sprintf("Senders(%d)", int(s))
 }

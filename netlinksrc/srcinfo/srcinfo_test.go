@@ -48,3 +48,39 @@ func TestPlus(t *testing.T) {
 		t.Errorf("Plus:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestParseSenders: the configuration's values parse to the Senders that
+// print them, leaving senders out is SendersDefault, and anything else is
+// an error that trusts only the kernel.
+func TestParseSenders(t *testing.T) {
+	values := SendersValues()
+	if want := []string{"kernel", "root", "any"}; !slices.Equal(values, want) {
+		t.Fatalf("SendersValues() = %q, want %q", values, want)
+	}
+	values[0] = "changed"
+	if SendersValues()[0] != "kernel" {
+		t.Fatal("changing what SendersValues returned changed the values")
+	}
+	for _, name := range SendersValues() {
+		s, err := ParseSenders(name)
+		if err != nil || s == SendersDefault || s.String() != name {
+			t.Errorf("ParseSenders(%q) = %s, %v", name, s, err)
+		}
+	}
+	if s, err := ParseSenders(""); err != nil || s != SendersDefault {
+		t.Errorf("ParseSenders(\"\") = %s, %v; want default", s, err)
+	}
+	for _, name := range []string{"everyone", "Kernel", "default", " root"} {
+		s, err := ParseSenders(name)
+		if err == nil || s != SendersKernel {
+			t.Errorf("ParseSenders(%q) = %s, %v; want kernel and an error", name, s, err)
+		}
+	}
+	const want = `senders "everyone" must be one of kernel, root, any`
+	if _, err := ParseSenders("everyone"); err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	if got := Senders(99).String(); got != "Senders(99)" {
+		t.Errorf("Senders(99) is %q", got)
+	}
+}
