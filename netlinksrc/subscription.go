@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/ratelimit"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
@@ -35,8 +36,6 @@ const (
 	unlistedRetryInterval = 5 * time.Second
 	// maxRetryInterval caps the backoff after other errors.
 	maxRetryInterval = 30 * time.Second
-	// logInterval rate-limits the log lines of a repeating error.
-	logInterval = 10 * time.Second
 
 	// maxSlotSize is the largest datagram the subscription makes room for.
 	maxSlotSize = 4 << 20
@@ -133,8 +132,9 @@ type Subscription struct {
 	state       atomic.Int32
 	attachments atomic.Uint64
 
-	// Repeating conditions are logged at most once per logInterval each.
-	readErrors, openErrors, rejectLogger, dropsLogger rateLimiter
+	// Repeating conditions are logged at most once per
+	// ratelimit.Interval each.
+	readErrors, openErrors, rejectLogger, dropsLogger ratelimit.Limiter
 
 	// stopDecodeTimeout is the package's, or shorter in tests; stopping,
 	// if set (by tests), is called once a stopping subscription's receive
@@ -171,14 +171,10 @@ func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
 		logger = log.With(logger, "source", cfg.Name, "protocol", cfg.Protocol, "groups", fmt.Sprint(cfg.Groups))
 	}
 	s := &Subscription{
-		cfg:          cfg,
-		dec:          dec,
-		logger:       logger,
-		readErrors:   rateLimiter{interval: logInterval},
-		openErrors:   rateLimiter{interval: logInterval},
-		rejectLogger: rateLimiter{interval: logInterval},
-		dropsLogger:  rateLimiter{interval: logInterval},
-		batch:        newBatch(initialSlotSize),
+		cfg:    cfg,
+		dec:    dec,
+		logger: logger,
+		batch:  newBatch(initialSlotSize),
 
 		stopDecodeTimeout: stopDecodeTimeout,
 		dialController:    dialController,
@@ -245,8 +241,8 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) srcinfo.Stats {
 					break
 				}
 				// The table cannot be read: try now and then.
-				if q, ok := s.openErrors.allow(); ok {
-					level.Error(s.logger).Log(quieted(q, "msg", "Cannot read the netlink socket table to wait for the protocol; retrying now and then", "err", err)...)
+				if q, ok := s.openErrors.Allow(); ok {
+					level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Cannot read the netlink socket table to wait for the protocol; retrying now and then", "err", err)...)
 				}
 				select {
 				case <-ctx.Done():
@@ -282,8 +278,8 @@ func (s *Subscription) Run(ctx context.Context, sink Sink) srcinfo.Stats {
 		if ctx.Err() == nil {
 			s.setState(srcinfo.StateFailed)
 			// A socket that fails at once again must not spin.
-			if q, ok := s.openErrors.allow(); ok {
-				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening in a second", "err", err)...)
+			if q, ok := s.openErrors.Allow(); ok {
+				level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Netlink socket failed, reopening in a second", "err", err)...)
 			}
 			select {
 			case <-ctx.Done():
@@ -369,13 +365,13 @@ func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Durati
 		return 0
 	case denied(err):
 		s.setState(srcinfo.StateDenied)
-		if q, ok := s.openErrors.allow(); ok {
-			level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)...)
+		if q, ok := s.openErrors.Allow(); ok {
+			level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)...)
 		}
 	default:
 		s.setState(srcinfo.StateFailed)
-		if q, ok := s.openErrors.allow(); ok {
-			level.Error(s.logger).Log(quieted(q, "msg", "Cannot open netlink socket", "err", err)...)
+		if q, ok := s.openErrors.Allow(); ok {
+			level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Cannot open netlink socket", "err", err)...)
 		}
 	}
 	wait := *backoff
@@ -463,8 +459,8 @@ func (s *Subscription) joinFailed(joined []uint32, failed []string) {
 	if len(failed) == 0 {
 		return
 	}
-	if q, ok := s.openErrors.allow(); ok {
-		level.Error(s.logger).Log(quieted(q, "msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))...)
+	if q, ok := s.openErrors.Allow(); ok {
+		level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Cannot join some multicast groups; receiving the others", "joined", fmt.Sprint(joined), "failed", strings.Join(failed, ", "))...)
 	}
 }
 
@@ -531,8 +527,8 @@ func (s *Subscription) receive(c *netlink.Conn) error {
 			// The queue overflowed; the kernel counted each dropped
 			// datagram, and reads the rest of the queue.
 			s.overruns.Add(1)
-			if q, ok := s.readErrors.allow(); ok {
-				level.Warn(s.logger).Log(quieted(q, "msg", "Receive queue overflowed, datagrams lost; see kevent_datagrams_lost_total", "err", s.errno)...)
+			if q, ok := s.readErrors.Allow(); ok {
+				level.Warn(s.logger).Log(ratelimit.Quieted(q, "msg", "Receive queue overflowed, datagrams lost; see kevent_datagrams_lost_total", "err", s.errno)...)
 			}
 			continue
 		case unix.EINTR:
@@ -540,8 +536,8 @@ func (s *Subscription) receive(c *netlink.Conn) error {
 		case unix.EBADF, unix.ENOTSOCK:
 			return s.errno
 		default:
-			if q, ok := s.readErrors.allow(); ok {
-				level.Warn(s.logger).Log(quieted(q, "msg", "Receive failed", "err", s.errno)...)
+			if q, ok := s.readErrors.Allow(); ok {
+				level.Warn(s.logger).Log(ratelimit.Quieted(q, "msg", "Receive failed", "err", s.errno)...)
 			}
 			continue
 		}
@@ -621,13 +617,13 @@ func (s *Subscription) handle(n int) {
 		bytes += l
 		if reason, ok := s.check(s.batch, i); !ok {
 			s.rejected[reason].Add(1)
-			if q, ok := s.rejectLogger.allow(); ok {
+			if q, ok := s.rejectLogger.Allow(); ok {
 				port, groups := s.batch.sender(i)
 				kv := []any{"msg", "Rejected a datagram from a sender the source does not trust; see kevent_datagrams_rejected_total", "reason", reason, "sender_port_id", port, "group_mask", groups}
 				if uid, ok := s.batch.uid(i); ok {
 					kv = append(kv, "sender_uid", uid)
 				}
-				level.Warn(s.logger).Log(quieted(q, kv...)...)
+				level.Warn(s.logger).Log(ratelimit.Quieted(q, kv...)...)
 			}
 			continue
 		}
@@ -636,8 +632,8 @@ func (s *Subscription) handle(n int) {
 			// room for the next one.
 			bad++
 			grow = max(grow, l)
-			if q, ok := s.readErrors.allow(); ok {
-				level.Warn(s.logger).Log(quieted(q, "msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)...)
+			if q, ok := s.readErrors.Allow(); ok {
+				level.Warn(s.logger).Log(ratelimit.Quieted(q, "msg", "Datagram larger than the receive buffer, dropped and counted as a decode error", "bytes", l, "buffer", s.batch.slotSize)...)
 			}
 			if s.malformed != nil {
 				s.malformed.Malformed(nil, l, 1)
@@ -693,7 +689,7 @@ func (s *Subscription) readDropsLocked() {
 
 func (s *Subscription) dropReadFailed(err error) {
 	s.dropReadErrors.Add(1)
-	if q, ok := s.dropsLogger.allow(); ok {
-		level.Error(s.logger).Log(quieted(q, "msg", "Cannot read the kernel's drop count (SO_MEMINFO); kevent_datagrams_lost_total is stale until it can", "err", err)...)
+	if q, ok := s.dropsLogger.Allow(); ok {
+		level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Cannot read the kernel's drop count (SO_MEMINFO); kevent_datagrams_lost_total is stale until it can", "err", err)...)
 	}
 }
