@@ -23,7 +23,10 @@ const (
 	DefaultMaxEvents = 2000
 	// OverflowEvent is the event name that counts a source's events whose
 	// names did not fit under its bound.
-	OverflowEvent = "__overflow__"
+	OverflowEvent = ReservedPrefix + "overflow__"
+	// ReservedPrefix starts the names of the collector's own events, which
+	// no configured event name may start with.
+	ReservedPrefix = "__"
 	// MaxPayloadBytes is how much of a payload the payload label keeps.
 	MaxPayloadBytes = 256
 	// MaxNameBytes is how much of an event name the event label keeps, and

@@ -494,8 +494,9 @@ func TestParseAllEventNames(t *testing.T) {
 }
 
 // TestCollectorBounds: what the configuration takes is what the collector
-// keeps. A source without max_events gets the collector's bound, and the
-// longest event name taken is as long as the event label keeps whole.
+// keeps. A source without max_events gets the collector's bound, the
+// longest event name taken is as long as the event label keeps whole, and
+// no name taken looks like the collector's own events.
 func TestCollectorBounds(t *testing.T) {
 	src := "sources:\n  - name: s\n    protocol: 29\n    groups: [1]\n    decoder: raw\n"
 	longest := strings.Repeat("n", collector.MaxNameBytes)
@@ -508,6 +509,9 @@ func TestCollectorBounds(t *testing.T) {
 	}
 	if _, err := Parse([]byte(src + "    event_names: {16: " + longest + "n}\n")); err == nil {
 		t.Errorf("an event name of %d bytes, one more than the event label keeps, was taken", collector.MaxNameBytes+1)
+	}
+	if _, err := Parse([]byte(src + "    event_names: {16: " + collector.ReservedPrefix + "x}\n")); err == nil {
+		t.Errorf("an event name starting with the collector's reserved %q was taken", collector.ReservedPrefix)
 	}
 }
 

@@ -308,9 +308,9 @@ func checkEventName(t uint16, n string, named map[string]uint16) error {
 		// Control characters, DEL and C1 included, would garble the
 		// logs and the monitor's lines.
 		return fmt.Errorf("type %d: name %q must be 1-%d bytes without control characters", t, n, collector.MaxNameBytes)
-	case strings.HasPrefix(n, "__"):
-		// The collector's own events (__overflow__) start with "__".
-		return fmt.Errorf("type %d: name %q starts with \"__\", which is reserved", t, n)
+	case strings.HasPrefix(n, collector.ReservedPrefix):
+		// The collector's own events (__overflow__) start with it.
+		return fmt.Errorf("type %d: name %q starts with %q, which is reserved", t, n, collector.ReservedPrefix)
 	case strings.Trim(n, "0123456789") == "":
 		// Unnamed types are named by their number: "5" would merge with
 		// type 5's events.
