@@ -129,6 +129,11 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 	logger := log.NewLogfmtLogger(logs)
 	first, _ := run(Config{Name: "unjoinable", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, logger, nil)
 	first.sk.hold, first.sk.held = make(chan struct{}), make(chan struct{})
+	// Told once the stop has set the socket's read deadline: only then
+	// may the held reader go on, or it could read the queue itself
+	// before it sees the stop.
+	told := make(chan struct{})
+	first.s.stopping = func() { close(told) }
 	waitUp(t, first.s)
 	snd := newSender(t, group)
 	for i := 0; i < sent; i++ {
@@ -144,6 +149,7 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 	if !handed {
 		t.Fatal("handover refused")
 	}
+	<-told
 	close(first.sk.hold)
 	st1 := <-first.final
 	waitUntil(t, "the successor fails to join its groups", func() bool { return strings.Contains(logs.String(), "joining group 40") })
