@@ -4,6 +4,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/kevent-exporter/kevent_exporter/internal/ratelimit"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
+
 	"github.com/go-kit/log/level"
 )
 
@@ -25,22 +28,10 @@ type Control interface {
 	// Stop is called when the socket of a successful Start closed.
 	Stop()
 	// Stats reports what the control counts, read at scrape time.
-	Stats() ControlStats
+	Stats() srcinfo.ControlStats
 	// JoinDenied says what the kernel wants of a socket to join the
 	// family's groups, for when it refuses (EPERM).
 	JoinDenied() string
-}
-
-// ControlStats is what a Control reports.
-type ControlStats struct {
-	// Active is set between a successful Start and Stop.
-	Active bool
-	// Owned is set while the source runs what it started itself, and
-	// will stop: clear while it listens to what another program started.
-	Owned bool
-	// KernelLost counts the events the kernel could not send since the
-	// source started, over all its Starts.
-	KernelLost uint64
 }
 
 // A ControlError says why a Control could not start.
@@ -65,18 +56,18 @@ func (s *Subscription) startControl(id uint16) (retry <-chan time.Time, err erro
 		return nil, nil
 	}
 	if denied(err) {
-		s.setState(StateDenied)
+		s.setState(srcinfo.StateDenied)
 	} else {
-		s.setState(StateFailed)
+		s.setState(srcinfo.StateFailed)
 	}
-	if q, ok := s.openErrors.allow(); ok {
+	if q, ok := s.openErrors.Allow(); ok {
 		msg := "Cannot start the family's events; source down"
 		var ce *ControlError
 		if errors.As(err, &ce) {
 			msg = ce.Msg + "; source down"
 			err = ce.Err
 		}
-		level.Error(s.logger).Log(quieted(q, "msg", msg, "err", err, "retry_in", controlRetryInterval)...)
+		level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", msg, "err", err, "retry_in", controlRetryInterval)...)
 	}
 	return time.After(controlRetryInterval), err
 }

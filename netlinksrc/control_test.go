@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // fakeControl records the calls of its subscription and fails Start while
@@ -42,10 +43,10 @@ func (c *fakeControl) Stop() {
 	c.stops++
 }
 
-func (c *fakeControl) Stats() ControlStats {
+func (c *fakeControl) Stats() srcinfo.ControlStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return ControlStats{Active: c.active, Owned: true, KernelLost: 7}
+	return srcinfo.ControlStats{Active: c.active, Owned: true, KernelLost: 7}
 }
 
 func (c *fakeControl) JoinDenied() string { return "join needs CAP_SYS_ADMIN" }
@@ -82,8 +83,8 @@ func TestControl(t *testing.T) {
 
 	const denied = `msg="Not permitted to start the drop monitor (NET_DM_CMD_START): it needs CAP_NET_ADMIN; source down" err="operation not permitted"`
 	waitUntil(t, "the failed start is logged", func() bool { return strings.Contains(logs.String(), denied) })
-	if st := s.Stats(); st.Up || st.State != StateDenied || st.Control == nil || st.Control.Active {
-		t.Fatalf("up %t, state %s with a control not permitted to start (%+v)", st.Up, stateName(st.State), st.Control)
+	if st := s.Stats(); st.State != srcinfo.StateDenied || st.Control == nil || st.Control.Active {
+		t.Fatalf("state %s with a control not permitted to start (%+v)", st.State, st.Control)
 	}
 
 	// The module comes back with new ids, and the control can start.
@@ -101,7 +102,7 @@ func TestControl(t *testing.T) {
 	// rmmod: stopped with the socket.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELFAMILY, "NET_DM", 41, nil))
 	waitUntil(t, "the control stops with the family", func() bool { _, stops, _ := ctl.calls(); return stops == 1 })
-	if s.Stats().Up {
+	if s.Stats().Up() {
 		t.Fatal("up without the family")
 	}
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_NEWFAMILY, "NET_DM", 42, map[string]uint32{"events": notify}))

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 const (
@@ -167,14 +168,14 @@ func (d *DropMonitor) Stop() {
 }
 
 // Stats implements Control.
-func (d *DropMonitor) Stats() ControlStats {
+func (d *DropMonitor) Stats() srcinfo.ControlStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conn == nil {
-		return ControlStats{KernelLost: d.lost}
+		return srcinfo.ControlStats{KernelLost: d.lost}
 	}
 	d.readLocked()
-	return ControlStats{Active: true, Owned: d.owned, KernelLost: d.lost + d.last - d.base}
+	return srcinfo.ControlStats{Active: true, Owned: d.owned, KernelLost: d.lost + d.last - d.base}
 }
 
 // readLocked reads the kernel's count into last; a failed read keeps the
