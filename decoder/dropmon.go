@@ -133,7 +133,6 @@ func NewDropMon(interfaces bool) *DropMon {
 	return &DropMon{
 		syms:       kallsyms{path: "/proc/kallsyms"},
 		interfaces: interfaces,
-		ifnames:    ifnames{fd: -1},
 	}
 }
 
@@ -448,8 +447,6 @@ func (k *kallsyms) resolve(pcs []uint64) {
 // ifnames names interfaces by index, as the exporter's network namespace
 // does (SIOCGIFNAME), remembering each name for ifnameTTL.
 type ifnames struct {
-	// fd is the socket the ioctl is made on, opened when first needed.
-	fd    int
 	names map[uint32]ifname
 }
 
@@ -468,16 +465,16 @@ func (n *ifnames) name(i uint32) []byte {
 		n.names = make(map[uint32]ifname)
 	}
 	name := append([]byte("if"), strconv.FormatUint(uint64(i), 10)...)
-	if n.fd < 0 {
-		n.fd, _ = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	}
-	if n.fd >= 0 {
+	// A socket for the ioctl, for this lookup only: a decoder has no
+	// Close, and a reload replaces it.
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
 		if ifr, err := unix.NewIfreq(""); err == nil {
 			ifr.SetUint32(i)
-			if unix.IoctlIfreq(n.fd, unix.SIOCGIFNAME, ifr) == nil {
+			if unix.IoctlIfreq(fd, unix.SIOCGIFNAME, ifr) == nil {
 				name = []byte(ifr.Name())
 			}
 		}
+		unix.Close(fd)
 	}
 	n.names[i] = ifname{name: name, at: now}
 	return name
