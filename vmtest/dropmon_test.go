@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,6 +162,61 @@ func sendUDP(t *testing.T, n int) {
 	}
 }
 
+// udpNoPorts reads the kernel's count of UDP datagrams that found no
+// socket ("Udp: NoPorts" of /proc/net/snmp).
+func udpNoPorts(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "NoPorts" && i < len(f) {
+				v, err := strconv.ParseUint(f[i], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatal("no Udp NoPorts in /proc/net/snmp")
+	return 0
+}
+
+// stormBatch is how many datagrams the storm sends before it waits for the
+// kernel to have received them: lo's backlog (net.core.netdev_max_backlog,
+// 1000) holds each datagram and its ICMP error until the receive softirq
+// takes them, and a sender that outruns the softirq (deferred to
+// ksoftirqd) has them dropped there (CPU_BACKLOG), before UDP sees them.
+const stormBatch = 200
+
+// sendStorm sends n datagrams as sendUDP does, in batches of stormBatch,
+// each once the kernel's UDP has found no socket for the last: every
+// datagram is dropped at the UDP receive function, none at the backlog.
+func sendStorm(t *testing.T, n int) {
+	t.Helper()
+	start := udpNoPorts(t)
+	for sent := 0; sent < n; {
+		b := min(stormBatch, n-sent)
+		sendUDP(t, b)
+		sent += b
+		if !poll(30*time.Second, time.Millisecond, func() bool { return udpNoPorts(t)-start >= uint64(sent) }) {
+			t.Fatalf("after %d datagrams the kernel counts %d without a socket", sent, udpNoPorts(t)-start)
+		}
+	}
+}
+
 // udpReceive is the function of the kernel that drops datagrams to a
 // closed port (net/ipv4/udp.c).
 const udpReceive = "__udp4_lib_rcv"
@@ -228,9 +284,10 @@ const (
 )
 
 // TestDropMonitorStorm: a storm of stormDrops drops with a queue of
-// stormQueue packets: the events at the UDP receive function, what the
-// kernel could not queue (its statistics) and what the socket could not
-// take add up to the storm. Other drops while it runs (the scrapes' TCP on
+// stormQueue packets (sent in batches that lo's backlog holds, so that
+// every datagram is dropped at the UDP receive function): the events
+// there, what the kernel could not queue (its statistics) and what the
+// socket could not take add up to the storm. Other drops while it runs (the scrapes' TCP on
 // lo) are events too; they are logged. Then, where run.sh put dropwatch in
 // the VM, the same storm through dropwatch, for the received shares side
 // by side.
@@ -256,7 +313,7 @@ func TestDropMonitorStorm(t *testing.T) {
 		return counts{e2e.Sum(mfs, "kevent_events_total", "source", "drops"), u, k, s}, ok1 && ok2
 	}
 	t0 := time.Now()
-	sendUDP(t, stormDrops)
+	sendStorm(t, stormDrops)
 	sent := time.Since(t0)
 	var c counts
 	if !poll(120*time.Second, 200*time.Millisecond, func() bool {
@@ -407,7 +464,7 @@ func dropwatchStorm(t *testing.T) (dropwatchCounts, error) {
 		_, text := out.read()
 		return dropwatchCounts{}, fmt.Errorf("did not start the monitor; output:\n%s", text)
 	}
-	sendUDP(t, stormDrops)
+	sendStorm(t, stormDrops)
 	// Until its count stops moving for 2 s.
 	last, still := -1, 0
 	poll(300*time.Second, 200*time.Millisecond, func() bool {
