@@ -24,12 +24,12 @@ import (
 )
 
 const (
-	// protocolRetryInterval is how often the table of netlink sockets is
-	// read while a subscription's protocol is not registered, so that it
-	// attaches well within a second of a module creating its socket.
+	// protocolRetryInterval is how often the protocol watcher looks for
+	// the sockets of protocols that subscriptions wait for, so that they
+	// attach well within a second of a module creating its socket.
 	protocolRetryInterval = 100 * time.Millisecond
 	// unlistedRetryInterval is how often a subscription whose protocol is
-	// not registered tries again when /proc/net/netlink cannot tell it
+	// not registered tries again when the protocol watcher cannot tell it
 	// when the protocol appears.
 	unlistedRetryInterval = 5 * time.Second
 	// maxRetryInterval caps the backoff after other errors.

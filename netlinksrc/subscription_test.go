@@ -245,8 +245,8 @@ func TestUnregisteredProtocol(t *testing.T) {
 	}
 	// The watcher reads the socket table several times; the source stays
 	// down and logs once.
-	first := protocols.readCount()
-	waitUntil(t, "the socket table has been read 5 more times", func() bool { return protocols.readCount() >= first+5 })
+	first := protocols.lookCount()
+	waitUntil(t, "the socket table has been read 5 more times", func() bool { return protocols.lookCount() >= first+5 })
 	if s.Stats().Up {
 		t.Fatal("source is up on an unregistered protocol")
 	}
