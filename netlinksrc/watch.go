@@ -51,10 +51,11 @@ func listedProtocols(r io.Reader) ([maxProtocols]bool, error) {
 	return listed, sc.Err()
 }
 
-// lookPacing bounds the share of a core the watcher spends looking: after
-// a look that took d it waits at least lookPacing times d, so at most 2 %.
-// A look at a table of 10 000 sockets takes tens of milliseconds.
-const lookPacing = 50
+// readPacing bounds the share of a core the watcher spends reading the
+// socket table: after a read that took d it waits at least readPacing
+// times d, so at most 2 %. A read of a table of 10 000 sockets takes tens
+// of milliseconds, of a few dozen well under one.
+const readPacing = 50
 
 // diagLookTimeout bounds the wait for sock_diag's answer.
 const diagLookTimeout = 5 * time.Second
@@ -68,8 +69,8 @@ const diagLookTimeout = 5 * time.Second
 // protocols have. Where sock_diag cannot answer (a kernel without
 // netlink_diag), it reads the socket table in /proc/net/netlink instead,
 // which the kernel walks from its start again for every page read: with
-// 10 000 sockets that is tens of milliseconds of CPU, and lookPacing
-// spaces such looks out.
+// 10 000 sockets that is tens of milliseconds of CPU, and readPacing
+// spaces such reads out.
 type protocolWatcher struct {
 	path     string
 	interval time.Duration
@@ -116,7 +117,8 @@ func (w *protocolWatcher) wait(ctx context.Context, protocol int) error {
 	}
 }
 
-// run looks every interval, paced by lookPacing, until nobody waits.
+// run looks every interval, reads of the table paced by readPacing, until
+// nobody waits.
 func (w *protocolWatcher) run() {
 	defer w.closeProbe()
 	for {
@@ -126,11 +128,9 @@ func (w *protocolWatcher) run() {
 			wanted[p] = true
 		}
 		w.mu.Unlock()
-		start := time.Now()
 		// Waiters that came after wanted was taken are not answered by
 		// this look: they wait for the next.
-		listed, err := w.look(wanted)
-		took := time.Since(start)
+		listed, read, err := w.look(wanted)
 		w.mu.Lock()
 		w.looks++
 		for ch, p := range w.waiters {
@@ -145,24 +145,26 @@ func (w *protocolWatcher) run() {
 			return
 		}
 		w.mu.Unlock()
-		time.Sleep(max(w.interval, lookPacing*took))
+		time.Sleep(max(w.interval, readPacing*read))
 	}
 }
 
 // look reports which of the wanted protocols have a socket in the
-// namespace.
-func (w *protocolWatcher) look(wanted [maxProtocols]bool) ([maxProtocols]bool, error) {
+// namespace, and how long reading the table took if it was read.
+func (w *protocolWatcher) look(wanted [maxProtocols]bool) (listed [maxProtocols]bool, read time.Duration, err error) {
 	if w.diag {
 		listed, err := w.lookDiag(wanted)
 		if err == nil {
-			return listed, nil
+			return listed, 0, nil
 		}
 		// No netlink_diag (ENOENT), or a kernel that refuses: the
 		// table from now on.
 		w.diag = false
 		w.closeProbe()
 	}
-	return w.read()
+	start := time.Now()
+	listed, err = w.read()
+	return listed, time.Since(start), err
 }
 
 // lookDiag asks sock_diag for the sockets of each wanted protocol.

@@ -160,7 +160,7 @@ func TestDiagMatchesTable(t *testing.T) {
 	for p := range all {
 		all[p] = true
 	}
-	listed, err := w.look(all)
+	listed, _, err := w.look(all)
 	if err != nil {
 		t.Fatal(err)
 	}
