@@ -1,4 +1,4 @@
-package main
+package manager
 
 import (
 	"context"
@@ -21,9 +21,9 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
-func newTestReloader(load func() (*config.Config, error), apply func(*config.Config) error) (*reloader, *syncbuf.Buffer) {
+func newTestReloader(load func() (*config.Config, error), apply func(*config.Config) error) (*Reloader, *syncbuf.Buffer) {
 	logs := &syncbuf.Buffer{}
-	return &reloader{
+	return &Reloader{
 		file: "test.yml", load: load, apply: apply, logger: log.NewLogfmtLogger(logs),
 		success:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "s"}),
 		successTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t"}),
@@ -47,12 +47,12 @@ func TestReloadAbandonedAtShutdown(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.reload(ctx) }()
+	go func() { done <- r.Reload(ctx) }()
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, errShuttingDown) {
-			t.Fatalf("reload: %v, want %v", err, errShuttingDown)
+		if !errors.Is(err, ErrShuttingDown) {
+			t.Fatalf("reload: %v, want %v", err, ErrShuttingDown)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("reload still waiting for the configuration 10s after shutdown began")
@@ -72,7 +72,7 @@ func TestReloadErrorsKeepOldConfig(t *testing.T) {
 		t.Fatal("applied a configuration that failed to load")
 		return nil
 	})
-	if err := r.reload(context.Background()); err == nil || err.Error() != "bad file" {
+	if err := r.Reload(context.Background()); err == nil || err.Error() != "bad file" {
 		t.Fatalf("reload: %v, want the load error", err)
 	}
 	if want := `msg="Error reloading config, keeping the old one" file=test.yml err="bad file"`; !strings.Contains(logs.String(), want) {
@@ -96,10 +96,10 @@ func TestSourceManagerApply(t *testing.T) {
 	testenv.RequireRoot(t, "subscriptions on NETLINK_USERSOCK")
 	logs := &syncbuf.Buffer{}
 	c := collector.New()
-	m := newSourceManager(log.NewLogfmtLogger(logs), c)
-	defer m.stopAll()
+	m := New(log.NewLogfmtLogger(logs), c)
+	defer m.StopAll()
 
-	if err := m.apply(mustParse(t, `
+	if err := m.Apply(mustParse(t, `
 sources:
   - {name: keep, protocol: usersock, groups: [21, 20], decoder: raw}
   - {name: change, protocol: usersock, groups: [22], decoder: raw}
@@ -141,7 +141,7 @@ sources:
 
 	// keep: only cosmetic changes (group order, an empty event_names);
 	// change: a new buffer size; drop: gone; add: new.
-	if err := m.apply(mustParse(t, `
+	if err := m.Apply(mustParse(t, `
 sources:
   - {name: add, protocol: usersock, groups: [24], decoder: raw}
   - {name: change, protocol: usersock, groups: [22], decoder: raw, receive_buffer_bytes: 65536}
@@ -196,7 +196,7 @@ sources:
 	before := m.running["change"]
 	bad := mustParse(t, "sources:\n  - {name: change, protocol: usersock, groups: [22], decoder: raw, max_events: 5}\n")
 	bad.Sources[0].Decoder = "nosuch"
-	if err := m.apply(bad); err == nil {
+	if err := m.Apply(bad); err == nil {
 		t.Fatal("apply of an unknown decoder succeeded")
 	}
 	if m.running["change"] != before || len(m.running) != 4 {
@@ -205,12 +205,12 @@ sources:
 
 	// After shutdown stopped every source, a reload that raced it starts
 	// none again.
-	m.stopAll()
-	if err := m.apply(mustParse(t, "sources:\n  - {name: late, protocol: usersock, groups: [24], decoder: raw}\n")); !errors.Is(err, errShuttingDown) {
-		t.Errorf("apply after stopAll: %v, want %v", err, errShuttingDown)
+	m.StopAll()
+	if err := m.Apply(mustParse(t, "sources:\n  - {name: late, protocol: usersock, groups: [24], decoder: raw}\n")); !errors.Is(err, ErrShuttingDown) {
+		t.Errorf("apply after StopAll: %v, want %v", err, ErrShuttingDown)
 	}
 	if len(m.running) != 0 {
-		t.Errorf("%d sources running after stopAll and a late apply", len(m.running))
+		t.Errorf("%d sources running after StopAll and a late apply", len(m.running))
 	}
 }
 
@@ -240,15 +240,15 @@ func TestReloadNewestWins(t *testing.T) {
 				return nil
 			})
 			first := make(chan error, 1)
-			go func() { first <- r.reload(context.Background()) }()
+			go func() { first <- r.Reload(context.Background()) }()
 			<-slowStarted
-			err := r.reload(context.Background())
+			err := r.Reload(context.Background())
 			if newerFails != (err != nil) {
 				t.Fatalf("newer reload: %v", err)
 			}
 			close(releaseSlow)
-			if err := <-first; !errors.Is(err, errSuperseded) {
-				t.Errorf("older reload: %v, want %v", err, errSuperseded)
+			if err := <-first; !errors.Is(err, ErrSuperseded) {
+				t.Errorf("older reload: %v, want %v", err, ErrSuperseded)
 			}
 			want := []*config.Config{newer}
 			if newerFails {
@@ -274,7 +274,7 @@ func TestReloadNewestWins(t *testing.T) {
 // TestStopAllInParallel: at shutdown every source is told to stop before
 // any has finished, so that their queues are read together.
 func TestStopAllInParallel(t *testing.T) {
-	m := newSourceManager(log.NewNopLogger(), collector.New())
+	m := New(log.NewNopLogger(), collector.New())
 	const n = 4
 	told := make(chan string, n)
 	var sources []*runningSource
@@ -290,14 +290,14 @@ func TestStopAllInParallel(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		m.stopAll()
+		m.StopAll()
 	}()
 	// No source finishes stopping before all were told to.
 	for range n {
 		select {
 		case <-told:
 		case <-time.After(10 * time.Second):
-			t.Fatal("stopAll waits for a source to stop before it tells the next")
+			t.Fatal("StopAll waits for a source to stop before it tells the next")
 		}
 	}
 	for _, rs := range sources {
