@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 // Tests of the exporter on a node whose interfaces come and go as pods' do
 // on a Kubernetes node: thousands of veth pairs made, set up and down and
@@ -241,7 +241,7 @@ func podNames(i int) (string, string) {
 func TestDefaultConfigPodChurn(t *testing.T) {
 	testenv.RequireRoot(t, "making network namespaces and veth pairs")
 	ns := newNetns(t)
-	config, err := filepath.Abs("config/default.yml")
+	config, err := filepath.Abs("../config/default.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func TestTelemetryPathSubtree(t *testing.T) {
 // reload, which keeps the running configuration, and by the monitor.
 func TestConfigThatCannotRunRefused(t *testing.T) {
 	t.Parallel()
-	bad := "config/testdata/invalid-family-empty.yml"
+	bad := "../config/testdata/invalid-family-empty.yml"
 	const want = `line 5: family: \"\" is not 1-15 printable ASCII characters (GENL_NAMSIZ)`
 	if code, out, _ := runExporter(t, "--config.check", "--config.file="+bad); code != 1 || !strings.Contains(out, want) {
 		t.Errorf("--config.check: exit status %d, output:\n%s\nwant 1 and %s", code, out, want)

@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 // Tests of the decoders of the kernel's own event streams against the host
 // kernel: rtnetlink against veth pairs in network namespaces that each test

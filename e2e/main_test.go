@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ import (
 var exporterBinary string
 
 func TestMain(m *testing.M) {
-	e2e.TestMain(m, ".", &exporterBinary)
+	e2e.TestMain(m, "..", &exporterBinary)
 }
 
 // startExporter runs the exporter on config (the embedded default if
