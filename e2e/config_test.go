@@ -77,7 +77,7 @@ func TestTelemetryPathRefused(t *testing.T) {
 // lets through, serves metrics under it.
 func TestTelemetryPathSubtree(t *testing.T) {
 	t.Parallel()
-	e := startExporter(t, "sources:\n  - {name: s, protocol: usersock, groups: [28], decoder: raw}\n", "--web.telemetry-path=/stats/")
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: s, protocol: usersock, groups: [%d], decoder: raw}\n", testenv.IdleUsersockGroup), "--web.telemetry-path=/stats/")
 	resp, err := http.Get(e.URL + "/stats/")
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestConfigThatCannotRunRefused(t *testing.T) {
 		t.Errorf("monitor: exit status %d, output:\n%s\nwant a failure with %s", code, out, want)
 	}
 
-	e := startExporter(t, "sources:\n  - {name: s, protocol: usersock, groups: [28], decoder: raw}\n")
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: s, protocol: usersock, groups: [%d], decoder: raw}\n", testenv.IdleUsersockGroup))
 	e.WaitFor(t, 1, "kevent_source_up", "source", "s")
 	b, err := os.ReadFile(bad)
 	if err != nil {
@@ -190,7 +190,7 @@ func TestConfigFileThatBlocks(t *testing.T) {
 		t.Errorf("--config.check: exit status %d after %v, output:\n%s\nwant 1 within 10 s, and %s", code, took, out, want)
 	}
 
-	e := startExporter(t, "sources:\n  - {name: s, protocol: usersock, groups: [28], decoder: raw}\n")
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: s, protocol: usersock, groups: [%d], decoder: raw}\n", testenv.IdleUsersockGroup))
 	e.WaitFor(t, 1, "kevent_source_up", "source", "s")
 	pid := e.Cmd.Process.Pid
 	fds, _ := openCount(t, pid, file)

@@ -72,17 +72,19 @@ sources:
 // stoppedFlood starts an exporter, stops it (SIGSTOP), floods its source
 // "flood" with floodSent datagrams, most of which the kernel drops at the
 // full socket while a large queue waits, and sends 10 to its source
-// "steady". The sources use usersock groups g and g+1.
-func stoppedFlood(t *testing.T, g uint32) *e2e.Exporter {
+// "steady". It returns the exporter and the usersock groups of the two
+// sources.
+func stoppedFlood(t *testing.T) (e *e2e.Exporter, g, steady uint32) {
 	t.Helper()
-	e := startExporter(t, fmt.Sprintf(floodConfig, g, 64<<20, g+1), "--log.level=debug")
+	g, steady = testenv.UsersockGroup(t), testenv.UsersockGroup(t)
+	e = startExporter(t, fmt.Sprintf(floodConfig, g, 64<<20, steady), "--log.level=debug")
 	e.WaitFor(t, 1, "kevent_source_up", "source", "flood")
 	e.WaitFor(t, 1, "kevent_source_up", "source", "steady")
-	flood(t, g+1, 10)
+	flood(t, steady, 10)
 	e.WaitFor(t, 10, "kevent_events_total", "source", "steady", "event", "32")
 	e.Signal(t, syscall.SIGSTOP)
 	flood(t, g, floodSent)
-	return e
+	return e, g, steady
 }
 
 // TestFloodInterruptedByReload: a reload replaces a source while a flood is
@@ -95,18 +97,17 @@ func TestFloodInterruptedByReload(t *testing.T) {
 	testenv.RequireRoot(t, "usersock multicast and SIGSTOP of the exporter")
 	for _, c := range []struct {
 		name     string
-		g        uint32
 		rcvbuf   int
 		replaced bool
 	}{
-		{"handed over", 30, 32 << 20, false},
+		{"handed over", 32 << 20, false},
 		// The kernel's default buffer size cannot be restored on a socket.
-		{"replaced", 8, 0, true},
+		{"replaced", 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e := stoppedFlood(t, c.g)
-			if err := os.WriteFile(e.ConfigFile, []byte(fmt.Sprintf(floodConfig, c.g, c.rcvbuf, c.g+1)), 0o644); err != nil {
+			e, g, steady := stoppedFlood(t)
+			if err := os.WriteFile(e.ConfigFile, []byte(fmt.Sprintf(floodConfig, g, c.rcvbuf, steady)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			e.Signal(t, syscall.SIGHUP)
@@ -118,14 +119,14 @@ func TestFloodInterruptedByReload(t *testing.T) {
 			}
 			if c.replaced {
 				events, bad, received, lost := finalCounts(t, e, "Source replaced: its configuration changed", "flood")
-				t.Logf("replaced source: events=%d lost=%d (received %d); %s", events, lost, received, drainLine(e, c.g))
+				t.Logf("replaced source: events=%d lost=%d (received %d); %s", events, lost, received, drainLine(e, g))
 				if events+lost != floodSent || bad != 0 || received != events {
 					t.Errorf("at replacement: events + lost = %d + %d = %d, want %d (decode errors %d, received %d)", events, lost, events+lost, floodSent, bad, received)
 				}
 			}
 			e.WaitFor(t, 1, "kevent_config_last_reload_successful")
 			e.WaitFor(t, 1, "kevent_source_up", "source", "flood")
-			flood(t, c.g+1, 5)
+			flood(t, steady, 5)
 			e.WaitFor(t, 15, "kevent_events_total", "source", "steady", "event", "32")
 			e.Signal(t, syscall.SIGTERM)
 			if err, ok := e.Wait(); !ok || err != nil {
@@ -152,15 +153,16 @@ func TestFloodInterruptedByReload(t *testing.T) {
 func TestFloodReloads(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "usersock multicast")
-	const g, reloads, sent = 6, 200, 100000
+	const reloads, sent = 200, 100000
+	g, other := testenv.UsersockGroup(t), testenv.UsersockGroup(t)
 	variants := []string{
-		"{groups: [6], receive_buffer_bytes: 65536}",
-		"{groups: [6, 7], receive_buffer_bytes: 1048576}",
-		"{groups: [7, 6], receive_buffer_bytes: 4194304, event_names: {32: flood}}",
-		"{groups: [6], receive_buffer_bytes: 4194304, max_events: 100, senders: any}",
+		"{groups: [%[1]d], receive_buffer_bytes: 65536}",
+		"{groups: [%[1]d, %[2]d], receive_buffer_bytes: 1048576}",
+		"{groups: [%[2]d, %[1]d], receive_buffer_bytes: 4194304, event_names: {32: flood}}",
+		"{groups: [%[1]d], receive_buffer_bytes: 4194304, max_events: 100, senders: any}",
 	}
 	config := func(k int) string {
-		return "sources:\n  - {name: flood, protocol: usersock, decoder: raw, " + variants[k%len(variants)][1:] + "\n"
+		return "sources:\n  - {name: flood, protocol: usersock, decoder: raw, " + fmt.Sprintf(variants[k%len(variants)][1:], g, other) + "\n"
 	}
 	e := startExporter(t, config(0))
 	e.WaitFor(t, 1, "kevent_source_up", "source", "flood")
@@ -225,14 +227,14 @@ func TestFloodReloads(t *testing.T) {
 func TestFloodInterruptedByShutdown(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "usersock multicast and SIGSTOP of the exporter")
-	e := stoppedFlood(t, 18)
+	e, g, _ := stoppedFlood(t)
 	e.Signal(t, syscall.SIGTERM)
 	e.Signal(t, syscall.SIGCONT)
 	if err, ok := e.Wait(); !ok || err != nil {
 		t.Fatalf("exporter after SIGTERM: %v (exited %v); log:\n%s", err, ok, e.Logs)
 	}
 	events, bad, received, lost := finalCounts(t, e, "Source stopped", "flood")
-	t.Logf("stopped source: events=%d lost=%d (received %d); %s", events, lost, received, drainLine(e, 18))
+	t.Logf("stopped source: events=%d lost=%d (received %d); %s", events, lost, received, drainLine(e, g))
 	if events+lost != floodSent || bad != 0 || received != events {
 		t.Errorf("events + lost = %d + %d = %d, want %d (decode errors %d, received %d)", events, lost, events+lost, floodSent, bad, received)
 	}
@@ -287,7 +289,7 @@ func TestForgedUevent(t *testing.T) {
 func TestSecondSignal(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "usersock multicast and SIGSTOP of the exporter")
-	groups := []uint32{3, 4, 5}
+	groups := []uint32{testenv.UsersockGroup(t), testenv.UsersockGroup(t), testenv.UsersockGroup(t)}
 	var cfg strings.Builder
 	cfg.WriteString("sources:\n")
 	for _, g := range groups {

@@ -22,14 +22,10 @@ import (
 
 // These tests run the exporter binary against the kernel's netlink and read
 // its /metrics over HTTP, in a network namespace of the package's own
-// (testenv.Main). The tests of the package run in parallel and share it,
-// so each that sends on a NETLINK_USERSOCK group owns that group: 1 log
-// format, 2 source states, 3-5 shutdown with a second signal, 6-7
-// reloads during a flood, 8-9 reload flood on a new socket, 10-16 monitor
-// (10-11 output, 12 decode errors, 13 exit status, 14 flood, 16 second
-// signal), 18-19 shutdown flood, 25 counts, 26-27 reload, 28 lint (tests
-// that only bind may share 28), 29 Prometheus, 30-31 reload flood with the
-// socket handed over.
+// (testenv.Main). The tests of the package run in parallel and share it: a
+// test that sends on NETLINK_USERSOCK does so on a group of its own
+// (testenv.UsersockGroup); sources that only bind use
+// testenv.IdleUsersockGroup, on which nothing is sent.
 
 var exporterBinary string
 
@@ -66,16 +62,17 @@ func sender(t *testing.T, group uint32) *nlsend.Sender {
 
 func TestUsersockMessagesCounted(t *testing.T) {
 	t.Parallel()
-	e := startExporter(t, `
+	g := testenv.UsersockGroup(t)
+	e := startExporter(t, fmt.Sprintf(`
 sources:
   - name: users
     protocol: usersock
-    groups: [25]
+    groups: [%d]
     decoder: raw
     event_names: {16: tick}
-`)
+`, g))
 	e.WaitFor(t, 1, "kevent_source_up", "source", "users")
-	snd := sender(t, 25)
+	snd := sender(t, g)
 	const n = 5000
 	for i := 1; i <= n; i++ {
 		if err := snd.Send(nlsend.AppendMessage(nil, 16, uint32(i), []byte(fmt.Sprintf("%d\x00", i)))); err != nil {
@@ -173,16 +170,17 @@ func TestDefaultConfig(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	t.Parallel()
-	const first = `
+	ga, gb := testenv.UsersockGroup(t), testenv.UsersockGroup(t)
+	first := fmt.Sprintf(`
 sources:
   - name: a
     protocol: usersock
-    groups: [26]
+    groups: [%d]
     decoder: raw
-`
+`, ga)
 	e := startExporter(t, first)
 	e.WaitFor(t, 1, "kevent_source_up", "source", "a")
-	snd := sender(t, 26)
+	snd := sender(t, ga)
 	send := func() {
 		if err := snd.Send(nlsend.AppendMessage(nil, 17, 0, []byte("x"))); err != nil {
 			t.Fatal(err)
@@ -205,12 +203,12 @@ sources:
 
 	// SIGHUP with a good file adds a source and keeps the unchanged one,
 	// with its counts.
-	second := first + `
+	second := first + fmt.Sprintf(`
   - name: b
     protocol: usersock
-    groups: [27]
+    groups: [%d]
     decoder: raw
-`
+`, gb)
 	if err := os.WriteFile(e.ConfigFile, []byte(second), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +237,7 @@ sources:
 
 func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
-	e := startExporter(t, "sources:\n  - {name: h, protocol: usersock, groups: [28], decoder: raw}\n")
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: h, protocol: usersock, groups: [%d], decoder: raw}\n", testenv.IdleUsersockGroup))
 	const openMetrics = "application/openmetrics-text;version=1.0.0"
 	for _, c := range []struct {
 		method, path, accept string
@@ -294,7 +292,7 @@ func TestConfigCheck(t *testing.T) {
 // request headers is disconnected rather than holding a connection.
 func TestSlowClientDropped(t *testing.T) {
 	t.Parallel()
-	e := startExporter(t, "sources:\n  - {name: s, protocol: usersock, groups: [28], decoder: raw}\n")
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: s, protocol: usersock, groups: [%d], decoder: raw}\n", testenv.IdleUsersockGroup))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -322,18 +320,18 @@ func TestSlowClientDropped(t *testing.T) {
 // says what the kernel allows uid 65534: the exporter must match it.
 func TestNotPermitted(t *testing.T) {
 	t.Parallel()
-	e := startExporterAs(t, `
+	e := startExporterAs(t, fmt.Sprintf(`
 sources:
-  - {name: usersock, protocol: usersock, groups: [28], decoder: raw}
+  - {name: usersock, protocol: usersock, groups: [%d], decoder: raw}
   - {name: xfrm, protocol: xfrm, groups: [1], decoder: raw}
   - {name: uevent, protocol: kobject_uevent, groups: [1], decoder: uevent}
-`, &testenv.Nobody)
+`, testenv.IdleUsersockGroup), &testenv.Nobody)
 	for _, s := range []struct {
 		name     string
 		protocol int
 		group    uint32
 	}{
-		{"usersock", unix.NETLINK_USERSOCK, 28},
+		{"usersock", unix.NETLINK_USERSOCK, testenv.IdleUsersockGroup},
 		{"xfrm", unix.NETLINK_XFRM, 1},
 		{"uevent", unix.NETLINK_KOBJECT_UEVENT, 1},
 	} {
@@ -382,7 +380,7 @@ func TestConfigFileRefused(t *testing.T) {
 	}
 
 	// A reload from a file that became a FIFO fails at once too.
-	e := startExporter(t, "sources:\n  - {name: f, protocol: usersock, groups: [28], decoder: raw}\n")
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: f, protocol: usersock, groups: [%d], decoder: raw}\n", testenv.IdleUsersockGroup))
 	if err := os.Remove(e.ConfigFile); err != nil {
 		t.Fatal(err)
 	}

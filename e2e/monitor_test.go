@@ -28,9 +28,7 @@ import (
 )
 
 // These tests run the monitor command of the built binary; package
-// monitor tests its parts in the test's process. They own usersock groups
-// 10-16 (see main_test.go): 10-11 output, 12 decode errors, 13 count and
-// timeout, 14 flood, 16 second signal.
+// monitor tests its parts in the test's process.
 
 // monitorProc is a running kevent_exporter monitor.
 type monitorProc struct {
@@ -197,8 +195,8 @@ func mustSend(t *testing.T, s *nlsend.Sender, b []byte) {
 
 const monitorOutputConfig = `
 sources:
-  - {name: users, protocol: usersock, groups: [10], decoder: raw, event_names: {16: tick, 19: "!bang", 20: "two words"}}
-  - {name: kev, protocol: usersock, groups: [11], decoder: kevent}
+  - {name: users, protocol: usersock, groups: [%d], decoder: raw, event_names: {16: tick, 19: "!bang", 20: "two words"}}
+  - {name: kev, protocol: usersock, groups: [%d], decoder: kevent}
 `
 
 // TestMonitorOutput runs a text and a JSON monitor on the same sources,
@@ -207,14 +205,16 @@ sources:
 // and checks their summaries.
 func TestMonitorOutput(t *testing.T) {
 	t.Parallel()
-	text := startMonitor(t, monitorOutputConfig)
-	js := startMonitor(t, monitorOutputConfig, "--output=json")
+	gRaw, gKev := testenv.UsersockGroup(t), testenv.UsersockGroup(t)
+	config := fmt.Sprintf(monitorOutputConfig, gRaw, gKev)
+	text := startMonitor(t, config)
+	js := startMonitor(t, config, "--output=json")
 	for _, s := range []string{"users", "kev"} {
 		text.waitOutput(t, " "+s+" !up protocol=2 groups=")
 		js.waitOutput(t, `"source":"`+s+`","notice":"up","protocol":2,"groups":[`)
 	}
 
-	raw := sender(t, 10)
+	raw := sender(t, gRaw)
 	errno := binary.NativeEndian.AppendUint32(nil, uint32(0xfffffffe)) // -ENOENT
 	for _, b := range [][]byte{
 		nlsend.AppendMessage(nil, 16, 1, []byte("42\x00")),
@@ -232,7 +232,7 @@ func TestMonitorOutput(t *testing.T) {
 	js.waitOutput(t, `"event":"two words"`)
 
 	// Sequence numbers: a gap, a late message, a copy, a new instance.
-	kev := sender(t, 11)
+	kev := sender(t, gKev)
 	for _, e := range []nlsend.KeventEvent{
 		{Seq: 1, Instance: 7, Name: "tick", Value: 5, Payload: "a"},
 		{Seq: 2, Instance: 7, Name: "tock", Value: -3, Object: "eth0"},
@@ -352,13 +352,14 @@ func TestMonitorUevent(t *testing.T) {
 // own.
 func TestMonitorDecodeErrors(t *testing.T) {
 	t.Parallel()
-	const config = "sources:\n  - {name: bad, protocol: usersock, groups: [12], decoder: kevent}\n"
+	g := testenv.UsersockGroup(t)
+	config := fmt.Sprintf("sources:\n  - {name: bad, protocol: usersock, groups: [%d], decoder: kevent}\n", g)
 	text := startMonitor(t, config)
 	js := startMonitor(t, config, "--output=json")
 	text.waitOutput(t, " bad !up ")
 	js.waitOutput(t, `"notice":"up"`)
 
-	snd := sender(t, 12)
+	snd := sender(t, g)
 	// A good event and a message of another type.
 	first := nlsend.AppendMessage(nlsend.AppendKevent(nil, nlsend.KeventEvent{Seq: 1, Instance: 3, Name: "ok", Value: 1}), 0x11, 0, []byte("oops"))
 	good := len(first) - 20
@@ -440,8 +441,9 @@ func TestMonitorExitStatus(t *testing.T) {
 		unix.Close(fd)
 		t.Fatal("netlink protocol 29 is registered on this host; this test needs it unregistered")
 	}
-	cmdline := []string{"--protocol=usersock", "--groups=13", "--decoder=raw"}
-	snd := sender(t, 13)
+	g := testenv.UsersockGroup(t)
+	cmdline := []string{"--protocol=usersock", fmt.Sprintf("--groups=%d", g), "--decoder=raw"}
+	snd := sender(t, g)
 	send := func(n int) {
 		for i := 0; i < n; i++ {
 			mustSend(t, snd, nlsend.AppendMessage(nil, 16, uint32(i), []byte(strconv.Itoa(i))))
@@ -501,7 +503,7 @@ func TestMonitorExitStatus(t *testing.T) {
 		if code := p.wait(t); code != 0 {
 			t.Fatalf("exit status %d, want 0; stderr:\n%s", code, p.stderr)
 		}
-		if !strings.Contains(p.stdout.String(), " cmdline !up protocol=2 groups=13 ") {
+		if !strings.Contains(p.stdout.String(), fmt.Sprintf(" cmdline !up protocol=2 groups=%d ", g)) {
 			t.Errorf("output lacks the source's up line:\n%s", p.stdout)
 		}
 	})
@@ -600,10 +602,11 @@ sources:
 func TestMonitorFlood(t *testing.T) {
 	t.Parallel()
 	const sent = 100000
-	p := startMonitor(t, "sources:\n  - {name: fl, protocol: usersock, groups: [14], decoder: raw, receive_buffer_bytes: 65536}\n")
+	g := testenv.UsersockGroup(t)
+	p := startMonitor(t, fmt.Sprintf("sources:\n  - {name: fl, protocol: usersock, groups: [%d], decoder: raw, receive_buffer_bytes: 65536}\n", g))
 	p.waitOutput(t, " fl !up ")
 	p.signal(t, syscall.SIGSTOP)
-	flood(t, 14, sent)
+	flood(t, g, sent)
 	p.signal(t, syscall.SIGCONT)
 	p.signal(t, os.Interrupt)
 	if code := p.wait(t); code != 0 {
@@ -644,7 +647,8 @@ func TestMonitorFlood(t *testing.T) {
 func TestMonitorSecondSignal(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "usersock multicast in a private network namespace")
-	cmd := exec.Command(exporterBinary, "monitor", "--protocol=usersock", "--groups=16", "--decoder=raw")
+	g := testenv.UsersockGroup(t)
+	cmd := exec.Command(exporterBinary, "monitor", "--protocol=usersock", fmt.Sprintf("--groups=%d", g), "--decoder=raw")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -664,7 +668,7 @@ func TestMonitorSecondSignal(t *testing.T) {
 		return n
 	}
 	e2e.Eventually(t, "the monitor prints that its source is up", func() bool { return queued() > 0 })
-	flood(t, 16, 5000)
+	flood(t, g, 5000)
 	// The pipe holds at most 64 KiB: the monitor waits to write the rest.
 	last := 0
 	e2e.Eventually(t, "the pipe is full", func() bool {

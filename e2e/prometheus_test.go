@@ -16,6 +16,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
+	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
 // TestPrometheusScrapes runs a real Prometheus server against the exporter
@@ -27,7 +28,8 @@ func TestPrometheusScrapes(t *testing.T) {
 	if err != nil {
 		t.Fatal("prometheus not in PATH: install it (apt-get install prometheus) or run .ci/run")
 	}
-	e := startExporter(t, "sources:\n  - {name: p, protocol: usersock, groups: [29], decoder: raw, event_names: {16: tick}}\n")
+	g := testenv.UsersockGroup(t)
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: p, protocol: usersock, groups: [%d], decoder: raw, event_names: {16: tick}}\n", g))
 	e.WaitFor(t, 1, "kevent_source_up", "source", "p")
 
 	dir := t.TempDir()
@@ -58,7 +60,7 @@ scrape_configs:
 		prom.Wait()
 	})
 
-	snd := sender(t, 29)
+	snd := sender(t, g)
 	const n = 250
 	for i := 1; i <= n; i++ {
 		if err := snd.Send(nlsend.AppendMessage(nil, 16, uint32(i), []byte(fmt.Sprint(i)))); err != nil {
@@ -118,9 +120,10 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal("promtool not in PATH: install it (apt-get install prometheus) or run .ci/run")
 	}
-	e := startExporter(t, "sources:\n  - {name: lint, protocol: usersock, groups: [28], decoder: raw}\n")
+	g := testenv.UsersockGroup(t)
+	e := startExporter(t, fmt.Sprintf("sources:\n  - {name: lint, protocol: usersock, groups: [%d], decoder: raw}\n", g))
 	e.WaitFor(t, 1, "kevent_source_up", "source", "lint")
-	snd := sender(t, 28)
+	snd := sender(t, g)
 	if err := snd.Send(nlsend.AppendMessage(nil, 16, 1, []byte("7"))); err != nil {
 		t.Fatal(err)
 	}
