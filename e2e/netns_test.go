@@ -1,5 +1,8 @@
 package e2e_test
 
+// Network namespaces of a test's own, for the tests that make interfaces:
+// the package's namespace (testenv.Main) is shared by all its tests.
+
 import (
 	"fmt"
 	"os"
@@ -76,4 +79,12 @@ func startExporterIn(t *testing.T, ns, config string, cred ...string) *e2e.Expor
 	testenv.RequireRoot(t, "entering network namespaces")
 	wrapper := append([]string{"nsenter", "--net=" + ns}, cred...)
 	return e2e.Start(t, e2e.Options{Binary: exporterBinary, Config: config, Wrapper: append(wrapper, "--"), Netns: ns})
+}
+
+// startExporterArgsIn runs an exporter with args in the network namespace
+// at ns.
+func startExporterArgsIn(t *testing.T, ns string, args ...string) *e2e.Exporter {
+	t.Helper()
+	testenv.RequireRoot(t, "entering network namespaces")
+	return e2e.Start(t, e2e.Options{Binary: exporterBinary, Args: args, Wrapper: []string{"nsenter", "--net=" + ns, "--"}, Netns: ns})
 }

@@ -1,5 +1,8 @@
 package e2e_test
 
+// A route netlink client on mdlayher/netlink, for the tests that make and
+// change interfaces and addresses as iproute2 would, without needing it.
+
 import (
 	"encoding/binary"
 	"net/netip"
@@ -70,17 +73,116 @@ func ifinfomsg(index int32, flags, change uint32, attrs func(*netlink.AttributeE
 // addVeth makes the veth pair a, b, both down.
 func (r *rtnl) addVeth(a, b string) {
 	r.t.Helper()
-	r.do(unix.RTM_NEWLINK, netlink.Acknowledge|netlink.Create|netlink.Excl, ifinfomsg(0, 0, 0, func(ae *netlink.AttributeEncoder) {
+	r.addVethIn(a, b, 0, 0)
+}
+
+// addVethIn makes the veth pair a, b in group (none if 0), both down; a
+// gets ifindex index unless it is 0.
+func (r *rtnl) addVethIn(a, b string, index int32, group uint32) {
+	r.t.Helper()
+	r.do(unix.RTM_NEWLINK, netlink.Acknowledge|netlink.Create|netlink.Excl, ifinfomsg(index, 0, 0, func(ae *netlink.AttributeEncoder) {
 		ae.String(unix.IFLA_IFNAME, a)
+		if group != 0 {
+			ae.Uint32(unix.IFLA_GROUP, group)
+		}
 		ae.Nested(unix.IFLA_LINKINFO, func(li *netlink.AttributeEncoder) error {
 			li.String(unix.IFLA_INFO_KIND, "veth")
 			li.Nested(unix.IFLA_INFO_DATA, func(d *netlink.AttributeEncoder) error {
-				d.Bytes(vethInfoPeer, ifinfomsg(0, 0, 0, func(p *netlink.AttributeEncoder) { p.String(unix.IFLA_IFNAME, b) }))
+				d.Bytes(vethInfoPeer, ifinfomsg(0, 0, 0, func(p *netlink.AttributeEncoder) {
+					p.String(unix.IFLA_IFNAME, b)
+					if group != 0 {
+						p.Uint32(unix.IFLA_GROUP, group)
+					}
+				}))
 				return nil
 			})
 			return nil
 		})
 	}))
+}
+
+// delGroup deletes the interfaces of group, and their veth peers, in one
+// request.
+func (r *rtnl) delGroup(group uint32) {
+	r.t.Helper()
+	r.do(unix.RTM_DELLINK, netlink.Acknowledge, ifinfomsg(0, 0, 0, func(ae *netlink.AttributeEncoder) { ae.Uint32(unix.IFLA_GROUP, group) }))
+}
+
+// rename renames link from to to.
+func (r *rtnl) rename(from, to string) {
+	r.t.Helper()
+	index, _, _ := r.link(from)
+	r.do(unix.RTM_NEWLINK, netlink.Acknowledge, ifinfomsg(index, 0, 0, func(ae *netlink.AttributeEncoder) { ae.String(unix.IFLA_IFNAME, to) }))
+}
+
+// linkState is what the kernel says of an interface: its index,
+// operational state, and its own counts of carrier changes up and down.
+type linkState struct {
+	index    int32
+	oper     uint8
+	up, down uint32
+}
+
+// links dumps the namespace's interfaces by name.
+func (r *rtnl) links() map[string]linkState {
+	r.t.Helper()
+	out := make(map[string]linkState)
+	for _, m := range r.do(unix.RTM_GETLINK, netlink.Dump, make([]byte, unix.SizeofIfInfomsg)) {
+		if len(m.Data) < unix.SizeofIfInfomsg {
+			continue
+		}
+		st := linkState{index: int32(binary.NativeEndian.Uint32(m.Data[4:8]))}
+		var name string
+		ad, err := netlink.NewAttributeDecoder(m.Data[unix.SizeofIfInfomsg:])
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.IFLA_IFNAME:
+				name = ad.String()
+			case unix.IFLA_OPERSTATE:
+				st.oper = ad.Uint8()
+			case unix.IFLA_CARRIER_UP_COUNT:
+				st.up = ad.Uint32()
+			case unix.IFLA_CARRIER_DOWN_COUNT:
+				st.down = ad.Uint32()
+			}
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// waitLinks dumps the interfaces until every one of names is in the
+// namespace and ok says its state is as wanted, and returns the dump.
+func (r *rtnl) waitLinks(names []string, what string, ok func(linkState) bool) map[string]linkState {
+	r.t.Helper()
+	deadline := time.Now().Add(e2e.Timeout)
+	for {
+		all := r.links()
+		n := 0
+		for _, name := range names {
+			if st, there := all[name]; there && ok(st) {
+				n++
+			}
+		}
+		if n == len(names) {
+			return all
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d of %d interfaces %s after %v", n, len(names), what, e2e.Timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// setAll sets the interfaces names up or down.
+func (r *rtnl) setAll(names []string, up bool) {
+	r.t.Helper()
+	for _, n := range names {
+		r.setUp(n, up)
+	}
 }
 
 // setUp sets link name up or down.
