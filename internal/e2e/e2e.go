@@ -281,40 +281,54 @@ func (e *Exporter) WaitFor(t testing.TB, want float64, name string, labels ...st
 	t.Helper()
 	var v float64
 	var ok bool
-	deadline := time.Now().Add(Timeout)
-	for {
-		mfs, err := e.TryScrape()
-		if err == nil {
+	var err error
+	Eventually(t, fmt.Sprintf("%s%v = %v", name, labels, want), func() bool {
+		var mfs map[string]*dto.MetricFamily
+		v, ok = 0, false
+		if mfs, err = e.TryScrape(); err == nil {
 			v, ok = Value(mfs, name, labels...)
-			if ok && v == want {
-				return
-			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v = %v (present %v, scrape error %v), want %v; log:\n%s", name, labels, v, ok, err, want, e.Logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok && v == want
+	}, Lazy(func() string { return fmt.Sprintf("last: %v (present %v, scrape error %v)", v, ok, err) }), e.Log())
 }
 
 // WaitLog waits until the exporter's log contains s.
 func (e *Exporter) WaitLog(t testing.TB, s string) {
 	t.Helper()
-	Eventually(t, "the exporter logs "+s, func() bool { return strings.Contains(e.Logs.String(), s) })
+	Eventually(t, "the exporter logs "+s, func() bool { return strings.Contains(e.Logs.String(), s) }, e.Log())
+}
+
+// Log is the exporter's log as a detail of Eventually's failure message.
+func (e *Exporter) Log() fmt.Stringer {
+	return Lazy(func() string { return "log:\n" + e.Logs.String() })
 }
 
 // Eventually polls cond every 20 ms until it holds, failing the test with
-// what after Timeout.
-func Eventually(t testing.TB, what string, cond func() bool) {
+// what after Timeout. The failure shows details as they are then: the
+// exporter's log (Exporter.Log), the last value seen (a Lazy). It is the one
+// wait of the tests: a condition polled with a deadline, never a fixed
+// sleep.
+func Eventually(t testing.TB, what string, cond func() bool, details ...fmt.Stringer) {
 	t.Helper()
 	deadline := time.Now().Add(Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", Timeout, what)
+			var b strings.Builder
+			fmt.Fprintf(&b, "timed out after %v waiting until %s", Timeout, what)
+			for _, d := range details {
+				fmt.Fprintf(&b, "\n%s", d)
+			}
+			t.Fatal(b.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Lazy is a detail of Eventually's failure message, made when it fails.
+type Lazy func() string
+
+// String makes the detail.
+func (f Lazy) String() string { return f() }
 
 // Post sends an empty POST request and returns the status and body.
 func Post(t testing.TB, url string) (int, string) {
