@@ -86,19 +86,14 @@ func sourceSeries(mfs map[string]*dto.MetricFamily, source string) int {
 // scrapeUntil scrapes e, handing each scrape to seen, until cond holds.
 func scrapeUntil(t *testing.T, e *e2e.Exporter, what string, seen func(start time.Time, mfs map[string]*dto.MetricFamily), cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
 	t.Helper()
-	deadline := time.Now().Add(e2e.Timeout)
-	for {
+	var mfs map[string]*dto.MetricFamily
+	e2e.Eventually(t, what, func() bool {
 		start := time.Now()
-		mfs := e.Scrape(t)
+		mfs = e.Scrape(t)
 		seen(start, mfs)
-		if cond(mfs) {
-			return mfs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s; log:\n%s", e2e.Timeout, what, e.Logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return cond(mfs)
+	}, e.Log())
+	return mfs
 }
 
 // podNames returns the names of the ends of veth pair i as Kubernetes
@@ -385,13 +380,12 @@ func TestForgetDeletedInterfaces(t *testing.T) {
 	}
 	// Scrapes until one begins 3 s after the last batch's deletions were
 	// shown: check holds it, as every scrape, to having none of them.
-	for last := deletedSeen[len(deletedSeen)-1]; ; time.Sleep(20 * time.Millisecond) {
+	last := deletedSeen[len(deletedSeen)-1]
+	e2e.Eventually(t, "a scrape begins 3 s after the last deletions were shown", func() bool {
 		start := time.Now()
 		check(start, e.Scrape(t))
-		if !start.Before(last.Add(3 * time.Second)) {
-			break
-		}
-	}
+		return !start.Before(last.Add(3 * time.Second))
+	}, e.Log())
 
 	r.addVeth("probe0", "probe1")
 	r.setUp("probe1", true)

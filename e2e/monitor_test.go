@@ -74,13 +74,8 @@ func startMonitor(t *testing.T, config string, args ...string) *monitorProc {
 // waitOutput waits until the monitor has printed s.
 func (p *monitorProc) waitOutput(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(e2e.Timeout)
-	for !strings.Contains(p.stdout.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("monitor did not print %q within %v; output:\n%s\nstderr:\n%s", s, e2e.Timeout, p.stdout, p.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e2e.Eventually(t, fmt.Sprintf("the monitor prints %q", s), func() bool { return strings.Contains(p.stdout.String(), s) },
+		e2e.Lazy(func() string { return fmt.Sprintf("output:\n%s\nstderr:\n%s", p.stdout, p.stderr) }))
 }
 
 // signal sends sig to the monitor.

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
@@ -74,20 +73,15 @@ scrape_configs:
 		{`kevent_event_last_payload_info{source="p",event="tick"}`, "1"},
 		{`kevent_datagrams_lost_total{source="p"}`, "0"},
 	} {
-		got := waitQuery(t, promURL, q.query, q.want, logs)
-		if got != q.want {
-			t.Errorf("%s = %q, want %q", q.query, got, q.want)
-		}
+		waitQuery(t, promURL, q.query, q.want, logs)
 	}
 }
 
-// waitQuery polls Prometheus's query API until query has the value want
-// (or 30s pass) and returns the last value seen.
-func waitQuery(t *testing.T, promURL, query, want string, logs *syncbuf.Buffer) string {
+// waitQuery polls Prometheus's query API until query has the value want.
+func waitQuery(t *testing.T, promURL, query, want string, logs *syncbuf.Buffer) {
 	t.Helper()
 	var got string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	e2e.Eventually(t, fmt.Sprintf("Prometheus answers %s = %s", query, want), func() bool {
 		resp, err := http.Get(promURL + "/api/v1/query?query=" + url.QueryEscape(query))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
@@ -101,15 +95,10 @@ func waitQuery(t *testing.T, promURL, query, want string, logs *syncbuf.Buffer) 
 			}
 			if json.Unmarshal(b, &r) == nil && len(r.Data.Result) == 1 {
 				got = fmt.Sprint(r.Data.Result[0].Value[1])
-				if got == want {
-					return got
-				}
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("prometheus log:\n%s", logs)
-	return got
+		return got == want
+	}, e2e.Lazy(func() string { return fmt.Sprintf("last: %q\nprometheus log:\n%s", got, logs) }))
 }
 
 // TestPromtoolCheckMetrics lints a live scrape with promtool, Prometheus's

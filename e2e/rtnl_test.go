@@ -5,6 +5,7 @@ package e2e_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -158,23 +159,18 @@ func (r *rtnl) links() map[string]linkState {
 // namespace and ok says its state is as wanted, and returns the dump.
 func (r *rtnl) waitLinks(names []string, what string, ok func(linkState) bool) map[string]linkState {
 	r.t.Helper()
-	deadline := time.Now().Add(e2e.Timeout)
-	for {
-		all := r.links()
-		n := 0
+	var all map[string]linkState
+	n := 0
+	e2e.Eventually(r.t, fmt.Sprintf("%d interfaces %s", len(names), what), func() bool {
+		all, n = r.links(), 0
 		for _, name := range names {
 			if st, there := all[name]; there && ok(st) {
 				n++
 			}
 		}
-		if n == len(names) {
-			return all
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%d of %d interfaces %s after %v", n, len(names), what, e2e.Timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n == len(names)
+	}, e2e.Lazy(func() string { return fmt.Sprintf("%d of them are", n) }))
+	return all
 }
 
 // setAll sets the interfaces names up or down.
@@ -227,7 +223,9 @@ func (r *rtnl) link(name string) (index int32, oper uint8, carrier uint32) {
 // waitOper polls until link name's operational state is want. The kernel
 // sets it (in its link watch work) and then notifies it, both holding
 // RTNL, which the test's next change waits for: so each transition the
-// test waits for is notified before the next begins.
+// test waits for is notified before the next begins. It spins rather than
+// wait as e2e.Eventually does, which would make the 24 000 transitions of
+// TestRtnetlinkFlapStorm take minutes.
 func (r *rtnl) waitOper(name string, want uint8) {
 	r.t.Helper()
 	deadline := time.Now().Add(e2e.Timeout)
