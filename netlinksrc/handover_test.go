@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -152,7 +153,7 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 	<-told
 	close(first.sk.hold)
 	st1 := <-first.final
-	waitUntil(t, "the successor fails to join its groups", func() bool { return strings.Contains(logs.String(), "joining group 40") })
+	e2e.Eventually(t, "the successor fails to join its groups", func() bool { return strings.Contains(logs.String(), "joining group 40") })
 	second.cancel()
 	st2 := <-second.final
 	e1, _ := first.sk.counts()
@@ -177,7 +178,7 @@ func TestHandOverSendsRequests(t *testing.T) {
 	first, _ := run(cfg, log.NewNopLogger(), nil)
 	// The first subscription reads its dump to the end (lo's RTM_NEWLINK,
 	// type 16, then NLMSG_DONE): a dump the second reads is its own.
-	waitUntil(t, "the first subscription reads its dump", func() bool { return first.sk.count("16") >= 1 && first.sk.count("done") == 1 })
+	e2e.Eventually(t, "the first subscription reads its dump", func() bool { return first.sk.count("16") >= 1 && first.sk.count("done") == 1 })
 	cfg.ReceiveBufferBytes = 1 << 20
 	second, handed := run(cfg, log.NewNopLogger(), first)
 	if !handed {
@@ -188,5 +189,5 @@ func TestHandOverSendsRequests(t *testing.T) {
 		<-second.final
 	}()
 	<-first.final
-	waitUntil(t, "the second subscription reads a dump of its own", func() bool { return second.sk.count("16") >= 1 && second.sk.count("done") == 1 })
+	e2e.Eventually(t, "the second subscription reads a dump of its own", func() bool { return second.sk.count("16") >= 1 && second.sk.count("done") == 1 })
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
@@ -21,7 +22,7 @@ import (
 func waitState(t *testing.T, s *Subscription, st srcinfo.State) srcinfo.Stats {
 	t.Helper()
 	var got srcinfo.Stats
-	waitUntil(t, "the state is "+st.String(), func() bool { got = s.Stats(); return got.State == st })
+	e2e.Eventually(t, "the state is "+st.String(), func() bool { got = s.Stats(); return got.State == st })
 	return got
 }
 
@@ -35,7 +36,7 @@ func TestStateWaitingProtocol(t *testing.T) {
 		t.Fatalf("netlink protocol %d is registered on this host; this test needs it unregistered", proto)
 	}
 	first := protocols.lookCount()
-	waitUntil(t, "the socket table has been read twice more", func() bool { return protocols.lookCount() >= first+2 })
+	e2e.Eventually(t, "the socket table has been read twice more", func() bool { return protocols.lookCount() >= first+2 })
 	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
@@ -112,7 +113,7 @@ func TestStateFamily(t *testing.T) {
 	notify := realGroup(t, "nlctrl", "notify")
 	ctrl := newFakeController(nil)
 	s := startFamily(t, Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, ctrl, &syncbuf.Buffer{})
-	waitUntil(t, "the family is looked up", func() bool { return ctrl.lookupCount() == 1 })
+	e2e.Eventually(t, "the family is looked up", func() bool { return ctrl.lookupCount() == 1 })
 	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -101,30 +102,21 @@ func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf
 
 func waitUp(t *testing.T, s *Subscription) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !s.Stats().Up() {
-		if time.Now().After(deadline) {
-			t.Fatal("source not up after 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e2e.Eventually(t, "the source is up", func() bool { return s.Stats().Up() })
 }
 
 // waitStable polls f until it returns the same value for 300ms.
 func waitStable(t *testing.T, f func() string) string {
 	t.Helper()
 	last, since := f(), time.Now()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	e2e.Eventually(t, "the counts stay the same for 300 ms", func() bool {
 		if v := f(); v != last {
 			last, since = v, time.Now()
-		} else if time.Since(since) > 300*time.Millisecond {
-			return v
+			return false
 		}
-	}
-	t.Fatalf("counts still moving after 30s: %s", last)
-	return ""
+		return time.Since(since) > 300*time.Millisecond
+	}, e2e.Lazy(func() string { return "last: " + last }))
+	return last
 }
 
 func newSender(t *testing.T, group uint32) *nlsend.Sender {
@@ -246,7 +238,7 @@ func TestUnregisteredProtocol(t *testing.T) {
 	// The watcher reads the socket table several times; the source stays
 	// down and logs once.
 	first := protocols.lookCount()
-	waitUntil(t, "the socket table has been read 5 more times", func() bool { return protocols.lookCount() >= first+5 })
+	e2e.Eventually(t, "the socket table has been read 5 more times", func() bool { return protocols.lookCount() >= first+5 })
 	if s.Stats().Up() {
 		t.Fatal("source is up on an unregistered protocol")
 	}
@@ -272,7 +264,7 @@ func TestJoinGroupError(t *testing.T) {
 	// which group failed.
 	logs := &syncbuf.Buffer{}
 	down := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), logs)
-	waitUntil(t, "the join error is logged", func() bool {
+	e2e.Eventually(t, "the join error is logged", func() bool {
 		return strings.Contains(logs.String(), `source=big protocol=2 groups=[40] msg="Cannot open netlink socket" err="joining group 40: invalid argument"`)
 	})
 	if down.Stats().Up() {
@@ -292,7 +284,7 @@ func TestJoinGroupError(t *testing.T) {
 	if err := newSender(t, 25).Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("x"))); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the event on group 25 is counted", func() bool { e, _ := sk.counts(); return e == 1 })
+	e2e.Eventually(t, "the event on group 25 is counted", func() bool { e, _ := sk.counts(); return e == 1 })
 }
 
 // TestOversizedDatagram sends a datagram bigger than a receive slot: it is
@@ -353,18 +345,6 @@ func TestUeventBatchNames(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds, failing the test after 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // malformedSink records the datagrams a subscription reports malformed.
 type malformedSink struct {
 	*sink
@@ -391,7 +371,7 @@ func TestMalformedSink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "both datagrams are handled", func() bool { e, bad := sk.counts(); return e == 1 && bad == 1 })
+	e2e.Eventually(t, "both datagrams are handled", func() bool { e, bad := sk.counts(); return e == 1 && bad == 1 })
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if want := "[010203/3/1]"; fmt.Sprint(sk.got) != want {
@@ -410,7 +390,7 @@ func TestRequests(t *testing.T) {
 	s := start(t, Config{Name: "req", Protocol: unix.NETLINK_ROUTE, Groups: []uint32{unix.RTNLGRP_LINK}, Requests: [][]byte{dump}}, decoder.NewRaw(nil), sk, nil)
 	waitUp(t, s)
 	// RTM_NEWLINK (16) for lo, then NLMSG_DONE.
-	waitUntil(t, "the dump's replies are received", func() bool { return sk.count("16") >= 1 && sk.count("done") == 1 })
+	e2e.Eventually(t, "the dump's replies are received", func() bool { return sk.count("16") >= 1 && sk.count("done") == 1 })
 }
 
 // heapBytes returns the live heap after a collection.
@@ -445,7 +425,7 @@ func TestIdleSourcesMemory(t *testing.T) {
 	if err := newSender(t, group).Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("wake"))); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "every source counted the datagram", func() bool {
+	e2e.Eventually(t, "every source counted the datagram", func() bool {
 		for _, sk := range sinks {
 			if e, _ := sk.counts(); e != 1 {
 				return false
