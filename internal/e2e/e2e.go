@@ -1,5 +1,5 @@
 // Package e2e runs the kevent_exporter binary as a user would and reads
-// what it serves over HTTP. The host tests (package main) and the tests
+// what it serves over HTTP. The host's end-to-end tests (e2e/) and the tests
 // that run inside the qemu VM (vmtest/) share it.
 package e2e
 
