@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"syscall"
 	"testing"
 
@@ -16,28 +15,6 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
-
-// inNetns runs f on an OS thread in the network namespace at path. The
-// thread is never unlocked: it ends with its goroutine rather than take the
-// namespace to others.
-func inNetns(path string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering %s: %w", path, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
 
 // newNetns makes a network namespace for the test, held by a sleeping
 // child, with lo up (the exporter serves on 127.0.0.1 there), and IPv6
@@ -55,7 +32,7 @@ func newNetns(t *testing.T) string {
 		_ = cmd.Wait()
 	})
 	path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
-	if err := inNetns(path, func() error { return testenv.LinkUp("lo") }); err != nil {
+	if err := testenv.InNetns(path, func() error { return testenv.LinkUp("lo") }); err != nil {
 		t.Fatal(err)
 	}
 	// IN6_ADDR_GEN_MODE_NONE: no link-local address on new interfaces.
@@ -67,7 +44,7 @@ func newNetns(t *testing.T) string {
 // at ns, which those files show the namespace of the thread that opens them.
 func sysctlIn(t *testing.T, ns, key, value string) {
 	t.Helper()
-	if err := inNetns(ns, func() error { return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644) }); err != nil {
+	if err := testenv.InNetns(ns, func() error { return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644) }); err != nil {
 		t.Fatal(err)
 	}
 }

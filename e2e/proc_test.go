@@ -109,7 +109,7 @@ type procListener struct {
 func listenProc(t *testing.T) *procListener {
 	t.Helper()
 	l := &procListener{threads: make(map[uint32]int), done: make(chan struct{})}
-	err := inNetns(testenv.HostNetns(), func() error {
+	err := testenv.InNetns(testenv.HostNetns(), func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
 		if err != nil {
 			return err

@@ -122,7 +122,7 @@ func TestRtnetlinkVeth(t *testing.T) {
 	v4, v6 := netip.MustParsePrefix("10.9.0.1/24"), netip.MustParsePrefix("2001:db8::1/64")
 	r.addr(unix.RTM_NEWADDR, index, v4)
 	e.WaitFor(t, 1, "kevent_event_last_payload_info", "source", "links", "event", "addr/new", "object", "kvA", "payload", "10.9.0.1/24")
-	if err := inNetns(ns, func() error {
+	if err := testenv.InNetns(ns, func() error {
 		c, err := net.Dial("udp4", "10.9.0.2:9")
 		if err != nil {
 			return err

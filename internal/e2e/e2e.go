@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -344,44 +342,17 @@ func Post(t testing.TB, url string) (int, string) {
 }
 
 // dialIn returns a dial function that makes its sockets in the network
-// namespace at path: a socket stays in the namespace it was made in, so
-// only the dial needs the thread moved there.
+// namespace at path: a socket stays in the namespace it was made in.
 func dialIn(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			// The thread is dropped rather than reused if it cannot be
-			// moved back: Go runs other goroutines on unlocked threads.
-			runtime.LockOSThread()
-			back, err := os.Open("/proc/thread-self/ns/net")
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			defer back.Close()
-			ns, err := os.Open(path)
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			defer ns.Close()
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				ch <- result{nil, err}
-				return
-			}
+		var c net.Conn
+		err := testenv.InNetns(path, func() error {
 			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
 }
 
