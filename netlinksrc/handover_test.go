@@ -44,7 +44,8 @@ func run(cfg Config, logger log.Logger, prev *running) (*running, bool) {
 // over, every datagram sent is read or counted lost by exactly one of them.
 func TestHandOverCountsEveryDatagram(t *testing.T) {
 	testenv.RequireRoot(t, "multicast on NETLINK_USERSOCK")
-	const group, other, sent, handovers = 26, 27, 100000, 100
+	const sent, handovers = 100000, 100
+	group, other := testenv.UsersockGroup(t), testenv.UsersockGroup(t)
 	cfgs := []Config{
 		{Groups: []uint32{group}, ReceiveBufferBytes: 64 << 10},
 		{Groups: []uint32{group, other}, ReceiveBufferBytes: 1 << 20, Senders: srcinfo.SendersAny},
@@ -125,7 +126,8 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 // closes the socket and retries as if opening had failed.
 func TestHandOverToUnjoinableGroups(t *testing.T) {
 	testenv.RequireRoot(t, "multicast on NETLINK_USERSOCK")
-	const group, sent = 26, 1000
+	const sent = 1000
+	group := testenv.UsersockGroup(t)
 	logs := &syncbuf.Buffer{}
 	logger := log.NewLogfmtLogger(logs)
 	first, _ := run(Config{Name: "unjoinable", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, logger, nil)

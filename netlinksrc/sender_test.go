@@ -185,7 +185,8 @@ func TestStopAccountsForQueue(t *testing.T) {
 	}{{"decoded", 2 * time.Second}, {"counted unread", 0}} {
 		t.Run(c.name, func(t *testing.T) {
 			told := make(chan struct{})
-			const group, sent = 30, 50000
+			const sent = 50000
+			group := testenv.UsersockGroup(t)
 			sk := newSink()
 			sk.hold, sk.held = make(chan struct{}), make(chan struct{})
 			s := New(Config{Name: "stop", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}, ReceiveBufferBytes: 1 << 20}, decoder.NewRaw(nil), log.NewNopLogger())
@@ -237,7 +238,7 @@ func TestDropCountReadError(t *testing.T) {
 	defer func(f func(uintptr, *[unix.SK_MEMINFO_VARS]uint32) unix.Errno) { getMeminfo = f }(getMeminfo)
 	getMeminfo = func(uintptr, *[unix.SK_MEMINFO_VARS]uint32) unix.Errno { return unix.ENOPROTOOPT }
 	logs := &syncbuf.Buffer{}
-	s := start(t, Config{Name: "meminfo", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{31}}, decoder.NewRaw(nil), newSink(), logs)
+	s := start(t, Config{Name: "meminfo", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup}}, decoder.NewRaw(nil), newSink(), logs)
 	waitUp(t, s)
 	if st := s.Stats(); st.DropReadErrors == 0 {
 		t.Fatal("failed SO_MEMINFO read not counted")

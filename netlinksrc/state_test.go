@@ -49,7 +49,7 @@ func TestStateFailed(t *testing.T) {
 	if st := waitState(t, down, srcinfo.StateFailed); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
-	up := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{26, 40}}, decoder.NewRaw(nil), newSink(), nil)
+	up := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup, 40}}, decoder.NewRaw(nil), newSink(), nil)
 	if st := waitState(t, up, srcinfo.StateUp); st.Attachments != 1 {
 		t.Fatalf("attachments = %d, want 1", st.Attachments)
 	}
@@ -62,7 +62,7 @@ func TestStateFailed(t *testing.T) {
 func TestStateDenied(t *testing.T) {
 	testenv.RequireRoot(t, "dropping CAP_NET_ADMIN from one thread")
 	logs := &syncbuf.Buffer{}
-	s := New(Config{Name: "denied", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{26}}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
+	s := New(Config{Name: "denied", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup}}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
