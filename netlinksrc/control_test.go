@@ -8,6 +8,7 @@ import (
 	"github.com/mdlayher/genetlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
@@ -82,7 +83,7 @@ func TestControl(t *testing.T) {
 	s := startFamily(t, Config{Name: "drops", Family: "NET_DM", GroupNames: []string{"events"}, Control: ctl}, ctrl, logs)
 
 	const denied = `msg="Not permitted to start the drop monitor (NET_DM_CMD_START): it needs CAP_NET_ADMIN; source down" err="operation not permitted"`
-	waitUntil(t, "the failed start is logged", func() bool { return strings.Contains(logs.String(), denied) })
+	e2e.Eventually(t, "the failed start is logged", func() bool { return strings.Contains(logs.String(), denied) })
 	if st := s.Stats(); st.State != srcinfo.StateDenied || st.Control == nil || st.Control.Active {
 		t.Fatalf("state %s with a control not permitted to start (%+v)", st.State, st.Control)
 	}
@@ -101,7 +102,7 @@ func TestControl(t *testing.T) {
 
 	// rmmod: stopped with the socket.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELFAMILY, "NET_DM", 41, nil))
-	waitUntil(t, "the control stops with the family", func() bool { _, stops, _ := ctl.calls(); return stops == 1 })
+	e2e.Eventually(t, "the control stops with the family", func() bool { _, stops, _ := ctl.calls(); return stops == 1 })
 	if s.Stats().Up() {
 		t.Fatal("up without the family")
 	}

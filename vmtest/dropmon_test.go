@@ -211,7 +211,9 @@ func sendStorm(t *testing.T, n int) {
 		b := min(stormBatch, n-sent)
 		sendUDP(t, b)
 		sent += b
-		if !poll(30*time.Second, time.Millisecond, func() bool { return udpNoPorts(t)-start >= uint64(sent) }) {
+		// Polled every millisecond: Eventually's 20 ms between looks
+		// would add 10 s to the 500 batches.
+		if !poll(e2e.Timeout, time.Millisecond, func() bool { return udpNoPorts(t)-start >= uint64(sent) }) {
 			t.Fatalf("after %d datagrams the kernel counts %d without a socket", sent, udpNoPorts(t)-start)
 		}
 	}
@@ -316,13 +318,13 @@ func TestDropMonitorStorm(t *testing.T) {
 	sendStorm(t, stormDrops)
 	sent := time.Since(t0)
 	var c counts
-	if !poll(120*time.Second, 200*time.Millisecond, func() bool {
+	e2e.Eventually(t, "the storm is accounted for", func() bool {
 		var ok bool
 		c, ok = read()
 		return ok && c.udp+c.kernelLost+c.socketLost >= stormDrops
-	}) {
-		t.Fatalf("after 120 s: events %v + kernel lost %v + socket lost %v < %d; log:\n%s", c.udp, c.kernelLost, c.socketLost, stormDrops, e.Logs)
-	}
+	}, e2e.Lazy(func() string {
+		return fmt.Sprintf("events %v + kernel lost %v + socket lost %v < %d; log:\n%s", c.udp, c.kernelLost, c.socketLost, stormDrops, e.Logs)
+	}))
 	share := c.udp / stormDrops
 	t.Logf("storm of %d sent in %d ms, accounted %d ms later: events %v (%v at %s), kernel lost %v, socket lost %v; received share %.4f",
 		stormDrops, sent.Milliseconds(), (time.Since(t0) - sent).Milliseconds(), c.events, c.udp, udpReceive, c.kernelLost, c.socketLost, share)
@@ -364,7 +366,7 @@ func tcpQuiet(t *testing.T) {
 	t.Helper()
 	const listen, timeWait = "0A", "06"
 	var busy []string
-	if !poll(60*time.Second, 100*time.Millisecond, func() bool {
+	e2e.Eventually(t, "no TCP connection is open or closing", func() bool {
 		busy = nil
 		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 			b, err := os.ReadFile(f)
@@ -378,9 +380,7 @@ func tcpQuiet(t *testing.T) {
 			}
 		}
 		return len(busy) == 0
-	}) {
-		t.Fatalf("TCP connections still open after 60 s:\n%s", strings.Join(busy, "\n"))
-	}
+	}, e2e.Lazy(func() string { return strings.Join(busy, "\n") }))
 }
 
 // dropwatchBinary is where run.sh puts dropwatch, with its libraries, when
@@ -564,9 +564,10 @@ func TestDropMonitorCLI(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
 	// Drops until the monitor has printed three.
 	var err error
-	if !poll(60*time.Second, 200*time.Millisecond, func() bool {
+	e2e.Eventually(t, "the monitor exits after three events", func() bool {
 		select {
 		case err = <-done:
 			return true
@@ -574,10 +575,7 @@ func TestDropMonitorCLI(t *testing.T) {
 			sendUDP(t, 1)
 			return false
 		}
-	}) {
-		cmd.Process.Kill()
-		t.Fatalf("monitor did not exit; output:\n%s\nlog:\n%s", out.String(), logs.String())
-	}
+	}, e2e.Lazy(func() string { return "output:\n" + out.String() + "\nlog:\n" + logs.String() }))
 	if err != nil {
 		t.Fatalf("monitor: %v; output:\n%s\nlog:\n%s", err, out.String(), logs.String())
 	}
