@@ -72,27 +72,50 @@ func (d *ACPI) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *ACPI) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewACPI())
+}
+
+// acpiAttrNames names the family's one attribute.
+var acpiAttrNames = attrNames{ACPIAttrEvent: "ACPI_GENL_ATTR_EVENT"}
+
 func (d *ACPI) decodeMessage(ev *Event, m message) bool {
-	if len(m.Payload) < genlHeaderLen || m.Payload[0] != ACPICmdEvent {
+	cmd, ok := m.genlCommand()
+	if !ok {
 		return false
 	}
-	var e []byte
-	r := attrReader{b: m.Payload[genlHeaderLen:]}
-	for r.next() {
-		if r.typ == ACPIAttrEvent {
-			e = r.v
+	if cmd != ACPICmdEvent {
+		return m.fail(faultf("generic netlink command %d is not ACPI_GENL_CMD_EVENT (%d)", int(cmd), ACPICmdEvent))
+	}
+	// The kernel sends one event attribute; of several, the last
+	// counts.
+	var (
+		e     []byte
+		found bool
+		at    int
+	)
+	ad := m.attrs(genlHeaderLen, acpiAttrNames)
+	for ad.Next() {
+		if ad.Type() == ACPIAttrEvent {
+			e, found, at = ad.Bytes(), true, ad.at+ad.start-nlaHeaderLen
 		}
 	}
-	if r.bad || len(e) < ACPIEventLen {
-		return false
+	if ad.Failed() {
+		return m.fail(ad.Err())
+	}
+	if !found {
+		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "no attribute %s"))
+	}
+	if len(e) < ACPIEventLen {
+		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "attribute %s at byte %d carries %d bytes, want at least %d (struct acpi_genl_event)", at, len(e), ACPIEventLen))
 	}
 	class, ok := cField(e[:ACPIDeviceClassLen])
 	if !ok || len(class) == 0 {
-		return false
+		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "attribute %s at byte %d: device_class is empty or lacks its NUL", at))
 	}
 	busID, ok := cField(e[ACPIDeviceClassLen : ACPIDeviceClassLen+ACPIBusIDLen])
 	if !ok {
-		return false
+		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "attribute %s at byte %d: bus_id lacks its NUL", at))
 	}
 	ev.Name, ev.Object = class, busID
 	ev.Value = float64(binary.NativeEndian.Uint32(e[ACPIEventTypeOffset:]))

@@ -71,6 +71,9 @@ var diagDecoders = map[string]func() decoder.Decoder{
 	"kevent-genl": func() decoder.Decoder { return decoder.NewKeventGenl() },
 	"genl":        func() decoder.Decoder { return decoder.NewGenl(nil) },
 	"uevent":      func() decoder.Decoder { return decoder.NewUevent() },
+	"proc":        func() decoder.Decoder { return decoder.NewProc() },
+	"acpi":        func() decoder.Decoder { return decoder.NewACPI() },
+	"quota":       func() decoder.Decoder { return decoder.NewQuota() },
 }
 
 // diagNames are the keys of diagDecoders, in a fixed order.
@@ -222,6 +225,92 @@ var diagnoseTests = []diagnoseTest{
 		name: "raw truncated header", decoder: "raw",
 		datagram: []byte("Hello from kernel"),
 		want:     []decoder.Problem{{Offset: 0, Reason: "message length 1819043144 runs past the end of the datagram (17 bytes left)"}},
+	},
+	{name: "proc well-formed", decoder: "proc", datagram: diagConcat(procExit(42, 42, 0), cnMsg(1, 1, procEvent(procEventFork, 1, 1, 2, 2)))},
+	{
+		name: "proc another message type", decoder: "proc",
+		datagram: nlsend.AppendMessage(nil, 0x10, 1, make([]byte, 40)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "message type 0x10 is not the connector's NLMSG_DONE (0x3)"}},
+	},
+	{
+		name: "proc payload shorter than cn_msg", decoder: "proc",
+		datagram: diagConcat(procExit(42, 42, 0), nlsend.AppendMessage(nil, 3, 1, make([]byte, 12))),
+		want:     []decoder.Problem{{Offset: 76, Reason: "payload of 12 bytes, too short for struct cn_msg (20 bytes)"}},
+	},
+	{
+		name: "proc another connector", decoder: "proc",
+		datagram: cnMsg(2, 1, procEvent(procEventExit, 42, 42, 0)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "connector id 2:1 is not process events' (CN_IDX_PROC:CN_VAL_PROC, 1:1)"}},
+	},
+	{
+		name: "proc data length past the message", decoder: "proc",
+		datagram: func() []byte {
+			b := procExit(42, 42, 0)
+			binary.NativeEndian.PutUint16(b[32:34], 41)
+			return b
+		}(),
+		want: []decoder.Problem{{Offset: 0, Reason: "cn_msg length 41 runs past the message (40 bytes after struct cn_msg)"}},
+	},
+	{
+		name: "proc data shorter than an event", decoder: "proc",
+		datagram: cnMsg(1, 1, procEvent(procEventExit)[:12]),
+		want:     []decoder.Problem{{Offset: 0, Reason: "cn_msg length 12 is shorter than struct proc_event's header (16 bytes)"}},
+	},
+	{
+		name: "proc exit event cut short", decoder: "proc",
+		datagram: cnMsg(1, 1, procEvent(procEventExit, 42, 42)[:24]),
+		want:     []decoder.Problem{{Offset: 0, Reason: "exit event of 24 bytes, too short for its struct exit_proc_event (32 bytes)"}},
+	},
+	{name: "acpi well-formed", decoder: "acpi", datagram: acpiMsg(acpiStruct("button/power", "LNXPWRBN:00", 0x80, 1))},
+	{
+		name: "acpi another command", decoder: "acpi",
+		datagram: genlMsg(decoder.ACPICmdEvent+1, nlsend.AppendAttr(nil, decoder.ACPIAttrEvent, acpiStruct("x", "y", 1, 1))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "generic netlink command 2 is not ACPI_GENL_CMD_EVENT (1)"}},
+	},
+	{
+		name: "acpi no event attribute", decoder: "acpi",
+		datagram: diagConcat(acpiMsg(acpiStruct("x", "y", 1, 1)), genlMsg(decoder.ACPICmdEvent, nlsend.AppendAttr(nil, 2, u32(7)))),
+		want:     []decoder.Problem{{Offset: 68, Reason: "no attribute ACPI_GENL_ATTR_EVENT (1)"}},
+	},
+	{
+		name: "acpi struct one byte short", decoder: "acpi",
+		datagram: acpiMsg(acpiStruct("x", "y", 1, 1)[:decoder.ACPIEventLen-1]),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute ACPI_GENL_ATTR_EVENT (1) at byte 20 carries 43 bytes, " +
+			"want at least 44 (struct acpi_genl_event)"}},
+	},
+	{
+		name: "acpi empty device class", decoder: "acpi",
+		datagram: genlMsg(decoder.ACPICmdEvent, nlsend.AppendAttr(nil, 2, u32(7)), nlsend.AppendAttr(nil, decoder.ACPIAttrEvent, acpiStruct("", "y", 1, 1))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute ACPI_GENL_ATTR_EVENT (1) at byte 28: device_class is empty or lacks its NUL"}},
+	},
+	{
+		name: "acpi bus id without its NUL", decoder: "acpi",
+		datagram: acpiMsg(acpiStruct("battery", strings.Repeat("b", decoder.ACPIBusIDLen), 1, 1)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute ACPI_GENL_ATTR_EVENT (1) at byte 20: bus_id lacks its NUL"}},
+	},
+	{
+		name: "quota well-formed", decoder: "quota",
+		datagram: quotaWarning{warning: decoder.QuotaBHardWarn, major: 8, minor: 1, excessID: 1000, causedID: 1000, pad: true}.msg(),
+	},
+	{
+		name: "quota another command", decoder: "quota",
+		datagram: genlMsg(decoder.QuotaCmdWarning+1, quotaWarning{}.attrs()...),
+		want:     []decoder.Problem{{Offset: 0, Reason: "generic netlink command 2 is not QUOTA_NL_C_WARNING (1)"}},
+	},
+	{
+		name: "quota quota type of 8 bytes", decoder: "quota",
+		datagram: genlMsg(decoder.QuotaCmdWarning, append([][]byte{nlsend.AppendAttr(nil, decoder.QuotaAttrQtype, u64(0))}, quotaWarning{}.attrs()[1:]...)...),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute QUOTA_NL_A_QTYPE (1) at byte 20 carries 8 bytes, want 4"}},
+	},
+	{
+		name: "quota no caused_by", decoder: "quota",
+		datagram: genlMsg(decoder.QuotaCmdWarning, quotaWarning{}.attrs()[:5]...),
+		want:     []decoder.Problem{{Offset: 0, Reason: "no attribute QUOTA_NL_A_CAUSED_ID (6), which every warning carries"}},
+	},
+	{
+		name: "quota unknown warning", decoder: "quota",
+		datagram: quotaWarning{warning: decoder.QuotaBSoftBelow + 1}.msg(),
+		want:     []decoder.Problem{{Offset: 0, Reason: "warning 11 is not one quota.h defines (0-10)"}},
 	},
 	{name: "uevent kernel", decoder: "uevent", datagram: []byte("change@/devices/virtual/net/lo\x00" + diagProps)},
 	{name: "uevent libudev", decoder: "uevent", datagram: diagLibudev(diagProps, 0, nil)},

@@ -20,45 +20,112 @@ type message struct {
 	Flags   uint16
 	Seq     uint32
 	Payload []byte
+	// Off is where the message starts in its datagram: faults name
+	// bytes by their place in the datagram.
+	Off int
+	// diag, when Diagnose decodes the message, collects its fault.
+	diag *diagnosis
+}
+
+// fail says why m is malformed: it records f if m is being diagnosed, and
+// returns false, so that a decoder rejects a message with
+//
+//	return m.fail(faultf("...", ...))
+//
+// Building a fault allocates nothing, and decoding that is not diagnosed
+// only drops it.
+func (m *message) fail(f fault) bool {
+	if m.diag != nil {
+		m.diag.add(m.Off, f)
+	}
+	return false
+}
+
+// attrs returns a decoder of the attributes that follow the first skip
+// bytes of m's payload (a family's header: struct genlmsghdr, struct
+// ifinfomsg...), which the caller has checked are there. names names the
+// attribute types in faults.
+func (m *message) attrs(skip int, names attrNames) attrDecoder {
+	return attrDecoder{b: m.Payload[skip:], at: m.Off + nlmsgHeaderLen + skip, names: names}
+}
+
+// genlCommand returns the command of a generic netlink message, or fails m
+// if its payload is too short for the generic netlink header.
+func (m *message) genlCommand() (cmd uint8, ok bool) {
+	if len(m.Payload) < genlHeaderLen {
+		return 0, m.failGenlHeader()
+	}
+	return m.Payload[0], true
+}
+
+// failGenlHeader is genlCommand's fault, apart so that genlCommand is
+// inlined.
+func (m *message) failGenlHeader() bool {
+	return m.fail(faultf("generic netlink message with a %d-byte payload, too short for its header (%d bytes)", len(m.Payload), genlHeaderLen))
 }
 
 // messageReader walks the netlink messages packed in one datagram without
-// copying them.
+// copying them, in the shape of attrDecoder: Next moves to the next
+// message, m, and Failed and Err say whether and why the walk ended early,
+// at off.
 type messageReader struct {
-	b []byte
+	// b is the messages not yet read, off where they start in the
+	// datagram. The walk ends at a fault with b left at it.
+	b   []byte
+	off int
+	// diag is given to the messages.
+	diag *diagnosis
+	m    message
 }
 
-// next returns the next message. ok is false at the end of the datagram;
-// malformed is set when the rest of the datagram cannot be framed (a
-// truncated header, a length under the header size or past the datagram's
-// end), which ends the walk.
-func (r *messageReader) next() (m message, ok, malformed bool) {
-	if len(r.b) == 0 {
-		return message{}, false, false
-	}
+// Next moves to the next message and reports whether there is one.
+func (r *messageReader) Next() bool {
 	if len(r.b) < nlmsgHeaderLen {
-		r.b = nil
-		return message{}, false, true
+		return false
 	}
-	l := int(binary.NativeEndian.Uint32(r.b[0:4]))
+	l := int(binary.NativeEndian.Uint32(r.b))
 	if l < nlmsgHeaderLen || l > len(r.b) {
-		r.b = nil
-		return message{}, false, true
+		return false
 	}
-	m = message{
+	r.m = message{
 		Type:    binary.NativeEndian.Uint16(r.b[4:6]),
 		Flags:   binary.NativeEndian.Uint16(r.b[6:8]),
 		Seq:     binary.NativeEndian.Uint32(r.b[8:12]),
 		Payload: r.b[nlmsgHeaderLen:l],
+		Off:     r.off,
+		diag:    r.diag,
 	}
-	r.b = skipAligned(r.b, l)
-	return m, true, false
+	l = nlmsgAlign(l)
+	r.off += l
+	r.b = r.b[min(l, len(r.b)):]
+	return true
+}
+
+// Failed reports whether the rest of the datagram cannot be framed: fewer
+// bytes than a header, or a length under the header's size or past the
+// datagram's end.
+func (r *messageReader) Failed() bool { return len(r.b) > 0 }
+
+// Err returns why the rest of the datagram, from off on, cannot be
+// framed, or no fault.
+func (r *messageReader) Err() fault {
+	switch {
+	case len(r.b) == 0:
+		return fault{}
+	case len(r.b) < nlmsgHeaderLen:
+		return faultf("%d bytes left, too few for a netlink message header (%d bytes)", len(r.b), nlmsgHeaderLen)
+	}
+	l := int(binary.NativeEndian.Uint32(r.b[0:4]))
+	if l < nlmsgHeaderLen {
+		return faultf("message length %d is shorter than the netlink message header (%d bytes)", l, nlmsgHeaderLen)
+	}
+	return faultf("message length %d runs past the end of the datagram (%d bytes left)", l, len(r.b))
 }
 
 // A messageDecoder decodes one netlink message into an event.
 type messageDecoder interface {
 	// decodeMessage fills in ev, which is zero, from m and reports whether
-	// m was well-formed.
+	// m was well-formed; a malformed m is rejected with m.fail.
 	decodeMessage(ev *Event, m message) bool
 }
 
@@ -92,30 +159,37 @@ func (o oneEach[D]) appendMessage(events []Event, m message) ([]Event, bool) {
 // makes, none included (a notification that changes nothing).
 type messageAppender interface {
 	// appendMessage appends m's events to events and reports whether m
-	// was well-formed; a malformed m appends nothing.
+	// was well-formed; a malformed m appends nothing, and is rejected
+	// with m.fail.
 	appendMessage(events []Event, m message) ([]Event, bool)
 }
 
 // appendMessages walks the netlink messages of datagram and appends their
 // events, with the number of malformed messages: those d rejects, and a
-// rest of the datagram that cannot be framed. It is the one message loop
-// of the decoders of netlink messages.
+// rest of the datagram that cannot be framed.
 func appendMessages[A messageAppender](events []Event, datagram []byte, d A) ([]Event, int) {
+	return walkMessages(events, datagram, d, nil)
+}
+
+// walkMessages is appendMessages, whose malformed messages diag, if not
+// nil, collects. It is the one message loop of the decoders of netlink
+// messages.
+func walkMessages[A messageAppender](events []Event, datagram []byte, d A, diag *diagnosis) ([]Event, int) {
 	var bad int
-	r := messageReader{b: datagram}
-	for {
-		m, ok, malformed := r.next()
-		if malformed {
-			bad++
-		}
-		if !ok {
-			return events, bad
-		}
-		var good bool
-		if events, good = d.appendMessage(events, m); !good {
+	r := messageReader{b: datagram, diag: diag}
+	for r.Next() {
+		var ok bool
+		if events, ok = d.appendMessage(events, r.m); !ok {
 			bad++
 		}
 	}
+	if r.Failed() {
+		bad++
+		if diag != nil {
+			diag.add(r.off, r.Err())
+		}
+	}
+	return events, bad
 }
 
 // skipAligned returns b past its first l bytes and their padding to the

@@ -162,6 +162,10 @@ func (d *Proc) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
 }
 
+func (d *Proc) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewProc())
+}
+
 func (d *Proc) appendMessage(events []Event, m message) ([]Event, bool) {
 	var ev Event
 	ok, good := d.decode(&ev, m)
@@ -175,20 +179,28 @@ func (d *Proc) appendMessage(events []Event, m message) ([]Event, bool) {
 // whether it was well-formed.
 func (d *Proc) decode(ev *Event, m message) (ok, good bool) {
 	p := m.Payload
-	if m.Type != nlmsgDone || len(p) < cnMsgLen ||
-		binary.NativeEndian.Uint32(p[0:4]) != cnIdxProc || binary.NativeEndian.Uint32(p[4:8]) != cnValProc {
-		return false, false
+	switch {
+	case m.Type != nlmsgDone:
+		return false, m.fail(faultf("message type %#x is not the connector's NLMSG_DONE (%#x)", int(m.Type), nlmsgDone))
+	case len(p) < cnMsgLen:
+		return false, m.fail(faultf("payload of %d bytes, too short for struct cn_msg (%d bytes)", len(p), cnMsgLen))
+	}
+	if idx, val := binary.NativeEndian.Uint32(p[0:4]), binary.NativeEndian.Uint32(p[4:8]); idx != cnIdxProc || val != cnValProc {
+		return false, m.fail(faultf("connector id %d:%d is not process events' (CN_IDX_PROC:CN_VAL_PROC, %d:%d)", int(idx), int(val), cnIdxProc, cnValProc))
 	}
 	n := int(binary.NativeEndian.Uint16(p[16:18]))
-	if n > len(p)-cnMsgLen || n < procEventHeaderLen {
-		return false, false
+	switch {
+	case n > len(p)-cnMsgLen:
+		return false, m.fail(faultf("cn_msg length %d runs past the message (%d bytes after struct cn_msg)", n, len(p)-cnMsgLen))
+	case n < procEventHeaderLen:
+		return false, m.fail(faultf("cn_msg length %d is shorter than struct proc_event's header (%d bytes)", n, procEventHeaderLen))
 	}
 	e := p[cnMsgLen : cnMsgLen+n]
 	if binary.NativeEndian.Uint32(e[0:4]) != procEventExit {
 		return false, true
 	}
 	if len(e) < procEventHeaderLen+procExitLen {
-		return false, false
+		return false, m.fail(faultf("exit event of %d bytes, too short for its struct exit_proc_event (%d bytes)", len(e), procEventHeaderLen+procExitLen))
 	}
 	x := e[procEventHeaderLen:]
 	pid, tgid := binary.NativeEndian.Uint32(x[0:4]), binary.NativeEndian.Uint32(x[4:8])

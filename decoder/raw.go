@@ -42,6 +42,10 @@ func (d *Raw) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Raw) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewRaw(nil))
+}
+
 // decodeMessage decodes m into ev. An NLMSG_ERROR message too short for its
 // errno is malformed.
 func (d *Raw) decodeMessage(ev *Event, m message) bool {
@@ -49,7 +53,7 @@ func (d *Raw) decodeMessage(ev *Event, m message) bool {
 	if m.Type == nlmsgError {
 		// struct nlmsgerr starts with the negative errno.
 		if len(m.Payload) < 4 {
-			return false
+			return m.fail(faultf("NLMSG_ERROR message with a %d-byte payload, too short for its errno (4 bytes)", len(m.Payload)))
 		}
 		ev.Value = float64(int32(binary.NativeEndian.Uint32(m.Payload)))
 		ev.HasValue = true

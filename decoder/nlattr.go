@@ -1,0 +1,161 @@
+package decoder
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+const (
+	// nlaHeaderLen is the size of struct nlattr: length and type.
+	nlaHeaderLen = 4
+	// nlaFNested flags an attribute holding attributes.
+	nlaFNested = 0x8000
+	// nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER.
+	nlaTypeMask = 0x3fff
+)
+
+// attrNames names a kind of attributes by type, for faults: the names the
+// kernel's headers give them.
+type attrNames map[uint16]string
+
+// name names attribute type t, e.g. "KEVENT_A_VALUE (5)", or "type 5" for
+// a type without a name.
+func (n attrNames) name(t uint16) string {
+	if s, ok := n[t]; ok {
+		return fmt.Sprintf("%s (%d)", s, t)
+	}
+	return fmt.Sprintf("type %d", t)
+}
+
+// attrDecoder walks the netlink attributes (struct nlattr) of a message
+// without copying them, in the shape of mdlayher/netlink's
+// AttributeDecoder: Next moves to the next attribute, Type and the value
+// readers (Bytes, Uint8, Uint32, Uint64, Sized) read it, and Failed and Err
+// say whether and why the walk ended early. An attribute that cannot be
+// framed, or a value reader given a value of the wrong size, ends the walk.
+// Unlike mdlayher's, it allocates nothing, even for a malformed message:
+// Err returns a fault, which Diagnose formats.
+//
+// Get one from message.attrs, or Nested for the attributes inside an
+// attribute. It keeps indexes into b rather than slices of it: the loop
+// of every decoder then stores no pointers.
+type attrDecoder struct {
+	// b is the attributes, at where they start in the datagram.
+	b  []byte
+	at int
+	// names names the types in faults.
+	names attrNames
+
+	// next is where the next attribute starts in b, at most len(b). The
+	// walk ends at a fault with next left at it.
+	next int
+	// typ (with its flags) is the current attribute's type, b[start:end]
+	// its value.
+	typ        uint16
+	start, end int
+	// want, if not 0, is the size the current attribute's value was
+	// not, which ended the walk.
+	want int
+}
+
+// Next moves to the next attribute and reports whether there is one. It
+// is small enough to be inlined, the loop of every decoder.
+func (d *attrDecoder) Next() bool {
+	i := d.next
+	rest := d.b[i:]
+	if len(rest) < nlaHeaderLen {
+		return false
+	}
+	l := int(binary.NativeEndian.Uint16(rest))
+	if l < nlaHeaderLen || l > len(rest) {
+		return false
+	}
+	d.typ = binary.NativeEndian.Uint16(rest[2:])
+	d.start, d.end = i+nlaHeaderLen, i+l
+	// i + nlmsgAlign(l), written out so that Next stays inlined, and at
+	// most len(b): the last attribute may lack its padding.
+	d.next = min(i+(l+nlmsgAlignTo-1)&^(nlmsgAlignTo-1), len(d.b))
+	return true
+}
+
+// Type returns the current attribute's type, without the NLA_F_NESTED and
+// NLA_F_NET_BYTEORDER flags.
+func (d *attrDecoder) Type() uint16 { return d.typ & nlaTypeMask }
+
+// NestedFlag reports whether the current attribute is flagged as holding
+// attributes (NLA_F_NESTED).
+func (d *attrDecoder) NestedFlag() bool { return d.typ&nlaFNested != 0 }
+
+// Bytes returns the current attribute's value.
+func (d *attrDecoder) Bytes() []byte { return d.b[d.start:d.end] }
+
+// Sized returns the current attribute's value if it is n bytes (n > 0);
+// otherwise it ends the walk with a fault and returns nil.
+func (d *attrDecoder) Sized(n int) []byte {
+	if d.end-d.start != n {
+		d.want, d.next = n, len(d.b)
+		return nil
+	}
+	return d.b[d.start:d.end]
+}
+
+// Uint8 returns the current attribute's value as a u8, or ends the walk
+// with a fault if it is not 1 byte.
+func (d *attrDecoder) Uint8() uint8 {
+	if v := d.Sized(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+// Uint32 returns the current attribute's value as a native u32, or ends
+// the walk with a fault if it is not 4 bytes.
+func (d *attrDecoder) Uint32() uint32 {
+	if v := d.Sized(4); v != nil {
+		return binary.NativeEndian.Uint32(v)
+	}
+	return 0
+}
+
+// Uint64 returns the current attribute's value as a native u64, or ends
+// the walk with a fault if it is not 8 bytes.
+func (d *attrDecoder) Uint64() uint64 {
+	if v := d.Sized(8); v != nil {
+		return binary.NativeEndian.Uint64(v)
+	}
+	return 0
+}
+
+// Nested returns a decoder of the attributes inside the current one,
+// named by names.
+func (d *attrDecoder) Nested(names attrNames) attrDecoder {
+	return attrDecoder{b: d.Bytes(), at: d.at + d.start, names: names}
+}
+
+// Failed reports whether the walk ended early.
+func (d *attrDecoder) Failed() bool { return d.want != 0 || d.next < len(d.b) }
+
+// Err returns why the walk ended early, or no fault.
+func (d *attrDecoder) Err() fault {
+	rest := len(d.b) - d.next
+	switch {
+	case d.want != 0:
+		return d.Faultf("attribute %s at byte %d carries %d bytes, want %d", d.end-d.start, d.want)
+	case rest <= 0:
+		return fault{}
+	case rest < nlaHeaderLen:
+		return faultf("%d bytes left at byte %d, too few for an attribute header (%d bytes)", rest, d.at+d.next, nlaHeaderLen)
+	}
+	h := d.b[d.next:]
+	t := binary.NativeEndian.Uint16(h[2:4]) & nlaTypeMask
+	return attrFaultf(d.names, t, "attribute %s at byte %d has length %d, outside %d-%d (its header to the end of the message)",
+		d.at+d.next, int(binary.NativeEndian.Uint16(h[0:2])), nlaHeaderLen, rest)
+}
+
+// Faultf returns a fault of the current attribute: reason's first two
+// verbs take its name and its place in the datagram, the others args.
+func (d *attrDecoder) Faultf(reason string, args ...int) fault {
+	f := attrFaultf(d.names, d.Type(), reason, d.at+d.start-nlaHeaderLen)
+	copy(f.args[1:], args)
+	return f
+}
