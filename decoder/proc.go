@@ -144,18 +144,6 @@ func procRequest(seq uint32, data []byte) []byte {
 	return append(b, data...)
 }
 
-// Requests returns the messages a source of decoder name sends the kernel
-// each time its socket opens (netlinksrc.Config.Requests), or nil.
-func Requests(name string) [][]byte {
-	switch name {
-	case "proc":
-		return ProcListenRequests()
-	case "rtnetlink":
-		return [][]byte{RtnetlinkDumpRequest()}
-	}
-	return nil
-}
-
 // Decode implements Decoder. The connector sends one message per datagram,
 // of type NLMSG_DONE.
 func (d *Proc) Decode(events []Event, datagram []byte) ([]Event, int) {
