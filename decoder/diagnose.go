@@ -110,6 +110,16 @@ func attrFaultf(names attrNames, attr uint16, reason string, args ...int) fault 
 	return f
 }
 
+// quoting returns f whose reason takes text, quoted, after the
+// attribute's name if any.
+func (f fault) quoting(text []byte) fault {
+	f.quote = text
+	if f.quote == nil {
+		f.quote = []byte{}
+	}
+	return f
+}
+
 // String formats f's reason.
 func (f fault) String() string {
 	args := make([]any, 0, 2+len(f.args))

@@ -74,6 +74,7 @@ var diagDecoders = map[string]func() decoder.Decoder{
 	"proc":        func() decoder.Decoder { return decoder.NewProc() },
 	"acpi":        func() decoder.Decoder { return decoder.NewACPI() },
 	"quota":       func() decoder.Decoder { return decoder.NewQuota() },
+	"thermal":     func() decoder.Decoder { return decoder.NewThermal() },
 }
 
 // diagNames are the keys of diagDecoders, in a fixed order.
@@ -311,6 +312,29 @@ var diagnoseTests = []diagnoseTest{
 		name: "quota unknown warning", decoder: "quota",
 		datagram: quotaWarning{warning: decoder.QuotaBSoftBelow + 1}.msg(),
 		want:     []decoder.Problem{{Offset: 0, Reason: "warning 11 is not one quota.h defines (0-10)"}},
+	},
+	{name: "thermal well-formed", decoder: "thermal", datagram: diagConcat(tzCreate(3, "acpitz"), tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85000), cpuCaps(0, 1))},
+	{
+		name: "thermal missing attribute", decoder: "thermal",
+		datagram: diagConcat(tzCreate(3, "acpitz"), tzEvent(decoder.ThermalEventTzTripUp, 3)),
+		want:     []decoder.Problem{{Offset: 40, Reason: `no attribute THERMAL_GENL_ATTR_TZ_TRIP_ID (5), which every "trip/up" message (command 5) carries`}},
+	},
+	{
+		name: "thermal name without its NUL", decoder: "thermal",
+		datagram: genlMsg(decoder.ThermalEventTzCreate, u32attr(decoder.ThermalAttrTzID, 3), nlsend.AppendAttr(nil, decoder.ThermalAttrTzName, []byte("acpitz"))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_TZ_NAME (10) at byte 28 holds 6 bytes, not a NUL-terminated name of 1-19 characters"}},
+	},
+	{
+		name: "thermal zone id of 8 bytes", decoder: "thermal",
+		datagram: genlMsg(decoder.ThermalSamplingTemp, nlsend.AppendAttr(nil, decoder.ThermalAttrTzID, u64(3)), u32attr(decoder.ThermalAttrTzTemp, 85000)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_TZ_ID (2) at byte 20 carries 8 bytes, want 4"}},
+	},
+	{
+		name: "thermal nested attribute past its nest", decoder: "thermal",
+		datagram: genlMsg(decoder.ThermalEventCPUCapabilityChange,
+			nlsend.AppendAttr(nil, decoder.ThermalAttrCPUCapability|nlaFNested, rawAttr(100, decoder.ThermalAttrCPUCapabilityID, u32(1)))),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_CPU_CAPABILITY_ID (21) at byte 24 has length 100, " +
+			"outside 4-8 (its header to the end of the message)"}},
 	},
 	{name: "uevent kernel", decoder: "uevent", datagram: []byte("change@/devices/virtual/net/lo\x00" + diagProps)},
 	{name: "uevent libudev", decoder: "uevent", datagram: diagLibudev(diagProps, 0, nil)},

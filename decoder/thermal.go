@@ -2,7 +2,6 @@ package decoder
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strconv"
 )
 
@@ -206,8 +205,46 @@ func (d *Thermal) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Thermal) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewThermal())
+}
+
+// thermalAttrNames are thermal.h's names of the attributes.
+var thermalAttrNames = attrNames{
+	ThermalAttrTz:                       "THERMAL_GENL_ATTR_TZ",
+	ThermalAttrTzID:                     "THERMAL_GENL_ATTR_TZ_ID",
+	ThermalAttrTzTemp:                   "THERMAL_GENL_ATTR_TZ_TEMP",
+	ThermalAttrTzTrip:                   "THERMAL_GENL_ATTR_TZ_TRIP",
+	ThermalAttrTzTripID:                 "THERMAL_GENL_ATTR_TZ_TRIP_ID",
+	ThermalAttrTzTripType:               "THERMAL_GENL_ATTR_TZ_TRIP_TYPE",
+	ThermalAttrTzTripTemp:               "THERMAL_GENL_ATTR_TZ_TRIP_TEMP",
+	ThermalAttrTzTripHyst:               "THERMAL_GENL_ATTR_TZ_TRIP_HYST",
+	ThermalAttrTzMode:                   "THERMAL_GENL_ATTR_TZ_MODE",
+	ThermalAttrTzName:                   "THERMAL_GENL_ATTR_TZ_NAME",
+	ThermalAttrTzCdevWeight:             "THERMAL_GENL_ATTR_TZ_CDEV_WEIGHT",
+	ThermalAttrTzGov:                    "THERMAL_GENL_ATTR_TZ_GOV",
+	ThermalAttrTzGovName:                "THERMAL_GENL_ATTR_TZ_GOV_NAME",
+	ThermalAttrCdev:                     "THERMAL_GENL_ATTR_CDEV",
+	ThermalAttrCdevID:                   "THERMAL_GENL_ATTR_CDEV_ID",
+	ThermalAttrCdevCurState:             "THERMAL_GENL_ATTR_CDEV_CUR_STATE",
+	ThermalAttrCdevMaxState:             "THERMAL_GENL_ATTR_CDEV_MAX_STATE",
+	ThermalAttrCdevName:                 "THERMAL_GENL_ATTR_CDEV_NAME",
+	ThermalAttrGovName:                  "THERMAL_GENL_ATTR_GOV_NAME",
+	ThermalAttrCPUCapability:            "THERMAL_GENL_ATTR_CPU_CAPABILITY",
+	ThermalAttrCPUCapabilityID:          "THERMAL_GENL_ATTR_CPU_CAPABILITY_ID",
+	ThermalAttrCPUCapabilityPerformance: "THERMAL_GENL_ATTR_CPU_CAPABILITY_PERFORMANCE",
+	ThermalAttrCPUCapabilityEfficiency:  "THERMAL_GENL_ATTR_CPU_CAPABILITY_EFFICIENCY",
+	ThermalAttrThreshold:                "THERMAL_GENL_ATTR_THRESHOLD",
+	ThermalAttrThresholdTemp:            "THERMAL_GENL_ATTR_THRESHOLD_TEMP",
+	ThermalAttrThresholdDirection:       "THERMAL_GENL_ATTR_THRESHOLD_DIRECTION",
+	ThermalAttrTzPrevTemp:               "THERMAL_GENL_ATTR_TZ_PREV_TEMP",
+}
+
 // thermalAttrs is what one message's attributes say.
 type thermalAttrs struct {
+	// m is the message, of command cmd.
+	m   *message
+	cmd uint8
 	// has flags the attributes present, by type.
 	has                      uint32
 	u32                      [thermalAttrCount]uint32
@@ -219,15 +256,16 @@ type thermalAttrs struct {
 // well-formed: framed, numbers of 4 bytes, names NUL-terminated and
 // shorter than ThermalNameLength. Attributes the decoder does not know are
 // skipped.
-func (a *thermalAttrs) parse(b []byte) bool {
-	r := attrReader{b: b}
-	for r.next() {
-		t := r.typ
+func (a *thermalAttrs) parse() bool {
+	ad := a.m.attrs(genlHeaderLen, thermalAttrNames)
+	for ad.Next() {
+		t := ad.Type()
 		switch t {
 		case ThermalAttrTzName, ThermalAttrCdevName, ThermalAttrGovName, ThermalAttrTzGovName:
-			s, ok := thermalName(r.v)
+			s, ok := thermalName(ad.Bytes())
 			if !ok {
-				return false
+				return a.m.fail(ad.Faultf("attribute %s at byte %d holds %d bytes, not a NUL-terminated name of 1-%d characters",
+					len(ad.Bytes()), ThermalNameLength-1))
 			}
 			switch t {
 			case ThermalAttrTzName:
@@ -240,35 +278,38 @@ func (a *thermalAttrs) parse(b []byte) bool {
 		case ThermalAttrCPUCapability:
 			// Triplets of id, performance and efficiency, one per CPU.
 			n := 0
-			cr := attrReader{b: r.v}
-			for cr.next() {
-				if cr.typ == ThermalAttrCPUCapabilityID {
+			cr := ad.Nested(thermalAttrNames)
+			for cr.Next() {
+				if cr.Type() == ThermalAttrCPUCapabilityID {
 					n++
 				}
 			}
-			if cr.bad {
-				return false
+			if cr.Failed() {
+				return a.m.fail(cr.Err())
 			}
 			a.cpus = n
 		default:
 			if t >= thermalAttrCount || thermalU32Attrs&(1<<t) == 0 {
 				continue
 			}
-			if len(r.v) != 4 {
-				return false
-			}
-			a.u32[t] = binary.NativeEndian.Uint32(r.v)
+			a.u32[t] = ad.Uint32()
 		}
 		a.has |= 1 << t
 	}
-	return !r.bad
+	if ad.Failed() {
+		return a.m.fail(ad.Err())
+	}
+	return true
 }
 
-// have reports whether the message has all the attributes of types.
+// have reports whether the message has all the attributes of types, which
+// its command always carries: a message without one is malformed, and
+// have fails it.
 func (a *thermalAttrs) have(types ...uint16) bool {
 	for _, t := range types {
 		if a.has&(1<<t) == 0 {
-			return false
+			f := attrFaultf(thermalAttrNames, t, "no attribute %s, which every %s message (command %d) carries", int(a.cmd))
+			return a.m.fail(f.quoting(thermalEventNames[a.cmd]))
 		}
 	}
 	return true
@@ -288,12 +329,12 @@ func thermalName(v []byte) ([]byte, bool) {
 }
 
 func (d *Thermal) decodeMessage(ev *Event, m message) bool {
-	if len(m.Payload) < genlHeaderLen {
+	cmd, ok := m.genlCommand()
+	if !ok {
 		return false
 	}
-	cmd := m.Payload[0]
-	var a thermalAttrs
-	if !a.parse(m.Payload[genlHeaderLen:]) {
+	a := thermalAttrs{m: &m, cmd: cmd}
+	if !a.parse() {
 		return false
 	}
 	start := len(d.buf)
@@ -315,7 +356,7 @@ func (d *Thermal) event(ev *Event, cmd uint8, a *thermalAttrs) bool {
 			d.unknown[cmd] = n
 		}
 		ev.Name = n
-		if a.have(ThermalAttrTzID) {
+		if a.has&(1<<ThermalAttrTzID) != 0 {
 			ev.Object = d.zone(tz, false, 0)
 		}
 		return true
@@ -512,37 +553,4 @@ func remember(names map[uint32][]byte, id uint32, name []byte) {
 		return
 	}
 	names[id] = bytes.Clone(name)
-}
-
-// attrReader walks the netlink attributes of a message without copying
-// them.
-type attrReader struct {
-	b []byte
-	// typ and v are the current attribute's type, without the
-	// NLA_F_NESTED and NLA_F_NET_BYTEORDER flags, and value.
-	typ uint16
-	v   []byte
-	// bad is set when the attributes cannot be framed: a truncated
-	// header, or a length under the header's or past the end.
-	bad bool
-}
-
-// next moves to the next attribute and reports whether there is one.
-func (r *attrReader) next() bool {
-	if len(r.b) == 0 || r.bad {
-		return false
-	}
-	if len(r.b) < nlaHeaderLen {
-		r.bad = true
-		return false
-	}
-	l := int(binary.NativeEndian.Uint16(r.b[0:2]))
-	if l < nlaHeaderLen || l > len(r.b) {
-		r.bad = true
-		return false
-	}
-	r.typ = binary.NativeEndian.Uint16(r.b[2:4]) & nlaTypeMask
-	r.v = r.b[nlaHeaderLen:l]
-	r.b = skipAligned(r.b, l)
-	return true
 }
