@@ -2,8 +2,9 @@ package decoder
 
 import "encoding/binary"
 
-// Netlink message header layout (struct nlmsghdr) and the types the kernel
-// reserves below NLMSG_MIN_TYPE.
+// Netlink message header layout (struct nlmsghdr), the types the kernel
+// reserves below NLMSG_MIN_TYPE and the flags the decoders read. The
+// linux test checks them against golang.org/x/sys/unix.
 const (
 	nlmsgHeaderLen = 16
 	nlmsgAlignTo   = 4
@@ -12,6 +13,10 @@ const (
 	nlmsgError   = 0x2
 	nlmsgDone    = 0x3
 	nlmsgOverrun = 0x4
+
+	nlmFRequest = 0x1
+	nlmFMulti   = 0x2
+	nlmFDump    = 0x300
 )
 
 // message is one netlink message inside a datagram.

@@ -4,17 +4,15 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // RtnetlinkGroups are the rtnetlink multicast groups the rtnetlink decoder
 // reads, by the names a configuration may give them.
 var RtnetlinkGroups = map[string]uint32{
-	"link":        unix.RTNLGRP_LINK,
-	"neigh":       unix.RTNLGRP_NEIGH,
-	"ipv4_ifaddr": unix.RTNLGRP_IPV4_IFADDR,
-	"ipv6_ifaddr": unix.RTNLGRP_IPV6_IFADDR,
+	"link":        rtnlgrpLink,
+	"neigh":       rtnlgrpNeigh,
+	"ipv4_ifaddr": rtnlgrpIPv4Ifaddr,
+	"ipv6_ifaddr": rtnlgrpIPv6Ifaddr,
 }
 
 const (
@@ -129,10 +127,10 @@ func NewRtnetlink() *Rtnetlink {
 // of the rtnetlink decoder sends when its socket opens, so that the
 // decoder knows every interface's state before the first notification.
 func RtnetlinkDumpRequest() []byte {
-	b := make([]byte, nlmsgHeaderLen+unix.SizeofIfInfomsg)
+	b := make([]byte, nlmsgHeaderLen+sizeofIfInfomsg)
 	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	binary.NativeEndian.PutUint16(b[4:6], unix.RTM_GETLINK)
-	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint16(b[4:6], rtmGetlink)
+	binary.NativeEndian.PutUint16(b[6:8], nlmFRequest|nlmFDump)
 	binary.NativeEndian.PutUint32(b[8:12], 1)
 	// struct ifinfomsg of family AF_UNSPEC (0): every interface.
 	return b
@@ -152,11 +150,11 @@ func (d *Rtnetlink) appendMessage(events []Event, m message) ([]Event, bool) {
 	start, n := len(d.buf), len(events)
 	var good bool
 	switch m.Type {
-	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+	case rtmNewlink, rtmDellink:
 		events, good = d.link(events, m)
-	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+	case rtmNewaddr, rtmDeladdr:
 		events, good = d.addr(events, m)
-	case unix.RTM_NEWNEIGH:
+	case rtmNewneigh:
 		events, good = d.neigh(events, m)
 	default:
 		good = true
@@ -200,10 +198,10 @@ func (a *rtnlAttrs) next() (typ uint16, v []byte, ok bool) {
 // IFLA_OPERSTATE.
 func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
-	if len(p) < unix.SizeofIfInfomsg {
+	if len(p) < sizeofIfInfomsg {
 		return events, false
 	}
-	if p[0] != unix.AF_UNSPEC {
+	if p[0] != afUnspec {
 		// A bridge's RTM_NEWLINK and RTM_DELLINK of AF_BRIDGE tell of
 		// a port joining and leaving it, not of the device.
 		return events, true
@@ -216,24 +214,24 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		carrier    uint32
 		hasCarrier bool
 	)
-	a := rtnlAttrs{b: p[unix.SizeofIfInfomsg:]}
+	a := rtnlAttrs{b: p[sizeofIfInfomsg:]}
 	for {
 		typ, v, ok := a.next()
 		if !ok {
 			break
 		}
 		switch typ {
-		case unix.IFLA_IFNAME:
+		case iflaIfname:
 			name = cString(v)
 			if len(name) == 0 || len(name) > ifNameMax {
 				return events, false
 			}
-		case unix.IFLA_OPERSTATE:
+		case iflaOperstate:
 			if len(v) != 1 {
 				return events, false
 			}
 			oper = int(v[0])
-		case unix.IFLA_CARRIER_CHANGES:
+		case iflaCarrierChanges:
 			if len(v) != 4 {
 				return events, false
 			}
@@ -248,7 +246,7 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 	st.nameLen = uint8(copy(st.name[:], name))
 	prev, known := d.links[index]
 
-	if m.Type == unix.RTM_DELLINK {
+	if m.Type == rtmDellink {
 		if known {
 			if prev.up && !st.up {
 				events = appendNamed(events, ev, rtnlLinkDown)
@@ -259,7 +257,7 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		return appendNamed(events, ev, rtnlLinkDel), true
 	}
 	switch {
-	case m.Flags&unix.NLM_F_MULTI != 0:
+	case m.Flags&nlmFMulti != 0:
 		// A reply to the dump (notifications never have NLM_F_MULTI):
 		// the state as the dump read it, newer than the notifications
 		// queued before it, and never a transition.
@@ -352,9 +350,9 @@ func (d *Rtnetlink) appendAddr(a []byte, plen int) []byte {
 // than IPv4 and IPv6.
 func addrLen(family uint8) int {
 	switch family {
-	case unix.AF_INET:
+	case afInet:
 		return 4
-	case unix.AF_INET6:
+	case afInet6:
 		return 16
 	}
 	return 0
@@ -365,7 +363,7 @@ func addrLen(family uint8) int {
 // links IFA_ADDRESS is the peer's), else IFA_ADDRESS.
 func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
-	if len(p) < unix.SizeofIfAddrmsg {
+	if len(p) < sizeofIfAddrmsg {
 		return events, false
 	}
 	n := addrLen(p[0])
@@ -375,29 +373,29 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	key := rtnlAddr{family: p[0], plen: p[1], index: int32(binary.NativeEndian.Uint32(p[4:8]))}
 	var local, address, label []byte
 	updated := false
-	a := rtnlAttrs{b: p[unix.SizeofIfAddrmsg:]}
+	a := rtnlAttrs{b: p[sizeofIfAddrmsg:]}
 	for {
 		typ, v, ok := a.next()
 		if !ok {
 			break
 		}
 		switch typ {
-		case unix.IFA_LOCAL, unix.IFA_ADDRESS:
+		case ifaLocal, ifaAddress:
 			if len(v) != n {
 				return events, false
 			}
-			if typ == unix.IFA_LOCAL {
+			if typ == ifaLocal {
 				local = v
 			} else {
 				address = v
 			}
-		case unix.IFA_LABEL:
+		case ifaLabel:
 			label = cString(v)
 			if len(label) > ifNameMax {
 				return events, false
 			}
-		case unix.IFA_CACHEINFO:
-			if len(v) != unix.SizeofIfaCacheinfo {
+		case ifaCacheinfo:
+			if len(v) != sizeofIfaCacheinfo {
 				return events, false
 			}
 			// cstamp and tstamp: created and last changed.
@@ -414,7 +412,7 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	_, known := d.addrs[key]
 	var name []byte
 	switch {
-	case m.Type == unix.RTM_DELADDR:
+	case m.Type == rtmDeladdr:
 		delete(d.addrs, key)
 		name = rtnlAddrDel
 	case known:
@@ -423,7 +421,7 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 		name = rtnlAddrUntracked
 	default:
 		d.addrs[key] = struct{}{}
-		if updated || m.Flags&unix.NLM_F_MULTI != 0 {
+		if updated || m.Flags&nlmFMulti != 0 {
 			// An address that existed before the decoder heard of it.
 			return events, true
 		}
@@ -439,17 +437,17 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 // resolution fails.
 func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
-	if len(p) < unix.SizeofNdMsg {
+	if len(p) < sizeofNdMsg {
 		return events, false
 	}
 	var dst []byte
-	a := rtnlAttrs{b: p[unix.SizeofNdMsg:]}
+	a := rtnlAttrs{b: p[sizeofNdMsg:]}
 	for {
 		typ, v, ok := a.next()
 		if !ok {
 			break
 		}
-		if typ == unix.NDA_DST {
+		if typ == ndaDst {
 			dst = v
 		}
 	}
@@ -457,7 +455,7 @@ func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
 		return events, false
 	}
 	state := binary.NativeEndian.Uint16(p[8:10])
-	if state&unix.NUD_FAILED == 0 || m.Flags&unix.NLM_F_MULTI != 0 {
+	if state&nudFailed == 0 || m.Flags&nlmFMulti != 0 {
 		return events, true
 	}
 	ev := Event{Name: rtnlNeighFailed, Object: d.object(int32(binary.NativeEndian.Uint32(p[4:8])), nil)}
