@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
@@ -75,6 +76,7 @@ var diagDecoders = map[string]func() decoder.Decoder{
 	"acpi":        func() decoder.Decoder { return decoder.NewACPI() },
 	"quota":       func() decoder.Decoder { return decoder.NewQuota() },
 	"thermal":     func() decoder.Decoder { return decoder.NewThermal() },
+	"rtnetlink":   func() decoder.Decoder { return decoder.NewRtnetlink() },
 }
 
 // diagNames are the keys of diagDecoders, in a fixed order.
@@ -335,6 +337,47 @@ var diagnoseTests = []diagnoseTest{
 			nlsend.AppendAttr(nil, decoder.ThermalAttrCPUCapability|nlaFNested, rawAttr(100, decoder.ThermalAttrCPUCapabilityID, u32(1)))),
 		want: []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_CPU_CAPABILITY_ID (21) at byte 24 has length 100, " +
 			"outside 4-8 (its header to the end of the message)"}},
+	},
+	{
+		name: "rtnetlink well-formed", decoder: "rtnetlink",
+		datagram: diagConcat(newlink(3, "kvA", operUp, 1), addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "kvA", 1, 1),
+			neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_FAILED, ip4b[:]), rtMsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, u32(0))),
+	},
+	{
+		name: "rtnetlink link message short of its header", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWLINK, 0, make([]byte, 8)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "link message with a 8-byte payload, too short for struct ifinfomsg (16 bytes)"}},
+	},
+	{
+		name: "rtnetlink link without its operational state", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(unix.AF_UNSPEC, 3, 0, 0), nlsend.AppendAttr(nil, unix.IFLA_IFNAME, cstr("kvA"))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "no attribute IFLA_OPERSTATE (16), which every link message carries"}},
+	},
+	{
+		name: "rtnetlink link name too long", decoder: "rtnetlink",
+		datagram: diagConcat(newlink(3, "kvA", operUp, 1), link(unix.RTM_DELLINK, 4, 0, strings.Repeat("n", 16), operUp, 1)),
+		want:     []decoder.Problem{{Offset: 284, Reason: "attribute IFLA_IFNAME (3) at byte 316 holds a name of 16 bytes, want 1-15"}},
+	},
+	{
+		name: "rtnetlink operational state of 4 bytes", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(unix.AF_UNSPEC, 3, 0, 0), nlsend.AppendAttr(nil, unix.IFLA_IFNAME, cstr("kvA")),
+			nlsend.AppendAttr(nil, unix.IFLA_OPERSTATE, u32(operUp))),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute IFLA_OPERSTATE (16) at byte 40 carries 4 bytes, want 1"}},
+	},
+	{
+		name: "rtnetlink IPv4 address of 16 bytes", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWADDR, 0, ifaddrmsg(unix.AF_INET, 24, 3), nlsend.AppendAttr(nil, unix.IFA_LOCAL, ip6a[:])),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute IFA_LOCAL (2) at byte 24 carries 16 bytes, want 4"}},
+	},
+	{
+		name: "rtnetlink address without an address", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_DELADDR, 0, ifaddrmsg(unix.AF_INET6, 64, 3), cacheinfo(1, 1)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "no address: neither attribute IFA_LOCAL nor IFA_ADDRESS"}},
+	},
+	{
+		name: "rtnetlink neighbour attribute cut short", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWNEIGH, 0, ndmsg(unix.AF_INET, 3, unix.NUD_FAILED), rawAttr(2, unix.NDA_DST, nil)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute NDA_DST (1) at byte 28 has length 2, outside 4-4 (its header to the end of the message)"}},
 	},
 	{name: "uevent kernel", decoder: "uevent", datagram: []byte("change@/devices/virtual/net/lo\x00" + diagProps)},
 	{name: "uevent libudev", decoder: "uevent", datagram: diagLibudev(diagProps, 0, nil)},

@@ -197,16 +197,8 @@ func walkMessages[A messageAppender](events []Event, datagram []byte, d A, diag 
 	return events, bad
 }
 
-// skipAligned returns b past its first l bytes and their padding to the
-// netlink alignment, or nil when nothing follows them. The last message of
-// a datagram, and the last attribute of a message, may lack the padding.
-func skipAligned(b []byte, l int) []byte {
-	if next := nlmsgAlign(l); next < len(b) {
-		return b[next:]
-	}
-	return nil
-}
-
+// nlmsgAlign returns n rounded up to the netlink alignment, where the next
+// message or attribute starts.
 func nlmsgAlign(n int) int {
 	return (n + nlmsgAlignTo - 1) &^ (nlmsgAlignTo - 1)
 }

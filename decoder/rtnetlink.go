@@ -146,6 +146,10 @@ func (d *Rtnetlink) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
 }
 
+func (d *Rtnetlink) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewRtnetlink())
+}
+
 func (d *Rtnetlink) appendMessage(events []Event, m message) ([]Event, bool) {
 	start, n := len(d.buf), len(events)
 	var good bool
@@ -167,31 +171,12 @@ func (d *Rtnetlink) appendMessage(events []Event, m message) ([]Event, bool) {
 	return events, good
 }
 
-// rtnlAttrs walks the attributes of a route netlink message.
-type rtnlAttrs struct {
-	b   []byte
-	bad bool
-}
-
-// next returns the next attribute's type, without its flags, and value.
-// ok is false at the end, and bad set if the rest cannot be framed.
-func (a *rtnlAttrs) next() (typ uint16, v []byte, ok bool) {
-	if len(a.b) == 0 {
-		return 0, nil, false
-	}
-	if len(a.b) < nlaHeaderLen {
-		a.b, a.bad = nil, true
-		return 0, nil, false
-	}
-	l := int(binary.NativeEndian.Uint16(a.b[0:2]))
-	if l < nlaHeaderLen || l > len(a.b) {
-		a.b, a.bad = nil, true
-		return 0, nil, false
-	}
-	typ, v = binary.NativeEndian.Uint16(a.b[2:4])&nlaTypeMask, a.b[nlaHeaderLen:l]
-	a.b = skipAligned(a.b, l)
-	return typ, v, true
-}
+// The names of the attributes the decoder reads, by message.
+var (
+	rtnlLinkAttrNames  = attrNames{iflaIfname: "IFLA_IFNAME", iflaOperstate: "IFLA_OPERSTATE", iflaCarrierChanges: "IFLA_CARRIER_CHANGES"}
+	rtnlAddrAttrNames  = attrNames{ifaAddress: "IFA_ADDRESS", ifaLocal: "IFA_LOCAL", ifaLabel: "IFA_LABEL", ifaCacheinfo: "IFA_CACHEINFO"}
+	rtnlNeighAttrNames = attrNames{ndaDst: "NDA_DST"}
+)
 
 // link decodes an RTM_NEWLINK or RTM_DELLINK: struct ifinfomsg and
 // attributes, of which the kernel always sends IFLA_IFNAME and
@@ -199,7 +184,7 @@ func (a *rtnlAttrs) next() (typ uint16, v []byte, ok bool) {
 func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
 	if len(p) < sizeofIfInfomsg {
-		return events, false
+		return events, m.fail(faultf("link message with a %d-byte payload, too short for struct ifinfomsg (%d bytes)", len(p), sizeofIfInfomsg))
 	}
 	if p[0] != afUnspec {
 		// A bridge's RTM_NEWLINK and RTM_DELLINK of AF_BRIDGE tell of
@@ -214,32 +199,27 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		carrier    uint32
 		hasCarrier bool
 	)
-	a := rtnlAttrs{b: p[sizeofIfInfomsg:]}
-	for {
-		typ, v, ok := a.next()
-		if !ok {
-			break
-		}
-		switch typ {
+	a := m.attrs(sizeofIfInfomsg, rtnlLinkAttrNames)
+	for a.Next() {
+		switch a.Type() {
 		case iflaIfname:
-			name = cString(v)
+			name = cString(a.Bytes())
 			if len(name) == 0 || len(name) > ifNameMax {
-				return events, false
+				return events, m.fail(a.Faultf("attribute %s at byte %d holds a name of %d bytes, want 1-%d", len(name), ifNameMax))
 			}
 		case iflaOperstate:
-			if len(v) != 1 {
-				return events, false
-			}
-			oper = int(v[0])
+			oper = int(a.Uint8())
 		case iflaCarrierChanges:
-			if len(v) != 4 {
-				return events, false
-			}
-			carrier, hasCarrier = binary.NativeEndian.Uint32(v), true
+			carrier, hasCarrier = a.Uint32(), true
 		}
 	}
-	if a.bad || name == nil || oper < 0 {
-		return events, false
+	switch {
+	case a.Failed():
+		return events, m.fail(a.Err())
+	case name == nil:
+		return events, m.fail(attrFaultf(rtnlLinkAttrNames, iflaIfname, "no attribute %s, which every link message carries"))
+	case oper < 0:
+		return events, m.fail(attrFaultf(rtnlLinkAttrNames, iflaOperstate, "no attribute %s, which every link message carries"))
 	}
 	ev := Event{Object: name, Value: float64(carrier), HasValue: hasCarrier, Payload: d.operState(oper)}
 	st := rtnlLink{up: oper == ifOperUp}
@@ -364,7 +344,7 @@ func addrLen(family uint8) int {
 func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
 	if len(p) < sizeofIfAddrmsg {
-		return events, false
+		return events, m.fail(faultf("address message with a %d-byte payload, too short for struct ifaddrmsg (%d bytes)", len(p), sizeofIfAddrmsg))
 	}
 	n := addrLen(p[0])
 	if n == 0 {
@@ -373,40 +353,33 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	key := rtnlAddr{family: p[0], plen: p[1], index: int32(binary.NativeEndian.Uint32(p[4:8]))}
 	var local, address, label []byte
 	updated := false
-	a := rtnlAttrs{b: p[sizeofIfAddrmsg:]}
-	for {
-		typ, v, ok := a.next()
-		if !ok {
-			break
-		}
-		switch typ {
-		case ifaLocal, ifaAddress:
-			if len(v) != n {
-				return events, false
-			}
-			if typ == ifaLocal {
-				local = v
-			} else {
-				address = v
-			}
+	a := m.attrs(sizeofIfAddrmsg, rtnlAddrAttrNames)
+	for a.Next() {
+		switch a.Type() {
+		case ifaLocal:
+			local = a.Sized(n)
+		case ifaAddress:
+			address = a.Sized(n)
 		case ifaLabel:
-			label = cString(v)
+			label = cString(a.Bytes())
 			if len(label) > ifNameMax {
-				return events, false
+				return events, m.fail(a.Faultf("attribute %s at byte %d holds a name of %d bytes, want at most %d", len(label), ifNameMax))
 			}
 		case ifaCacheinfo:
-			if len(v) != sizeofIfaCacheinfo {
-				return events, false
-			}
 			// cstamp and tstamp: created and last changed.
-			updated = binary.NativeEndian.Uint32(v[8:12]) != binary.NativeEndian.Uint32(v[12:16])
+			if v := a.Sized(sizeofIfaCacheinfo); v != nil {
+				updated = binary.NativeEndian.Uint32(v[8:12]) != binary.NativeEndian.Uint32(v[12:16])
+			}
 		}
 	}
 	if local == nil {
 		local = address
 	}
-	if a.bad || local == nil {
-		return events, false
+	switch {
+	case a.Failed():
+		return events, m.fail(a.Err())
+	case local == nil:
+		return events, m.fail(faultf("no address: neither attribute IFA_LOCAL nor IFA_ADDRESS"))
 	}
 	copy(key.addr[:], local)
 	_, known := d.addrs[key]
@@ -438,21 +411,17 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
 	if len(p) < sizeofNdMsg {
-		return events, false
+		return events, m.fail(faultf("neighbour message with a %d-byte payload, too short for struct ndmsg (%d bytes)", len(p), sizeofNdMsg))
 	}
 	var dst []byte
-	a := rtnlAttrs{b: p[sizeofNdMsg:]}
-	for {
-		typ, v, ok := a.next()
-		if !ok {
-			break
-		}
-		if typ == ndaDst {
-			dst = v
+	a := m.attrs(sizeofNdMsg, rtnlNeighAttrNames)
+	for a.Next() {
+		if a.Type() == ndaDst {
+			dst = a.Bytes()
 		}
 	}
-	if a.bad {
-		return events, false
+	if a.Failed() {
+		return events, m.fail(a.Err())
 	}
 	state := binary.NativeEndian.Uint16(p[8:10])
 	if state&nudFailed == 0 || m.Flags&nlmFMulti != 0 {
