@@ -1,8 +1,6 @@
 package decoder
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strings"
 )
@@ -34,13 +32,8 @@ func (p Problem) String() string {
 // goroutine. A decoder whose verdict on a message depended on its state
 // would break this; none does.
 func Diagnose(d Decoder, datagram []byte) []Problem {
-	switch d := d.(type) {
-	case diagnoser:
+	if d, ok := d.(diagnoser); ok {
 		return d.diagnose(datagram)
-	case *Uevent:
-		if p, ok := diagnoseUevent(datagram); !ok {
-			return []Problem{p}
-		}
 	}
 	return nil
 }
@@ -52,14 +45,17 @@ type diagnoser interface {
 	diagnose(datagram []byte) []Problem
 }
 
-// A diagnosis collects the problems of a datagram.
+// A diagnosis collects the problems of a datagram. A nil diagnosis, that
+// of decoding, collects nothing.
 type diagnosis struct {
 	problems []Problem
 }
 
-// add records the fault of the message at byte off.
+// add records the fault of the message at byte off, if g is not nil.
 func (g *diagnosis) add(off int, f fault) {
-	g.problems = append(g.problems, Problem{off, f.String()})
+	if g != nil {
+		g.problems = append(g.problems, Problem{off, f.String()})
+	}
 }
 
 // diagnoseMessages decodes datagram with d, a new decoder, and returns the
@@ -146,56 +142,4 @@ func quoteBounded(b []byte) string {
 		return fmt.Sprintf("%q...", b[:maxQuoted])
 	}
 	return fmt.Sprintf("%q", b)
-}
-
-// diagnoseUevent explains why Uevent rejects datagram; ok is set when it
-// does not.
-func diagnoseUevent(b []byte) (p Problem, ok bool) {
-	var props []byte
-	start := 0
-	if bytes.HasPrefix(b, libudevPrefix) {
-		if len(b) < libudevHeaderLen {
-			return Problem{0, fmt.Sprintf("libudev message of %d bytes, shorter than its header (%d bytes)", len(b), libudevHeaderLen)}, false
-		}
-		if magic := binary.BigEndian.Uint32(b[8:12]); magic != libudevMagic {
-			return Problem{8, fmt.Sprintf("libudev magic %#x, want %#x", magic, libudevMagic)}, false
-		}
-		off := int(binary.NativeEndian.Uint32(b[16:20]))
-		n := int(binary.NativeEndian.Uint32(b[20:24]))
-		if off < libudevHeaderLen || n < 0 || off > len(b) || n > len(b)-off {
-			return Problem{16, fmt.Sprintf("libudev properties of %d bytes at byte %d lie outside the message's %d bytes after its header",
-				n, off, len(b)-libudevHeaderLen)}, false
-		}
-		props, start = b[off:off+n], off
-	} else {
-		end := bytes.IndexByte(b, 0)
-		if end < 0 {
-			return Problem{0, fmt.Sprintf("no NUL-terminated ACTION@DEVPATH line: %s", quoteBounded(b))}, false
-		}
-		if bytes.IndexByte(b[:end], '@') <= 0 {
-			return Problem{0, fmt.Sprintf("first line %s is not ACTION@DEVPATH", quoteBounded(b[:end]))}, false
-		}
-		props, start = b[end+1:], end+1
-	}
-	// The last ACTION and SUBSYSTEM count, as in Uevent.Decode.
-	var action, subsystem []byte
-	for _, kv := range bytes.Split(props, []byte{0}) {
-		if k, v, found := bytes.Cut(kv, []byte("=")); found && len(k) > 0 {
-			switch string(k) {
-			case "ACTION":
-				action = v
-			case "SUBSYSTEM":
-				subsystem = v
-			}
-		}
-	}
-	switch {
-	case len(action) == 0 && len(subsystem) == 0:
-		return Problem{start, "no ACTION and no SUBSYSTEM property (or both empty)"}, false
-	case len(action) == 0:
-		return Problem{start, "no ACTION property (or it is empty)"}, false
-	case len(subsystem) == 0:
-		return Problem{start, "no SUBSYSTEM property (or it is empty)"}, false
-	}
-	return Problem{}, true
 }

@@ -40,9 +40,7 @@ type message struct {
 // Building a fault allocates nothing, and decoding that is not diagnosed
 // only drops it.
 func (m *message) fail(f fault) bool {
-	if m.diag != nil {
-		m.diag.add(m.Off, f)
-	}
+	m.diag.add(m.Off, f)
 	return false
 }
 
