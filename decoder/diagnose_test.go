@@ -65,19 +65,18 @@ func diagLibudev(props string, off int, v []byte) []byte {
 const diagProps = "ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00SEQNUM=4\x00"
 
 // diagDecoders make the decoders Diagnose explains, by the name the tests
-// give them.
-var diagDecoders = map[string]func() decoder.Decoder{
-	"raw":         func() decoder.Decoder { return decoder.NewRaw(nil) },
-	"kevent":      func() decoder.Decoder { return decoder.NewKevent() },
-	"kevent-genl": func() decoder.Decoder { return decoder.NewKeventGenl() },
-	"genl":        func() decoder.Decoder { return decoder.NewGenl(nil) },
-	"uevent":      func() decoder.Decoder { return decoder.NewUevent() },
-	"proc":        func() decoder.Decoder { return decoder.NewProc() },
-	"acpi":        func() decoder.Decoder { return decoder.NewACPI() },
-	"quota":       func() decoder.Decoder { return decoder.NewQuota() },
-	"thermal":     func() decoder.Decoder { return decoder.NewThermal() },
-	"rtnetlink":   func() decoder.Decoder { return decoder.NewRtnetlink() },
-}
+// give them: every decoder of the registry, and kevent-genl, the kevent
+// decoder of the module's generic netlink family.
+var diagDecoders = func() map[string]func() decoder.Decoder {
+	m := make(map[string]func() decoder.Decoder)
+	for _, d := range decoder.Infos() {
+		m[d.Name] = func() decoder.Decoder { return d.New(decoder.Options{}) }
+		if d.Name == "kevent" {
+			m["kevent-genl"] = func() decoder.Decoder { return d.New(decoder.Options{Genl: true}) }
+		}
+	}
+	return m
+}()
 
 // diagNames are the keys of diagDecoders, in a fixed order.
 var diagNames = slices.Sorted(maps.Keys(diagDecoders))
@@ -442,6 +441,29 @@ func TestDiagnose(t *testing.T) {
 				t.Errorf("the decoder finds %d malformed messages, the test expects %d problems", bad, len(tt.want))
 			}
 		})
+	}
+	explained := make(map[string]bool)
+	for _, tt := range diagnoseTests {
+		explained[tt.decoder] = explained[tt.decoder] || len(tt.want) > 0
+	}
+	for _, name := range diagNames {
+		if !explained[name] {
+			t.Errorf("no test shows how Diagnose explains a malformed message for the %s decoder", name)
+		}
+	}
+}
+
+// TestDecodeAllocatesNothing decodes the datagrams of the Diagnose tests,
+// well-formed and malformed, and fails if decoding one allocates once the
+// decoder has seen it: a flood of bad messages costs no garbage either.
+func TestDecodeAllocatesNothing(t *testing.T) {
+	for _, tt := range diagnoseTests {
+		d := diagDecoders[tt.decoder]()
+		events := make([]decoder.Event, 0, 16)
+		events, _ = d.Decode(events, tt.datagram)
+		if n := testing.AllocsPerRun(10, func() { events, _ = d.Decode(events[:0], tt.datagram) }); n != 0 {
+			t.Errorf("%s: %v allocations per Decode", tt.name, n)
+		}
 	}
 }
 
