@@ -442,15 +442,6 @@ func TestDiagnose(t *testing.T) {
 			}
 		})
 	}
-	explained := make(map[string]bool)
-	for _, tt := range diagnoseTests {
-		explained[tt.decoder] = explained[tt.decoder] || len(tt.want) > 0
-	}
-	for _, name := range diagNames {
-		if !explained[name] {
-			t.Errorf("no test shows how Diagnose explains a malformed message for the %s decoder", name)
-		}
-	}
 }
 
 // TestDecodeAllocatesNothing decodes the datagrams of the Diagnose tests,
@@ -525,9 +516,6 @@ func TestDiagnoseAgreesWithDecoders(t *testing.T) {
 	seeds := make(map[string][][]byte)
 	for _, tt := range diagnoseTests {
 		seeds[tt.decoder] = append(seeds[tt.decoder], tt.datagram)
-	}
-	if len(seeds) != len(diagDecoders) {
-		t.Fatalf("test datagrams for %d decoders, want all %d", len(seeds), len(diagDecoders))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	n := 20000

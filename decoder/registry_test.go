@@ -1,11 +1,14 @@
 package decoder_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -50,6 +53,10 @@ func TestRegistry(t *testing.T) {
 		}
 		if reqs := decoder.Requests(d.Name); (d.Requests != nil) != (len(reqs) > 0) {
 			t.Errorf("Requests(%q) = %x", d.Name, reqs)
+		}
+		// Every decoder says why a message is malformed.
+		if p := decoder.Diagnose(d.New(decoder.Options{}), []byte{1}); len(p) != 1 {
+			t.Errorf("%s: Diagnose of a 1-byte datagram = %v, want one problem", d.Name, p)
 		}
 	}
 	if _, ok := decoder.Lookup("nosuch"); ok {
@@ -182,5 +189,76 @@ func TestREADMEDecoders(t *testing.T) {
 	row := readmeTableRows(t, readme, "## Configuration")[i]
 	if want := "The " + strings.Join(takers, " and ") + " decoders"; !strings.HasPrefix(row[1], want) {
 		t.Errorf("README.md's event_names row says %q, want it to start %q", row[1], want)
+	}
+}
+
+// TestREADMEWritingADecoder applies the diff of README's "Writing a
+// decoder" to copies of the files it touches and runs the example
+// decoder's tests, and the registry's, in a go test of the package that
+// sees the copies (-overlay): the example stays true to the code.
+func TestREADMEWritingADecoder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and tests the package again")
+	}
+	for _, tool := range []string{"git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("KEVENT_TEST_STRICT") == "1" {
+				t.Fatal(err)
+			}
+			t.Skip(err)
+		}
+	}
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	section := readme[strings.Index(readme, "\n## Writing a decoder\n")+1:]
+	start := strings.Index(section, "```diff\n")
+	if start < 0 {
+		t.Fatal(`README.md's "Writing a decoder" has no diff`)
+	}
+	diff := section[start+len("```diff\n"):]
+	diff = diff[:strings.Index(diff, "\n```")+1]
+
+	// The copies the diff applies to: the files it changes.
+	dir := t.TempDir()
+	changed := regexp.MustCompile(`(?m)^\+\+\+ b/(\S+)$`).FindAllStringSubmatch(diff, -1)
+	overlay := map[string]string{}
+	for _, m := range changed {
+		rel := strings.TrimPrefix(m[1], "decoder/")
+		if err := os.MkdirAll(filepath.Join(dir, "decoder"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if src, err := os.ReadFile(rel); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, m[1]), src, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		abs, err := filepath.Abs(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		overlay[abs] = filepath.Join(dir, m[1])
+	}
+	apply := exec.Command("git", "apply", "-")
+	apply.Dir, apply.Stdin = dir, strings.NewReader(diff)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("git apply of README.md's diff: %v\n%s", err, out)
+	}
+	ov, err := json.Marshal(map[string]any{"Replace": overlay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovPath := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The new decoder's tests, and those that take in every registered
+	// decoder and read no files (an overlay is the go command's view, not
+	// the tests').
+	test := exec.Command("go", "test", "-overlay", ovPath, "-count=1", "-run", "^(TestNlctrl|TestRegistry|TestDiagnose|TestDecodeAllocatesNothing)$", ".")
+	if out, err := test.CombinedOutput(); err != nil {
+		t.Fatalf("go test with README.md's diff applied: %v\n%s", err, out)
 	}
 }
