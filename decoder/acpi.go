@@ -56,6 +56,7 @@ const (
 //
 // Payloads are built in the decoder's own memory (see Genl).
 type ACPI struct {
+	faults
 	buf []byte
 }
 
@@ -80,42 +81,38 @@ func (d *ACPI) diagnose(datagram []byte) []Problem {
 var acpiAttrNames = attrNames{ACPIAttrEvent: "ACPI_GENL_ATTR_EVENT"}
 
 func (d *ACPI) decodeMessage(ev *Event, m message) bool {
-	cmd, ok := m.genlCommand()
+	cmd, ok := d.genlCommand(m)
 	if !ok {
 		return false
 	}
 	if cmd != ACPICmdEvent {
-		return m.fail(faultf("generic netlink command %d is not ACPI_GENL_CMD_EVENT (%d)", int(cmd), ACPICmdEvent))
+		return d.fail(m, faultf("generic netlink command %d is not ACPI_GENL_CMD_EVENT (%d)", int(cmd), ACPICmdEvent))
 	}
 	// The kernel sends one event attribute; of several, the last
 	// counts.
-	var (
-		e     []byte
-		found bool
-		at    int
-	)
-	ad := m.attrs(genlHeaderLen, acpiAttrNames)
-	for ad.Next() {
-		if ad.Type() == ACPIAttrEvent {
-			e, found, at = ad.Bytes(), true, ad.at+ad.start-nlaHeaderLen
+	var e []byte
+	ad := d.attrs(m, genlHeaderLen, acpiAttrNames)
+	for typ, v := range ad.All {
+		if typ&nlaTypeMask == ACPIAttrEvent {
+			e = v
 		}
 	}
 	if ad.Failed() {
-		return m.fail(ad.Err())
+		return d.fail(m, ad.Err())
 	}
-	if !found {
-		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "no attribute %s"))
+	if e == nil {
+		return d.fail(m, attrFaultf(acpiAttrNames, ACPIAttrEvent, "no attribute %s"))
 	}
 	if len(e) < ACPIEventLen {
-		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "attribute %s at byte %d carries %d bytes, want at least %d (struct acpi_genl_event)", at, len(e), ACPIEventLen))
+		return d.fail(m, ad.Faultf(e, "attribute %s at byte %d carries %d bytes, want at least %d (struct acpi_genl_event)", len(e), ACPIEventLen))
 	}
 	class, ok := cField(e[:ACPIDeviceClassLen])
 	if !ok || len(class) == 0 {
-		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "attribute %s at byte %d: device_class is empty or lacks its NUL", at))
+		return d.fail(m, ad.Faultf(e, "attribute %s at byte %d: device_class is empty or lacks its NUL"))
 	}
 	busID, ok := cField(e[ACPIDeviceClassLen : ACPIDeviceClassLen+ACPIBusIDLen])
 	if !ok {
-		return m.fail(attrFaultf(acpiAttrNames, ACPIAttrEvent, "attribute %s at byte %d: bus_id lacks its NUL", at))
+		return d.fail(m, ad.Faultf(e, "attribute %s at byte %d: bus_id lacks its NUL"))
 	}
 	ev.Name, ev.Object = class, busID
 	ev.Value = float64(binary.NativeEndian.Uint32(e[ACPIEventTypeOffset:]))

@@ -48,7 +48,15 @@ type diagnoser interface {
 // A diagnosis collects the problems of a datagram. A nil diagnosis, that
 // of decoding, collects nothing.
 type diagnosis struct {
+	datagram []byte
 	problems []Problem
+}
+
+// offset returns where b, a slice of the datagram, starts in it: slices of
+// it share its end of capacity, so that messages and attributes need not
+// carry their places.
+func (g *diagnosis) offset(b []byte) int {
+	return cap(g.datagram) - cap(b)
 }
 
 // add records the fault of the message at byte off, if g is not nil.
@@ -58,17 +66,32 @@ func (g *diagnosis) add(off int, f fault) {
 	}
 }
 
+// A recorder is a decoder with faults embedded.
+type recorder interface {
+	recorder() *faults
+}
+
 // diagnoseMessages decodes datagram with d, a new decoder, and returns the
 // problems it finds.
 func diagnoseMessages[A messageAppender](datagram []byte, d A) []Problem {
-	var g diagnosis
+	g := diagnosis{datagram: datagram}
+	// The decoders that still fail messages with message.fail are no
+	// recorders.
+	if r, ok := any(d).(recorder); ok {
+		r.recorder().diag = &g
+	}
 	walkMessages(nil, datagram, d, &g)
 	return g.problems
 }
 
 // diagnoseEach is diagnoseMessages for a decoder of one event per message.
 func diagnoseEach[D messageDecoder](datagram []byte, d D) []Problem {
-	return diagnoseMessages(datagram, oneEach[D]{d})
+	g := diagnosis{datagram: datagram}
+	if r, ok := any(d).(recorder); ok {
+		r.recorder().diag = &g
+	}
+	walkMessages(nil, datagram, oneEach[D]{d}, &g)
+	return g.problems
 }
 
 // A fault says why a decoder rejects a message. It holds a constant

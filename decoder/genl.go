@@ -25,6 +25,7 @@ const genlPayloadMax = 256
 // another while the caller appends events, so that every event of a batch
 // keeps its own; a call with an empty events slice starts a new batch.
 type Genl struct {
+	faults
 	names map[uint8][]byte
 	buf   []byte
 }
@@ -53,7 +54,7 @@ func (d *Genl) diagnose(datagram []byte) []Problem {
 }
 
 func (d *Genl) decodeMessage(ev *Event, m message) bool {
-	cmd, ok := m.genlCommand()
+	cmd, ok := d.genlCommand(m)
 	if !ok {
 		return false
 	}
@@ -66,15 +67,15 @@ func (d *Genl) decodeMessage(ev *Event, m message) bool {
 	}
 	ev.Name = n
 	start := len(d.buf)
-	ad := m.attrs(genlHeaderLen, nil)
-	for ad.Next() {
+	ad := d.attrs(m, genlHeaderLen, nil)
+	for typ, v := range ad.All {
 		if len(d.buf)-start < genlPayloadMax {
-			d.appendAttr(start, ad.Type(), ad.NestedFlag(), ad.Bytes())
+			d.appendAttr(start, typ&nlaTypeMask, typ&nlaFNested != 0, v)
 		}
 	}
 	if ad.Failed() {
 		d.buf = d.buf[:start]
-		return m.fail(ad.Err())
+		return d.fail(m, ad.Err())
 	}
 	end := min(len(d.buf), start+genlPayloadMax)
 	ev.Payload = d.buf[start:end:end]

@@ -52,6 +52,7 @@ const (
 // netlink family (messages whose type is the family's id, with a generic
 // netlink header of command KeventCmdEvent in front of the attributes).
 type Kevent struct {
+	faults
 	genl bool
 }
 
@@ -94,46 +95,46 @@ func (d *Kevent) decodeMessage(ev *Event, m message) bool {
 	if d.genl {
 		// The type is the family's id, which only the controller knows;
 		// the subscription's socket receives nothing else.
-		cmd, ok := m.genlCommand()
+		cmd, ok := d.genlCommand(m)
 		if !ok {
 			return false
 		}
 		if cmd != KeventCmdEvent {
-			return m.fail(faultf("generic netlink command %d is not KEVENT_CMD_EVENT (%d)", int(cmd), KeventCmdEvent))
+			return d.fail(m, faultf("generic netlink command %d is not KEVENT_CMD_EVENT (%d)", int(cmd), KeventCmdEvent))
 		}
 		skip = genlHeaderLen
 	} else if m.Type != KeventMsgEvent {
-		return m.fail(faultf("message type %#x is not KEVENT_MSG_EVENT (%#x)", int(m.Type), KeventMsgEvent))
+		return d.fail(m, faultf("message type %#x is not KEVENT_MSG_EVENT (%#x)", int(m.Type), KeventMsgEvent))
 	}
 	var haveSeq, haveInst bool
-	ad := m.attrs(skip, keventAttrNames)
-	for ad.Next() {
-		switch ad.Type() {
+	ad := d.attrs(m, skip, keventAttrNames)
+	for typ, v := range ad.All {
+		switch typ & nlaTypeMask {
 		case KeventAttrSeq:
-			ev.Seq, haveSeq = ad.Uint64(), true
+			ev.Seq, haveSeq = ad.Uint64(v), true
 		case KeventAttrInstance:
-			ev.Instance, haveInst = ad.Uint64(), true
+			ev.Instance, haveInst = ad.Uint64(v), true
 		case KeventAttrValue:
-			ev.Value, ev.HasValue = float64(int64(ad.Uint64())), true
+			ev.Value, ev.HasValue = float64(int64(ad.Uint64(v))), true
 		case KeventAttrName:
-			ev.Name = cString(ad.Bytes())
+			ev.Name = cString(v)
 		case KeventAttrPayload:
-			ev.Payload = cString(ad.Bytes())
+			ev.Payload = cString(v)
 		case KeventAttrObject:
-			ev.Object = cString(ad.Bytes())
+			ev.Object = cString(v)
 		}
 	}
 	switch {
 	case ad.Failed():
-		return m.fail(ad.Err())
+		return d.fail(m, ad.Err())
 	case len(ev.Name) == 0:
-		return m.fail(faultf("no event name: KEVENT_A_NAME is missing or empty"))
+		return d.fail(m, faultf("no event name: KEVENT_A_NAME is missing or empty"))
 	case len(ev.Name) >= KeventNameMax:
-		return m.fail(faultf("event name of %d bytes, longer than %d (KEVENT_NAME_MAX with the NUL)", len(ev.Name), KeventNameMax-1))
+		return d.fail(m, faultf("event name of %d bytes, longer than %d (KEVENT_NAME_MAX with the NUL)", len(ev.Name), KeventNameMax-1))
 	case len(ev.Payload) >= KeventPayloadMax:
-		return m.fail(faultf("payload of %d bytes, longer than %d (KEVENT_PAYLOAD_MAX with the NUL)", len(ev.Payload), KeventPayloadMax-1))
+		return d.fail(m, faultf("payload of %d bytes, longer than %d (KEVENT_PAYLOAD_MAX with the NUL)", len(ev.Payload), KeventPayloadMax-1))
 	case len(ev.Object) >= KeventObjectMax:
-		return m.fail(faultf("object of %d bytes, longer than %d (KEVENT_OBJECT_MAX with the NUL)", len(ev.Object), KeventObjectMax-1))
+		return d.fail(m, faultf("object of %d bytes, longer than %d (KEVENT_OBJECT_MAX with the NUL)", len(ev.Object), KeventObjectMax-1))
 	}
 	ev.HasSeq = haveSeq && haveInst
 	return true

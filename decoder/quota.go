@@ -95,6 +95,7 @@ var quotaTypes = [QuotaTypeProject + 1]string{
 //
 // Objects and payloads are built in the decoder's own memory (see Genl).
 type Quota struct {
+	faults
 	buf []byte
 }
 
@@ -127,38 +128,38 @@ var quotaAttrNames = attrNames{
 }
 
 func (d *Quota) decodeMessage(ev *Event, m message) bool {
-	cmd, ok := m.genlCommand()
+	cmd, ok := d.genlCommand(m)
 	if !ok {
 		return false
 	}
 	if cmd != QuotaCmdWarning {
-		return m.fail(faultf("generic netlink command %d is not QUOTA_NL_C_WARNING (%d)", int(cmd), QuotaCmdWarning))
+		return d.fail(m, faultf("generic netlink command %d is not QUOTA_NL_C_WARNING (%d)", int(cmd), QuotaCmdWarning))
 	}
 	var (
 		has uint32
 		v   [quotaAttrCount]uint64
 	)
-	ad := m.attrs(genlHeaderLen, quotaAttrNames)
-	for ad.Next() {
-		switch t := ad.Type(); t {
+	ad := d.attrs(m, genlHeaderLen, quotaAttrNames)
+	for typ, a := range ad.All {
+		switch t := typ & nlaTypeMask; t {
 		case QuotaAttrQtype, QuotaAttrWarning, QuotaAttrDevMajor, QuotaAttrDevMinor:
-			v[t] = uint64(ad.Uint32())
+			v[t] = uint64(ad.Uint32(a))
 		case QuotaAttrExcessID, QuotaAttrCausedID:
-			v[t] = ad.Uint64()
+			v[t] = ad.Uint64(a)
 		default:
 			// QuotaAttrPad, or a later kernel's.
 			continue
 		}
-		has |= 1 << ad.Type()
+		has |= 1 << (typ & nlaTypeMask)
 	}
 	if ad.Failed() {
-		return m.fail(ad.Err())
+		return d.fail(m, ad.Err())
 	}
 	if missing := quotaAttrsRequired &^ has; missing != 0 {
-		return m.fail(attrFaultf(quotaAttrNames, uint16(bits.TrailingZeros32(missing)), "no attribute %s, which every warning carries"))
+		return d.fail(m, attrFaultf(quotaAttrNames, uint16(bits.TrailingZeros32(missing)), "no attribute %s, which every warning carries"))
 	}
 	if w := v[QuotaAttrWarning]; w >= quotaWarningCount {
-		return m.fail(faultf("warning %d is not one quota.h defines (0-%d)", int(w), quotaWarningCount-1))
+		return d.fail(m, faultf("warning %d is not one quota.h defines (0-%d)", int(w), quotaWarningCount-1))
 	}
 	ev.Name = quotaWarnings[v[QuotaAttrWarning]]
 
