@@ -100,21 +100,6 @@ func (m *message) attrs(skip int, names attrNames) nextDecoder {
 	return nextDecoder{b: m.Payload[skip:], at: m.Off + nlmsgHeaderLen + skip, names: names}
 }
 
-// genlCommand returns the command of a generic netlink message, or fails m
-// if its payload is too short for the generic netlink header.
-func (m *message) genlCommand() (cmd uint8, ok bool) {
-	if len(m.Payload) < genlHeaderLen {
-		return 0, m.failGenlHeader()
-	}
-	return m.Payload[0], true
-}
-
-// failGenlHeader is genlCommand's fault, apart so that genlCommand is
-// inlined.
-func (m *message) failGenlHeader() bool {
-	return m.fail(faultf("generic netlink message with a %d-byte payload, too short for its header (%d bytes)", len(m.Payload), genlHeaderLen))
-}
-
 // messageReader walks the netlink messages packed in one datagram without
 // copying them, in the shape of attrDecoder: Next moves to the next
 // message, m, and Failed and Err say whether and why the walk ended early,

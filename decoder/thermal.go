@@ -181,6 +181,7 @@ var thermalTripTypes = [ThermalTripCritical + 1]string{
 // after another while the caller appends events; a call with an empty
 // events slice starts a new batch.
 type Thermal struct {
+	faults
 	buf []byte
 	// zones and cdevs are the names of zones and cooling devices by id.
 	zones, cdevs map[uint32][]byte
@@ -242,8 +243,10 @@ var thermalAttrNames = attrNames{
 
 // thermalAttrs is what one message's attributes say.
 type thermalAttrs struct {
-	// m is the message, of command cmd.
-	m   *message
+	// m is the message, of command cmd, of the decoder whose faults x
+	// are.
+	x   *faults
+	m   message
 	cmd uint8
 	// has flags the attributes present, by type.
 	has                      uint32
@@ -257,15 +260,15 @@ type thermalAttrs struct {
 // shorter than ThermalNameLength. Attributes the decoder does not know are
 // skipped.
 func (a *thermalAttrs) parse() bool {
-	ad := a.m.attrs(genlHeaderLen, thermalAttrNames)
-	for ad.Next() {
-		t := ad.Type()
+	ad := a.x.attrs(a.m, genlHeaderLen, thermalAttrNames)
+	for typ, v := range ad.All {
+		t := typ & nlaTypeMask
 		switch t {
 		case ThermalAttrTzName, ThermalAttrCdevName, ThermalAttrGovName, ThermalAttrTzGovName:
-			s, ok := thermalName(ad.Bytes())
+			s, ok := thermalName(v)
 			if !ok {
-				return a.m.fail(ad.Faultf("attribute %s at byte %d holds %d bytes, not a NUL-terminated name of 1-%d characters",
-					len(ad.Bytes()), ThermalNameLength-1))
+				return a.x.fail(a.m, ad.Faultf(v, "attribute %s at byte %d holds %d bytes, not a NUL-terminated name of 1-%d characters",
+					len(v), ThermalNameLength-1))
 			}
 			switch t {
 			case ThermalAttrTzName:
@@ -278,26 +281,26 @@ func (a *thermalAttrs) parse() bool {
 		case ThermalAttrCPUCapability:
 			// Triplets of id, performance and efficiency, one per CPU.
 			n := 0
-			cr := ad.Nested(thermalAttrNames)
-			for cr.Next() {
-				if cr.Type() == ThermalAttrCPUCapabilityID {
+			cr := ad.Nested(v, thermalAttrNames)
+			for typ := range cr.All {
+				if typ&nlaTypeMask == ThermalAttrCPUCapabilityID {
 					n++
 				}
 			}
 			if cr.Failed() {
-				return a.m.fail(cr.Err())
+				return a.x.fail(a.m, cr.Err())
 			}
 			a.cpus = n
 		default:
 			if t >= thermalAttrCount || thermalU32Attrs&(1<<t) == 0 {
 				continue
 			}
-			a.u32[t] = ad.Uint32()
+			a.u32[t] = ad.Uint32(v)
 		}
 		a.has |= 1 << t
 	}
 	if ad.Failed() {
-		return a.m.fail(ad.Err())
+		return a.x.fail(a.m, ad.Err())
 	}
 	return true
 }
@@ -309,7 +312,7 @@ func (a *thermalAttrs) have(types ...uint16) bool {
 	for _, t := range types {
 		if a.has&(1<<t) == 0 {
 			f := attrFaultf(thermalAttrNames, t, "no attribute %s, which every %s message (command %d) carries", int(a.cmd))
-			return a.m.fail(f.quoting(thermalEventNames[a.cmd]))
+			return a.x.fail(a.m, f.quoting(thermalEventNames[a.cmd]))
 		}
 	}
 	return true
@@ -329,11 +332,11 @@ func thermalName(v []byte) ([]byte, bool) {
 }
 
 func (d *Thermal) decodeMessage(ev *Event, m message) bool {
-	cmd, ok := m.genlCommand()
+	cmd, ok := d.genlCommand(m)
 	if !ok {
 		return false
 	}
-	a := thermalAttrs{m: &m, cmd: cmd}
+	a := thermalAttrs{x: &d.faults, m: m, cmd: cmd}
 	if !a.parse() {
 		return false
 	}
