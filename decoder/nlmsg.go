@@ -80,26 +80,6 @@ func (x *faults) failGenlHeader(m message) bool {
 // recorder returns x, for Diagnose to set its diag.
 func (x *faults) recorder() *faults { return x }
 
-// fail says why m is malformed: it records f if m is being diagnosed, and
-// returns false, so that a decoder rejects a message with
-//
-//	return m.fail(faultf("...", ...))
-//
-// Building a fault allocates nothing, and decoding that is not diagnosed
-// only drops it.
-func (m *message) fail(f fault) bool {
-	m.diag.add(m.Off, f)
-	return false
-}
-
-// attrs returns a decoder of the attributes that follow the first skip
-// bytes of m's payload (a family's header: struct genlmsghdr, struct
-// ifinfomsg...), which the caller has checked are there. names names the
-// attribute types in faults.
-func (m *message) attrs(skip int, names attrNames) nextDecoder {
-	return nextDecoder{b: m.Payload[skip:], at: m.Off + nlmsgHeaderLen + skip, names: names}
-}
-
 // messageReader walks the netlink messages packed in one datagram without
 // copying them, in the shape of attrDecoder: Next moves to the next
 // message, m, and Failed and Err say whether and why the walk ended early,

@@ -113,6 +113,7 @@ type rtnlAddr struct {
 // dump's NLMSG_DONE) give no events. Objects and payloads are built in the
 // decoder's own memory for the batch, as the genl decoder does.
 type Rtnetlink struct {
+	faults
 	links map[int32]rtnlLink
 	addrs map[rtnlAddr]struct{}
 	buf   []byte
@@ -184,7 +185,7 @@ var (
 func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
 	if len(p) < sizeofIfInfomsg {
-		return events, m.fail(faultf("link message with a %d-byte payload, too short for struct ifinfomsg (%d bytes)", len(p), sizeofIfInfomsg))
+		return events, d.fail(m, faultf("link message with a %d-byte payload, too short for struct ifinfomsg (%d bytes)", len(p), sizeofIfInfomsg))
 	}
 	if p[0] != afUnspec {
 		// A bridge's RTM_NEWLINK and RTM_DELLINK of AF_BRIDGE tell of
@@ -199,27 +200,27 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		carrier    uint32
 		hasCarrier bool
 	)
-	a := m.attrs(sizeofIfInfomsg, rtnlLinkAttrNames)
-	for a.Next() {
-		switch a.Type() {
+	a := d.attrs(m, sizeofIfInfomsg, rtnlLinkAttrNames)
+	for typ, v := range a.All {
+		switch typ & nlaTypeMask {
 		case iflaIfname:
-			name = cString(a.Bytes())
+			name = cString(v)
 			if len(name) == 0 || len(name) > ifNameMax {
-				return events, m.fail(a.Faultf("attribute %s at byte %d holds a name of %d bytes, want 1-%d", len(name), ifNameMax))
+				return events, d.fail(m, a.Faultf(v, "attribute %s at byte %d holds a name of %d bytes, want 1-%d", len(name), ifNameMax))
 			}
 		case iflaOperstate:
-			oper = int(a.Uint8())
+			oper = int(a.Uint8(v))
 		case iflaCarrierChanges:
-			carrier, hasCarrier = a.Uint32(), true
+			carrier, hasCarrier = a.Uint32(v), true
 		}
 	}
 	switch {
 	case a.Failed():
-		return events, m.fail(a.Err())
+		return events, d.fail(m, a.Err())
 	case name == nil:
-		return events, m.fail(attrFaultf(rtnlLinkAttrNames, iflaIfname, "no attribute %s, which every link message carries"))
+		return events, d.fail(m, attrFaultf(rtnlLinkAttrNames, iflaIfname, "no attribute %s, which every link message carries"))
 	case oper < 0:
-		return events, m.fail(attrFaultf(rtnlLinkAttrNames, iflaOperstate, "no attribute %s, which every link message carries"))
+		return events, d.fail(m, attrFaultf(rtnlLinkAttrNames, iflaOperstate, "no attribute %s, which every link message carries"))
 	}
 	ev := Event{Object: name, Value: float64(carrier), HasValue: hasCarrier, Payload: d.operState(oper)}
 	st := rtnlLink{up: oper == ifOperUp}
@@ -344,7 +345,7 @@ func addrLen(family uint8) int {
 func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
 	if len(p) < sizeofIfAddrmsg {
-		return events, m.fail(faultf("address message with a %d-byte payload, too short for struct ifaddrmsg (%d bytes)", len(p), sizeofIfAddrmsg))
+		return events, d.fail(m, faultf("address message with a %d-byte payload, too short for struct ifaddrmsg (%d bytes)", len(p), sizeofIfAddrmsg))
 	}
 	n := addrLen(p[0])
 	if n == 0 {
@@ -353,21 +354,21 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	key := rtnlAddr{family: p[0], plen: p[1], index: int32(binary.NativeEndian.Uint32(p[4:8]))}
 	var local, address, label []byte
 	updated := false
-	a := m.attrs(sizeofIfAddrmsg, rtnlAddrAttrNames)
-	for a.Next() {
-		switch a.Type() {
+	a := d.attrs(m, sizeofIfAddrmsg, rtnlAddrAttrNames)
+	for typ, v := range a.All {
+		switch typ & nlaTypeMask {
 		case ifaLocal:
-			local = a.Sized(n)
+			local = a.Sized(v, n)
 		case ifaAddress:
-			address = a.Sized(n)
+			address = a.Sized(v, n)
 		case ifaLabel:
-			label = cString(a.Bytes())
+			label = cString(v)
 			if len(label) > ifNameMax {
-				return events, m.fail(a.Faultf("attribute %s at byte %d holds a name of %d bytes, want at most %d", len(label), ifNameMax))
+				return events, d.fail(m, a.Faultf(v, "attribute %s at byte %d holds a name of %d bytes, want at most %d", len(label), ifNameMax))
 			}
 		case ifaCacheinfo:
 			// cstamp and tstamp: created and last changed.
-			if v := a.Sized(sizeofIfaCacheinfo); v != nil {
+			if v := a.Sized(v, sizeofIfaCacheinfo); v != nil {
 				updated = binary.NativeEndian.Uint32(v[8:12]) != binary.NativeEndian.Uint32(v[12:16])
 			}
 		}
@@ -377,9 +378,9 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	}
 	switch {
 	case a.Failed():
-		return events, m.fail(a.Err())
+		return events, d.fail(m, a.Err())
 	case local == nil:
-		return events, m.fail(faultf("no address: neither attribute IFA_LOCAL nor IFA_ADDRESS"))
+		return events, d.fail(m, faultf("no address: neither attribute IFA_LOCAL nor IFA_ADDRESS"))
 	}
 	copy(key.addr[:], local)
 	_, known := d.addrs[key]
@@ -411,17 +412,17 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
 	if len(p) < sizeofNdMsg {
-		return events, m.fail(faultf("neighbour message with a %d-byte payload, too short for struct ndmsg (%d bytes)", len(p), sizeofNdMsg))
+		return events, d.fail(m, faultf("neighbour message with a %d-byte payload, too short for struct ndmsg (%d bytes)", len(p), sizeofNdMsg))
 	}
 	var dst []byte
-	a := m.attrs(sizeofNdMsg, rtnlNeighAttrNames)
-	for a.Next() {
-		if a.Type() == ndaDst {
-			dst = a.Bytes()
+	a := d.attrs(m, sizeofNdMsg, rtnlNeighAttrNames)
+	for typ, v := range a.All {
+		if typ&nlaTypeMask == ndaDst {
+			dst = v
 		}
 	}
 	if a.Failed() {
-		return events, m.fail(a.Err())
+		return events, d.fail(m, a.Err())
 	}
 	state := binary.NativeEndian.Uint16(p[8:10])
 	if state&nudFailed == 0 || m.Flags&nlmFMulti != 0 {
