@@ -91,7 +91,8 @@ func (d *ACPI) decodeMessage(ev *Event, m message) bool {
 	// The kernel sends one event attribute; of several, the last
 	// counts.
 	var e []byte
-	ad := d.attrs(m, genlHeaderLen, acpiAttrNames)
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, acpiAttrNames)
 	for typ, v := range ad.All {
 		if typ&nlaTypeMask == ACPIAttrEvent {
 			e = v

@@ -73,23 +73,23 @@ type recorder interface {
 
 // diagnoseMessages decodes datagram with d, a new decoder, and returns the
 // problems it finds.
-func diagnoseMessages[A messageAppender](datagram []byte, d A) []Problem {
+func diagnoseMessages[A interface {
+	messageAppender
+	recorder
+}](datagram []byte, d A) []Problem {
 	g := diagnosis{datagram: datagram}
-	// The decoders that still fail messages with message.fail are no
-	// recorders.
-	if r, ok := any(d).(recorder); ok {
-		r.recorder().diag = &g
-	}
+	d.recorder().diag = &g
 	walkMessages(nil, datagram, d, &g)
 	return g.problems
 }
 
 // diagnoseEach is diagnoseMessages for a decoder of one event per message.
-func diagnoseEach[D messageDecoder](datagram []byte, d D) []Problem {
+func diagnoseEach[D interface {
+	messageDecoder
+	recorder
+}](datagram []byte, d D) []Problem {
 	g := diagnosis{datagram: datagram}
-	if r, ok := any(d).(recorder); ok {
-		r.recorder().diag = &g
-	}
+	d.recorder().diag = &g
 	walkMessages(nil, datagram, oneEach[D]{d}, &g)
 	return g.problems
 }

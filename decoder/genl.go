@@ -67,7 +67,8 @@ func (d *Genl) decodeMessage(ev *Event, m message) bool {
 	}
 	ev.Name = n
 	start := len(d.buf)
-	ad := d.attrs(m, genlHeaderLen, nil)
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, nil)
 	for typ, v := range ad.All {
 		if len(d.buf)-start < genlPayloadMax {
 			d.appendAttr(start, typ&nlaTypeMask, typ&nlaFNested != 0, v)

@@ -107,7 +107,8 @@ func (d *Kevent) decodeMessage(ev *Event, m message) bool {
 		return d.fail(m, faultf("message type %#x is not KEVENT_MSG_EVENT (%#x)", int(m.Type), KeventMsgEvent))
 	}
 	var haveSeq, haveInst bool
-	ad := d.attrs(m, skip, keventAttrNames)
+	var ad attrDecoder
+	d.attrs(&ad, m, skip, keventAttrNames)
 	for typ, v := range ad.All {
 		switch typ & nlaTypeMask {
 		case KeventAttrSeq:

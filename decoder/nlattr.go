@@ -37,7 +37,8 @@ func (n attrNames) name(t uint16) string {
 // nothing, even for a malformed message: Err returns a fault, which
 // Diagnose formats.
 //
-//	ad := d.attrs(m, genlHeaderLen, names)
+//	var ad attrDecoder
+//	d.attrs(&ad, m, genlHeaderLen, names)
 //	for typ, v := range ad.All {
 //		switch typ & nlaTypeMask {
 //		case fooAttrID:
@@ -49,7 +50,8 @@ func (n attrNames) name(t uint16) string {
 //	}
 //
 // Get one from faults.attrs, or Nested for the attributes inside an
-// attribute. All is small enough to be inlined, and the compiler then
+// attribute (a nest's walk in another's body stops the compiler inlining
+// the outer one). All is small enough to be inlined, and the compiler then
 // keeps the walk in registers: a Next method, which keeps it in the
 // decoder's memory, measured twice as slow.
 type attrDecoder struct {

@@ -139,7 +139,8 @@ func (d *Quota) decodeMessage(ev *Event, m message) bool {
 		has uint32
 		v   [quotaAttrCount]uint64
 	)
-	ad := d.attrs(m, genlHeaderLen, quotaAttrNames)
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, quotaAttrNames)
 	for typ, a := range ad.All {
 		switch t := typ & nlaTypeMask; t {
 		case QuotaAttrQtype, QuotaAttrWarning, QuotaAttrDevMajor, QuotaAttrDevMinor:

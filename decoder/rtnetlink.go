@@ -200,7 +200,8 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		carrier    uint32
 		hasCarrier bool
 	)
-	a := d.attrs(m, sizeofIfInfomsg, rtnlLinkAttrNames)
+	var a attrDecoder
+	d.attrs(&a, m, sizeofIfInfomsg, rtnlLinkAttrNames)
 	for typ, v := range a.All {
 		switch typ & nlaTypeMask {
 		case iflaIfname:
@@ -354,7 +355,8 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	key := rtnlAddr{family: p[0], plen: p[1], index: int32(binary.NativeEndian.Uint32(p[4:8]))}
 	var local, address, label []byte
 	updated := false
-	a := d.attrs(m, sizeofIfAddrmsg, rtnlAddrAttrNames)
+	var a attrDecoder
+	d.attrs(&a, m, sizeofIfAddrmsg, rtnlAddrAttrNames)
 	for typ, v := range a.All {
 		switch typ & nlaTypeMask {
 		case ifaLocal:
@@ -415,7 +417,8 @@ func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
 		return events, d.fail(m, faultf("neighbour message with a %d-byte payload, too short for struct ndmsg (%d bytes)", len(p), sizeofNdMsg))
 	}
 	var dst []byte
-	a := d.attrs(m, sizeofNdMsg, rtnlNeighAttrNames)
+	var a attrDecoder
+	d.attrs(&a, m, sizeofNdMsg, rtnlNeighAttrNames)
 	for typ, v := range a.All {
 		if typ&nlaTypeMask == ndaDst {
 			dst = v

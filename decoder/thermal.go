@@ -260,7 +260,8 @@ type thermalAttrs struct {
 // shorter than ThermalNameLength. Attributes the decoder does not know are
 // skipped.
 func (a *thermalAttrs) parse() bool {
-	ad := a.x.attrs(a.m, genlHeaderLen, thermalAttrNames)
+	var ad attrDecoder
+	a.x.attrs(&ad, a.m, genlHeaderLen, thermalAttrNames)
 	for typ, v := range ad.All {
 		t := typ & nlaTypeMask
 		switch t {
