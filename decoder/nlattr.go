@@ -129,9 +129,11 @@ func (d *attrDecoder) Uint64(v []byte) uint64 {
 	return 0
 }
 
-// Nested returns a decoder of the attributes inside v, named by names.
-func (d *attrDecoder) Nested(v []byte, names attrNames) attrDecoder {
-	return attrDecoder{b: v, diag: d.diag, names: names}
+// Nested sets nest to decode the attributes inside v, named by names; it
+// is set in place, as faults.attrs sets a decoder.
+func (d *attrDecoder) Nested(nest *attrDecoder, v []byte, names attrNames) {
+	nest.b, nest.diag, nest.names = v, d.diag, names
+	nest.rest, nest.bad, nest.want = nil, nil, 0
 }
 
 // Failed reports whether the walk went wrong.
