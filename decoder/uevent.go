@@ -26,6 +26,7 @@ const (
 // name; a call with an empty events slice starts a new batch and reuses
 // that memory.
 type Uevent struct {
+	faults
 	names []byte
 }
 
@@ -34,20 +35,16 @@ func NewUevent() *Uevent {
 	return &Uevent{}
 }
 
+func (d *Uevent) diagnose(datagram []byte) []Problem {
+	n := NewUevent()
+	n.diag = &diagnosis{datagram: datagram}
+	n.Decode(nil, datagram)
+	return n.diag.problems
+}
+
 // Decode implements Decoder. A datagram carries one uevent.
 func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
-	return d.decode(events, datagram, nil)
-}
-
-func (d *Uevent) diagnose(datagram []byte) []Problem {
-	var g diagnosis
-	NewUevent().decode(nil, datagram, &g)
-	return g.problems
-}
-
-// decode is Decode, whose malformed uevent diag, if not nil, records.
-func (d *Uevent) decode(events []Event, datagram []byte, diag *diagnosis) ([]Event, int) {
-	props, at, ok := ueventProperties(datagram, diag)
+	props, at, ok := ueventProperties(datagram, d.diag)
 	if !ok {
 		return events, 1
 	}
@@ -75,7 +72,7 @@ func (d *Uevent) decode(events []Event, datagram []byte, diag *diagnosis) ([]Eve
 		}
 	}
 	if len(action) == 0 || len(subsystem) == 0 {
-		diag.add(at, ueventMissing(action, subsystem))
+		d.diag.add(at, ueventMissing(action, subsystem))
 		return events, 1
 	}
 	if len(events) == 0 {
