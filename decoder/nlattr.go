@@ -61,7 +61,8 @@ type attrDecoder struct {
 	// datagram, and names names the types in them.
 	diag  *diagnosis
 	names attrNames
-	// rest is where All stopped: not empty if it could not frame it.
+	// rest is where All stopped: the end, an attribute it could not
+	// frame, or one after which the loop broke off.
 	rest []byte
 	// bad is the first value a reader found not to be want bytes.
 	bad  []byte
@@ -137,14 +138,28 @@ func (d *attrDecoder) Nested(nest *attrDecoder, v []byte, names attrNames) {
 }
 
 // Failed reports whether the walk went wrong.
-func (d *attrDecoder) Failed() bool { return d.want != 0 || len(d.rest) > 0 }
+func (d *attrDecoder) Failed() bool { return d.want != 0 || d.unframed() }
+
+// unframed reports whether All stopped at an attribute it could not frame,
+// rather than at the end or where the loop broke off. All leaves that to
+// this, on the cold side of the walk, to stay small enough to be inlined.
+func (d *attrDecoder) unframed() bool {
+	if len(d.rest) == 0 {
+		return false
+	}
+	if len(d.rest) < nlaHeaderLen {
+		return true
+	}
+	l := int(binary.NativeEndian.Uint16(d.rest))
+	return l < nlaHeaderLen || l > len(d.rest)
+}
 
 // Err returns why the walk went wrong, or no fault.
 func (d *attrDecoder) Err() fault {
 	switch rest := len(d.rest); {
 	case d.want != 0:
 		return d.Faultf(d.bad, "attribute %s at byte %d carries %d bytes, want %d", len(d.bad), d.want)
-	case rest == 0:
+	case !d.unframed():
 		return fault{}
 	case rest < nlaHeaderLen:
 		return faultf("%d bytes left at byte %d, too few for an attribute header (%d bytes)", rest, d.at(d.rest), nlaHeaderLen)
