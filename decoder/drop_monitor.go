@@ -117,6 +117,7 @@ var (
 // interface is seen; after that, decoding allocates nothing. Payloads are
 // built in the decoder's own memory (see Genl).
 type DropMon struct {
+	faults
 	syms       kallsyms
 	interfaces bool
 	ifnames    ifnames
@@ -144,25 +145,69 @@ func (d *DropMon) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
 }
 
+func (d *DropMon) diagnose(datagram []byte) []Problem {
+	// Without looking names up: whether a message is malformed does not
+	// depend on them.
+	x := NewDropMon(false)
+	x.syms.path = ""
+	return diagnoseMessages(datagram, x)
+}
+
+// dropMonAttrNames are net_dropmon.h's names of the attributes.
+var dropMonAttrNames = attrNames{
+	0:                           "NET_DM_ATTR_UNSPEC",
+	DropMonAttrAlertMode:        "NET_DM_ATTR_ALERT_MODE",
+	DropMonAttrPC:               "NET_DM_ATTR_PC",
+	DropMonAttrSymbol:           "NET_DM_ATTR_SYMBOL",
+	DropMonAttrInPort:           "NET_DM_ATTR_IN_PORT",
+	DropMonAttrTimestamp:        "NET_DM_ATTR_TIMESTAMP",
+	DropMonAttrProto:            "NET_DM_ATTR_PROTO",
+	DropMonAttrPayload:          "NET_DM_ATTR_PAYLOAD",
+	DropMonAttrPad:              "NET_DM_ATTR_PAD",
+	DropMonAttrTruncLen:         "NET_DM_ATTR_TRUNC_LEN",
+	DropMonAttrOrigLen:          "NET_DM_ATTR_ORIG_LEN",
+	DropMonAttrQueueLen:         "NET_DM_ATTR_QUEUE_LEN",
+	DropMonAttrStats:            "NET_DM_ATTR_STATS",
+	DropMonAttrHWStats:          "NET_DM_ATTR_HW_STATS",
+	DropMonAttrOrigin:           "NET_DM_ATTR_ORIGIN",
+	DropMonAttrHWTrapGroupName:  "NET_DM_ATTR_HW_TRAP_GROUP_NAME",
+	DropMonAttrHWTrapName:       "NET_DM_ATTR_HW_TRAP_NAME",
+	DropMonAttrHWEntries:        "NET_DM_ATTR_HW_ENTRIES",
+	DropMonAttrHWEntry:          "NET_DM_ATTR_HW_ENTRY",
+	DropMonAttrHWTrapCount:      "NET_DM_ATTR_HW_TRAP_COUNT",
+	DropMonAttrSWDrops:          "NET_DM_ATTR_SW_DROPS",
+	DropMonAttrHWDrops:          "NET_DM_ATTR_HW_DROPS",
+	DropMonAttrFlowActionCookie: "NET_DM_ATTR_FLOW_ACTION_COOKIE",
+	DropMonAttrReason:           "NET_DM_ATTR_REASON",
+}
+
+// dropMonPortAttrNames name the attributes in NET_DM_ATTR_IN_PORT.
+var dropMonPortAttrNames = attrNames{
+	DropMonAttrPortNetdevIfindex: "NET_DM_ATTR_PORT_NETDEV_IFINDEX",
+	DropMonAttrPortNetdevName:    "NET_DM_ATTR_PORT_NETDEV_NAME",
+}
+
 func (d *DropMon) appendMessage(events []Event, m message) ([]Event, bool) {
-	if len(m.Payload) < genlHeaderLen {
+	cmd, ok := d.genlCommand(m)
+	if !ok {
 		return events, false
 	}
-	switch m.Payload[0] {
+	switch cmd {
 	case DropMonCmdPacketAlert:
 		events = append(events, Event{})
-		if !d.packet(&events[len(events)-1], m.Payload[genlHeaderLen:]) {
+		if !d.packet(&events[len(events)-1], m) {
 			return events[:len(events)-1], false
 		}
 		return events, true
 	case DropMonCmdAlert:
-		return d.summary(events, m.Payload[genlHeaderLen:])
+		return d.summary(events, m)
 	}
-	return events, false
+	return events, d.fail(m, faultf("generic netlink command %d is neither NET_DM_CMD_PACKET_ALERT (%d) nor NET_DM_CMD_ALERT (%d)",
+		int(cmd), DropMonCmdPacketAlert, DropMonCmdAlert))
 }
 
-// packet decodes the attributes of a packet alert into ev.
-func (d *DropMon) packet(ev *Event, b []byte) bool {
+// packet decodes a packet alert into ev.
+func (d *DropMon) packet(ev *Event, m message) bool {
 	var (
 		origin            uint16
 		pc                uint64
@@ -173,56 +218,48 @@ func (d *DropMon) packet(ev *Event, b []byte) bool {
 		origLen           uint32
 		hasOrigLen, hasIn bool
 	)
-	r := attrReader{b: b}
-	for r.next() {
-		switch r.typ {
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, dropMonAttrNames)
+	for typ, v := range ad.All {
+		switch typ & nlaTypeMask {
 		case DropMonAttrOrigin:
-			if len(r.v) != 2 {
-				return false
+			if v := ad.Sized(v, 2); v != nil {
+				origin = binary.NativeEndian.Uint16(v)
 			}
-			origin = binary.NativeEndian.Uint16(r.v)
 		case DropMonAttrPC:
-			if len(r.v) != 8 {
-				return false
-			}
-			pc, hasPC = binary.NativeEndian.Uint64(r.v), true
+			pc, hasPC = ad.Uint64(v), true
 		case DropMonAttrSymbol:
-			symbol = cString(r.v)
+			symbol = cString(v)
 		case DropMonAttrReason:
-			reason = cString(r.v)
+			reason = cString(v)
 		case DropMonAttrHWTrapName:
-			trap = cString(r.v)
+			trap = cString(v)
 		case DropMonAttrHWTrapGroupName:
-			trapGroup = cString(r.v)
+			trapGroup = cString(v)
 		case DropMonAttrInPort:
-			port, hasIn = r.v, true
+			port, hasIn = v, true
 		case DropMonAttrOrigLen:
-			if len(r.v) != 4 {
-				return false
-			}
-			origLen, hasOrigLen = binary.NativeEndian.Uint32(r.v), true
+			origLen, hasOrigLen = ad.Uint32(v), true
 		}
 	}
-	if r.bad {
-		return false
+	if ad.Failed() {
+		return d.fail(m, ad.Err())
 	}
 	var ifindex uint32
 	var ifname []byte
 	if hasIn {
-		pr := attrReader{b: port}
-		for pr.next() {
-			switch pr.typ {
+		var pd attrDecoder
+		ad.Nested(&pd, port, dropMonPortAttrNames)
+		for typ, v := range pd.All {
+			switch typ & nlaTypeMask {
 			case DropMonAttrPortNetdevIfindex:
-				if len(pr.v) != 4 {
-					return false
-				}
-				ifindex = binary.NativeEndian.Uint32(pr.v)
+				ifindex = pd.Uint32(v)
 			case DropMonAttrPortNetdevName:
-				ifname = cString(pr.v)
+				ifname = cString(v)
 			}
 		}
-		if pr.bad {
-			return false
+		if pd.Failed() {
+			return d.fail(m, pd.Err())
 		}
 	}
 
@@ -278,23 +315,31 @@ func (d *DropMon) function(symbol []byte, pc uint64, hasPC bool) []byte {
 	return name
 }
 
-// summary appends the events of a summary alert's attributes, b.
-func (d *DropMon) summary(events []Event, b []byte) ([]Event, bool) {
+// dropMonEntryAttrNames name the attributes of a hardware summary's
+// entry.
+var dropMonEntryAttrNames = attrNames{
+	DropMonAttrHWTrapName:  "NET_DM_ATTR_HW_TRAP_NAME",
+	DropMonAttrHWTrapCount: "NET_DM_ATTR_HW_TRAP_COUNT",
+}
+
+// summary appends the events of a summary alert.
+func (d *DropMon) summary(events []Event, m message) ([]Event, bool) {
 	start := len(events)
 	d.points, d.pcs = d.points[:0], d.pcs[:0]
-	r := attrReader{b: b}
-	for r.next() {
-		switch r.typ {
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, dropMonAttrNames)
+	for typ, v := range ad.All {
+		switch typ & nlaTypeMask {
 		case 0:
 			// struct net_dm_alert_msg: the number of points, then the
 			// points.
-			if len(r.v) < 4 {
-				return events[:start], false
+			if len(v) < 4 {
+				return events[:start], d.fail(m, ad.Faultf(v, "attribute %s at byte %d carries %d bytes, too few for the number of points (4)", len(v)))
 			}
-			n := int(binary.NativeEndian.Uint32(r.v))
-			points := r.v[4:]
-			if n > len(points)/DropMonDropPointLen {
-				return events[:start], false
+			n := int(binary.NativeEndian.Uint32(v))
+			points := v[4:]
+			if n < 0 || n > len(points)/DropMonDropPointLen {
+				return events[:start], d.fail(m, ad.Faultf(v, "attribute %s at byte %d counts %d points, but holds %d", n, len(points)/DropMonDropPointLen))
 			}
 			for i := range n {
 				p := points[i*DropMonDropPointLen:]
@@ -308,40 +353,44 @@ func (d *DropMon) summary(events []Event, b []byte) ([]Event, bool) {
 				}
 			}
 		case DropMonAttrHWEntries:
-			er := attrReader{b: r.v}
-			for er.next() {
-				if er.typ != DropMonAttrHWEntry {
+			var ed attrDecoder
+			ad.Nested(&ed, v, dropMonAttrNames)
+			for typ, v := range ed.All {
+				if typ&nlaTypeMask != DropMonAttrHWEntry {
 					continue
 				}
 				var name []byte
 				var count uint32
 				hasCount := false
-				tr := attrReader{b: er.v}
-				for tr.next() {
-					switch tr.typ {
+				var td attrDecoder
+				ed.Nested(&td, v, dropMonEntryAttrNames)
+				for typ, v := range td.All {
+					switch typ & nlaTypeMask {
 					case DropMonAttrHWTrapName:
-						name = cString(tr.v)
+						name = cString(v)
 					case DropMonAttrHWTrapCount:
-						if len(tr.v) != 4 {
-							return events[:start], false
-						}
-						count, hasCount = binary.NativeEndian.Uint32(tr.v), true
+						count, hasCount = td.Uint32(v), true
 					}
 				}
-				if tr.bad || len(name) == 0 || !hasCount {
-					return events[:start], false
+				switch {
+				case td.Failed():
+					return events[:start], d.fail(m, td.Err())
+				case len(name) == 0:
+					return events[:start], d.fail(m, ed.Faultf(v, "attribute %s at byte %d: no trap name (NET_DM_ATTR_HW_TRAP_NAME), or an empty one"))
+				case !hasCount:
+					return events[:start], d.fail(m, ed.Faultf(v, "attribute %s at byte %d: no trap count (NET_DM_ATTR_HW_TRAP_COUNT)"))
 				}
 				if count > 0 {
 					events = append(events, Event{Name: name, Value: float64(count), HasValue: true, Count: uint64(count)})
 				}
 			}
-			if er.bad {
-				return events[:start], false
+			if ed.Failed() {
+				return events[:start], d.fail(m, ed.Err())
 			}
 		}
 	}
-	if r.bad {
-		return events[:start], false
+	if ad.Failed() {
+		return events[:start], d.fail(m, ad.Err())
 	}
 	if len(d.pcs) > 0 {
 		d.syms.resolve(d.pcs)

@@ -358,3 +358,31 @@ func BenchmarkDropMonDecode(b *testing.B) {
 			dropSummary([2]uint64{pcUDP, 100}, [2]uint64{pcModule, 2}, [2]uint64{0, 3}))
 	})
 }
+
+// TestDropMonDiagnose: Diagnose says why a drop monitor message is
+// malformed, naming the attribute and where it is.
+func TestDropMonDiagnose(t *testing.T) {
+	tooMany := dropSummary([2]uint64{pcUDP, 1})
+	binary.NativeEndian.PutUint32(tooMany[16+4+4:], 2)
+	wrongPC := dropPacket{pc: pcUDP, reason: "NO_SOCKET", symbol: "x+0x1/0x2"}.attrs()
+	wrongPC[1] = nlsend.AppendAttr(nil, decoder.DropMonAttrPC, u32(1))
+	for _, c := range []struct {
+		name     string
+		datagram []byte
+		want     string
+	}{
+		{"points", tooMany, "at byte 0: attribute NET_DM_ATTR_UNSPEC (0) at byte 20 counts 2 points, but holds 1"},
+		{"pc", genlMsg(decoder.DropMonCmdPacketAlert, wrongPC...), "at byte 0: attribute NET_DM_ATTR_PC (2) at byte 28 carries 4 bytes, want 8"},
+		{"command", genlMsg(decoder.DropMonCmdStatsNew), "at byte 0: generic netlink command 9 is neither NET_DM_CMD_PACKET_ALERT (5) nor NET_DM_CMD_ALERT (1)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, p := range decoder.Diagnose(decoder.NewDropMon(false), c.datagram) {
+				got = append(got, p.String())
+			}
+			if len(got) != 1 || got[0] != c.want {
+				t.Errorf("Diagnose: %q, want %q", got, c.want)
+			}
+		})
+	}
+}
