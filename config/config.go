@@ -100,9 +100,13 @@ const (
 )
 
 const (
-	// routeProtocol and connectorProtocol are NETLINK_ROUTE and
-	// NETLINK_CONNECTOR, which the rtnetlink and proc decoders read.
+	// routeProtocol, xfrmProtocol, auditProtocol and connectorProtocol
+	// are NETLINK_ROUTE, NETLINK_XFRM, NETLINK_AUDIT and
+	// NETLINK_CONNECTOR, which the rtnetlink, xfrm, audit and proc
+	// decoders read.
 	routeProtocol     Protocol = 0
+	xfrmProtocol      Protocol = 6
+	auditProtocol     Protocol = 9
 	connectorProtocol Protocol = 11
 	// procGroup is CN_IDX_PROC, the process events' group.
 	procGroup = 1
@@ -141,6 +145,13 @@ var (
 		}
 		return m
 	}()
+	// groupNames are the protocols whose groups may be named, and their
+	// names.
+	groupNames = map[Protocol]map[string]uint32{
+		routeProtocol: decoder.RtnetlinkGroups,
+		xfrmProtocol:  decoder.XfrmGroups,
+		auditProtocol: decoder.AuditGroups,
+	}
 	// kernelTypes are the message types the kernel names itself; the raw
 	// decoder uses these names for them.
 	kernelTypes = map[string]uint16{"noop": 1, "error": 2, "done": 3, "overrun": 4}
@@ -246,24 +257,27 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	case !hasProtocol && !hasFamily:
 		return fmt.Errorf("line %d: source has no protocol or family", node.Line)
 	}
-	// Protocol route's groups may be named, so the protocol is read
-	// first.
+	// Some protocols' groups may be named (route's, xfrm's), so the
+	// protocol is read first.
 	var p Protocol
 	if hasProtocol {
 		if err := p.UnmarshalYAML(protocol); err != nil {
 			return err
 		}
 	}
-	route := hasProtocol && p == routeProtocol
+	var named Protocol = -1
+	if _, ok := groupNames[p]; hasProtocol && ok {
+		named = p
+	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := resolve(node.Content[i]).Value
-		if err := checkSourceValue(k, node.Content[i+1], hasFamily, route); err != nil {
+		if err := checkSourceValue(k, node.Content[i+1], hasFamily, named); err != nil {
 			return err
 		}
 	}
 	*s = DefaultSource
-	if route {
-		node = withGroupNumbers(node)
+	if named >= 0 {
+		node = withGroupNumbers(node, groupNames[named])
 	}
 	if hasFamily {
 		// A family's groups are names: read them here and leave yaml.v3
@@ -292,9 +306,9 @@ func withoutKey(node *yaml.Node, key string) *yaml.Node {
 }
 
 // withGroupNumbers returns a copy of mapping node whose groups list has
-// protocol route's group names replaced by their numbers, which
+// the group names of its protocol, names, replaced by their numbers, which
 // checkSourceValue found known.
-func withGroupNumbers(node *yaml.Node) *yaml.Node {
+func withGroupNumbers(node *yaml.Node, names map[string]uint32) *yaml.Node {
 	c := *node
 	c.Content = slices.Clone(node.Content)
 	for i := 0; i+1 < len(c.Content); i += 2 {
@@ -306,7 +320,7 @@ func withGroupNumbers(node *yaml.Node) *yaml.Node {
 		seq.Content = slices.Clone(seq.Content)
 		for j, g := range seq.Content {
 			if rg := resolve(g); rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
-				n := decoder.RtnetlinkGroups[strings.ToLower(rg.Value)]
+				n := names[strings.ToLower(rg.Value)]
 				seq.Content[j] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(n), Line: rg.Line, Column: rg.Column}
 			}
 		}
@@ -315,14 +329,15 @@ func withGroupNumbers(node *yaml.Node) *yaml.Node {
 	return &c
 }
 
-// routeGroupNames lists protocol route's group names for errors, by number.
-func routeGroupNames(withNumbers bool) string {
-	names := slices.SortedFunc(maps.Keys(decoder.RtnetlinkGroups), func(a, b string) int {
-		return int(decoder.RtnetlinkGroups[a]) - int(decoder.RtnetlinkGroups[b])
+// listGroupNames lists protocol p's group names for errors, by number.
+func listGroupNames(p Protocol, withNumbers bool) string {
+	groups := groupNames[p]
+	names := slices.SortedFunc(maps.Keys(groups), func(a, b string) int {
+		return int(groups[a]) - int(groups[b])
 	})
 	if withNumbers {
 		for i, n := range names {
-			names[i] = fmt.Sprintf("%s (%d)", n, decoder.RtnetlinkGroups[n])
+			names[i] = fmt.Sprintf("%s (%d)", n, groups[n])
 		}
 	}
 	return strings.Join(names, ", ")
@@ -331,8 +346,8 @@ func routeGroupNames(withNumbers bool) string {
 // checkSourceValue checks the kind of a source's value v for key, where
 // yaml.v3 would be too lax (floats truncated into integers) or too slow (a
 // mapping where a scalar belongs). Protocol and EventNames check their own.
-// route says the source's protocol is route, whose groups may be named.
-func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
+// named is the source's protocol if its groups may be named, else -1.
+func checkSourceValue(key string, v *yaml.Node, family bool, named Protocol) error {
 	rv := resolve(v)
 	switch key {
 	case "receive_buffer_bytes", "max_events":
@@ -343,9 +358,9 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 			// No groups: Source.validate says they are required.
 		case rv.Kind == yaml.SequenceNode:
 			for _, g := range rv.Content {
-				if rg := resolve(g); route && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
-					if _, ok := decoder.RtnetlinkGroups[strings.ToLower(rg.Value)]; !ok {
-						return fmt.Errorf("line %d: groups: unknown group %q for protocol route (known: %s)", g.Line, rg.Value, routeGroupNames(false))
+				if rg := resolve(g); named >= 0 && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
+					if _, ok := groupNames[named][strings.ToLower(rg.Value)]; !ok {
+						return fmt.Errorf("line %d: groups: unknown group %q for protocol %s (known: %s)", g.Line, rg.Value, protocolNames[named], listGroupNames(named, false))
 					}
 					continue
 				}
@@ -596,6 +611,10 @@ func (s *Source) validate() error {
 		return fmt.Errorf("the rtnetlink decoder reads protocol %s", routeProtocol.describe())
 	case s.Decoder == "proc" && (s.Family != "" || s.Protocol != connectorProtocol):
 		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
+	case s.Decoder == "xfrm" && (s.Family != "" || s.Protocol != xfrmProtocol):
+		return fmt.Errorf("the xfrm decoder reads protocol %s", xfrmProtocol.describe())
+	case s.Decoder == "audit" && (s.Family != "" || s.Protocol != auditProtocol):
+		return fmt.Errorf("the audit decoder reads protocol %s", auditProtocol.describe())
 	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
 		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
 	}
@@ -616,7 +635,13 @@ func (s *Source) validate() error {
 			return fmt.Errorf("groups: group %d out of range 1-%d for protocol %s", g, maxGroup, s.Protocol.describe())
 		}
 		if s.Decoder == "rtnetlink" && !slices.Contains(slices.Collect(maps.Values(decoder.RtnetlinkGroups)), g) {
-			return fmt.Errorf("groups: group %d is not one the rtnetlink decoder reads: %s", g, routeGroupNames(true))
+			return fmt.Errorf("groups: group %d is not one the rtnetlink decoder reads: %s", g, listGroupNames(routeProtocol, true))
+		}
+		if s.Decoder == "xfrm" && !slices.Contains(slices.Collect(maps.Values(decoder.XfrmGroups)), g) {
+			return fmt.Errorf("groups: group %d is not one the xfrm decoder reads: %s", g, listGroupNames(xfrmProtocol, true))
+		}
+		if s.Decoder == "audit" && g != decoder.AuditGroups["readlog"] {
+			return fmt.Errorf("groups: group %d is not the audit decoder's: it reads group readlog (%d)", g, decoder.AuditGroups["readlog"])
 		}
 		if s.Decoder == "proc" && g != procGroup {
 			return fmt.Errorf("groups: group %d is not the proc decoder's: it reads group %d (CN_IDX_PROC)", g, procGroup)
