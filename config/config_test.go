@@ -84,16 +84,26 @@ sources:
     protocol: connector
     groups: [1]
     decoder: proc
+  - name: ipsec
+    protocol: xfrm
+    groups: [expire, SA, policy]
+    decoder: xfrm
+  - name: audit
+    protocol: audit
+    groups: [readlog]
+    decoder: audit
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	def := DefaultSource
-	want := []Source{def, def, def, def}
+	want := []Source{def, def, def, def, def, def}
 	want[0].Name, want[0].Groups, want[0].Decoder = "links", []uint32{1, 3, 5, 9}, "rtnetlink"
 	want[1].Name, want[1].Groups, want[1].Decoder = "named", []uint32{1}, "raw"
 	want[2].Name, want[2].Groups, want[2].Decoder = "aliased", []uint32{1}, "raw"
 	want[3].Name, want[3].Protocol, want[3].Groups, want[3].Decoder = "procs", 11, []uint32{1}, "proc"
+	want[4].Name, want[4].Protocol, want[4].Groups, want[4].Decoder = "ipsec", 6, []uint32{2, 3, 4}, "xfrm"
+	want[5].Name, want[5].Protocol, want[5].Groups, want[5].Decoder = "audit", 9, []uint32{1}, "audit"
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
 	}
@@ -220,6 +230,11 @@ func TestParseBad(t *testing.T) {
 		{"route group name on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [link]\n    decoder: raw\n", `line 4: groups: "link" is not an integer`},
 		{"route group name on a bad protocol", "sources:\n  - name: s\n    protocol: nosuch\n    groups: [link]\n    decoder: raw\n", `line 3: unknown protocol "nosuch"`},
 		{"route group name and number twice", "sources:\n  - name: s\n    protocol: route\n    groups: [link, 1]\n    decoder: rtnetlink\n", `source "s": groups: group 1 listed twice`},
+		{"unknown xfrm group name", "sources:\n  - name: s\n    protocol: xfrm\n    groups: [expiry]\n    decoder: xfrm\n", `line 4: groups: unknown group "expiry" for protocol xfrm (known: acquire, expire, sa, policy, aevents, report, migrate, mapping)`},
+		{"xfrm on route", "sources:\n  - name: s\n    protocol: route\n    groups: [1]\n    decoder: xfrm\n", `source "s": the xfrm decoder reads protocol xfrm (6)`},
+		{"xfrm on a group it does not read", "sources:\n  - name: s\n    protocol: xfrm\n    groups: [sa, 9]\n    decoder: xfrm\n", `source "s": groups: group 9 is not one the xfrm decoder reads: acquire (1), expire (2), sa (3), policy (4), aevents (5), report (6), migrate (7), mapping (8)`},
+		{"audit on a family", "sources:\n  - name: s\n    family: audit\n    groups: [readlog]\n    decoder: audit\n", `source "s": the audit decoder reads protocol audit (9)`},
+		{"audit on another group", "sources:\n  - name: s\n    protocol: audit\n    groups: [2]\n    decoder: audit\n", `source "s": groups: group 2 is not the audit decoder's: it reads group readlog (1)`},
 		{"rtnetlink on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [1]\n    decoder: rtnetlink\n", `source "s": the rtnetlink decoder reads protocol route (0)`},
 		{"rtnetlink on a family", "sources:\n  - name: s\n    family: rtnl\n    groups: [link]\n    decoder: rtnetlink\n", `source "s": the rtnetlink decoder reads protocol route (0)`},
 		{"rtnetlink on a route group it does not read", "sources:\n  - name: s\n    protocol: route\n    groups: [link, 7]\n    decoder: rtnetlink\n", `source "s": groups: group 7 is not one the rtnetlink decoder reads: link (1), neigh (3), ipv4_ifaddr (5), ipv6_ifaddr (9)`},
