@@ -391,3 +391,18 @@ func TestXfrmAuditDenied(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorXfrm: the monitor prints the xfrm source's events as ip xfrm
+// monitor would have them: the event, the policy's selector as object and
+// its index as value.
+func TestMonitorXfrm(t *testing.T) {
+	t.Parallel()
+	requireXfrm(t, "/proc/self/ns/net")
+	p := startMonitor(t, "", "--protocol=xfrm", "--groups=sa,policy", "--decoder=xfrm")
+	p.waitOutput(t, " cmdline !up protocol=6 groups=")
+	sel := []string{"src", "10.7.0.0/24", "dst", "10.8.0.0/24", "dir", "out"}
+	ipIn(t, "/proc/self/ns/net", append([]string{"xfrm", "policy", "add"}, sel...)...)
+	ipIn(t, "/proc/self/ns/net", append([]string{"xfrm", "policy", "del"}, sel...)...)
+	p.waitOutput(t, ` cmdline policy/new object="10.7.0.0/24->10.8.0.0/24 out" value=`)
+	p.waitOutput(t, ` cmdline policy/del object="10.7.0.0/24->10.8.0.0/24 out" value=`)
+}
