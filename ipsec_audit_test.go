@@ -388,6 +388,9 @@ func TestXfrmAuditDenied(t *testing.T) {
 		e.WantAsProbed(t, s.name, s.group, probed)
 		if errors.Is(probed, unix.EPERM) {
 			e.WaitFor(t, 1, "kevent_source_state", "source", s.name, "state", "denied")
+			if s.protocol == unix.NETLINK_AUDIT {
+				e.WaitLog(t, `need="CAP_AUDIT_READ, in the initial network namespace"`)
+			}
 		}
 	}
 }
