@@ -96,10 +96,13 @@ func TestKustomize(t *testing.T) {
 		objs := kustomizeDir(t, filepath.Join("overlays", name))
 		pod := daemonSet(t, objs).Spec.Template.Spec
 		sc := pod.Containers[0].SecurityContext
-		netAdmin := *pod.SecurityContext.RunAsUser == 0 && !*pod.SecurityContext.RunAsNonRoot &&
-			reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN"}) &&
-			reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) &&
-			!*sc.AllowPrivilegeEscalation && *sc.ReadOnlyRootFilesystem
+		rootWith := func(caps ...corev1.Capability) bool {
+			return *pod.SecurityContext.RunAsUser == 0 && !*pod.SecurityContext.RunAsNonRoot &&
+				reflect.DeepEqual(sc.Capabilities.Add, caps) &&
+				reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) &&
+				!*sc.AllowPrivilegeEscalation && *sc.ReadOnlyRootFilesystem
+		}
+		netAdmin := rootWith("NET_ADMIN")
 		operator := len(objs) == len(base)+2
 		switch name {
 		case "prometheus-operator":
@@ -111,6 +114,10 @@ func TestKustomize(t *testing.T) {
 		case "net-admin":
 			if operator || !netAdmin || pod.HostPID {
 				t.Errorf("%s: want root with only CAP_NET_ADMIN, no host PID namespace: %+v %+v", name, pod.SecurityContext, sc)
+			}
+		case "audit":
+			if operator || !rootWith("AUDIT_READ") || pod.HostPID || !pod.HostNetwork {
+				t.Errorf("%s: want root with only CAP_AUDIT_READ in the host network namespace: %+v %+v", name, pod.SecurityContext, sc)
 			}
 		case "proc-connector":
 			if operator || !netAdmin || !pod.HostPID {
@@ -173,7 +180,7 @@ func sameSet(a, b []string) bool {
 // allSwitches turns on every switch of the chart.
 var allSwitches = []string{
 	"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "prometheusRule.examples=true",
-	"privileges.netAdmin=true", "privileges.hostPID=true",
+	"privileges.netAdmin=true", "privileges.hostPID=true", "privileges.auditRead=true",
 }
 
 func setArgs(sets ...string) []string {
@@ -216,6 +223,8 @@ func TestHelmMatchesKustomize(t *testing.T) {
 			func(t *testing.T) []object { return kustomizeDir(t, "overlays/prometheus-operator") }},
 		{"privileges.netAdmin / overlays/net-admin", []string{"privileges.netAdmin=true"},
 			func(t *testing.T) []object { return kustomizeDir(t, "overlays/net-admin") }},
+		{"privileges.auditRead / overlays/audit", []string{"privileges.auditRead=true"},
+			func(t *testing.T) []object { return kustomizeDir(t, "overlays/audit") }},
 		{"privileges.netAdmin and hostPID / overlays/proc-connector", []string{"privileges.netAdmin=true", "privileges.hostPID=true"},
 			func(t *testing.T) []object { return kustomizeDir(t, "overlays/proc-connector") }},
 		{"every switch / every component", allSwitches, allComponents},
