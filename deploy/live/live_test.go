@@ -70,6 +70,15 @@ sources:
   - {name: xfrm, protocol: xfrm, groups: [1], decoder: raw}
 `
 
+// sourcePanels are the dashboard's panels of the xfrm and audit sources'
+// events, which need privileges and kernel traffic this test does not
+// make: the exporter's host tests count those events
+// (ipsec_audit_test.go), and the dashboard's own test parses the queries.
+var sourcePanels = map[string]bool{
+	"IPsec events by tunnel and policy":                    true,
+	"Audit: denials, crashes and seccomp kills per minute": true,
+}
+
 // TestLive brings one exporter into every state the alerts are about,
 // under a Prometheus that scrapes it (and a target that does not answer)
 // every second and evaluates the rules files every second, then checks the
@@ -320,7 +329,7 @@ scrape_configs:
 				t.Error(err)
 				continue
 			}
-			check(q.String(), expr, true)
+			check(q.String(), expr, !sourcePanels[q.Panel])
 		}
 		for _, f := range []string{rulesFile, examplesFile} {
 			rs, err := monitoring.LoadRules(f)
@@ -371,6 +380,10 @@ scrape_configs:
 			expr, err := monitoring.Substitute(q.Expr)
 			if err != nil {
 				t.Error(err)
+				continue
+			}
+			if sourcePanels[q.Panel] {
+				t.Logf("%s: no xfrm or audit source here to give it data", q)
 				continue
 			}
 			var result []sample
