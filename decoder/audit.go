@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // AuditGroups are the multicast groups of NETLINK_AUDIT, by the names a
@@ -84,6 +82,11 @@ const (
 	auditAVC         = 1400
 	auditPromiscuous = 1700
 	auditAbend       = 1701
+
+	// AUDIT_ARCH_X86_64 and AUDIT_ARCH_AARCH64, the arch= of the system
+	// calls the decoder names.
+	auditArchX8664   = 0xc000003e
+	auditArchAarch64 = 0xc00000b7
 )
 
 // Names made once, so that decoding picks from them.
@@ -96,7 +99,7 @@ var (
 		return m
 	}()
 	auditSignals     = procNames("", sigRTMax+1, signalName)
-	auditSyscalls    = map[uint32][][]byte{unix.AUDIT_ARCH_X86_64: byteNames(auditSyscallsX8664[:]), unix.AUDIT_ARCH_AARCH64: byteNames(auditSyscallsAarch64[:])}
+	auditSyscalls    = map[uint32][][]byte{auditArchX8664: byteNames(auditSyscallsX8664[:]), auditArchAarch64: byteNames(auditSyscallsAarch64[:])}
 	auditRateLimited = []byte(AuditRateLimited)
 )
 

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // XfrmGroups are the multicast groups of NETLINK_XFRM (XFRMNLGRP_*), by the
@@ -25,39 +23,45 @@ var XfrmGroups = map[string]uint32{
 // The xfrm messages the kernel multicasts (XFRM_MSG_*), from
 // linux/xfrm.h. A test checks these against the header.
 const (
-	xfrmMsgNewSA        = 0x10
-	xfrmMsgDelSA        = 0x11
-	xfrmMsgNewPolicy    = 0x13
-	xfrmMsgDelPolicy    = 0x14
-	xfrmMsgAcquire      = 0x17
-	xfrmMsgExpire       = 0x18
-	xfrmMsgUpdPolicy    = 0x19
-	xfrmMsgUpdSA        = 0x1a
-	xfrmMsgPolExpire    = 0x1b
-	xfrmMsgFlushSA      = 0x1c
-	xfrmMsgFlushPolicy  = 0x1d
-	xfrmMsgNewAE        = 0x1e
-	xfrmMsgReport       = 0x20
-	xfrmMsgMigrate      = 0x21
-	xfrmMsgMapping      = 0x26
-	xfrmaTmpl           = 5 // XFRMA_TMPL
-	xfrmaSA             = 6 // XFRMA_SA
-	xfrmaPolicy         = 7 // XFRMA_POLICY
-	xfrmPolicyDirCount  = 3 // in, out, fwd; sockets' policies add XFRM_POLICY_MAX
-	xfrmSelectorLen     = 56
-	xfrmUsersaInfoLen   = 224
-	xfrmUsersaIDLen     = 24
-	xfrmUserExpireLen   = 232
-	xfrmPolicyInfoLen   = 168
-	xfrmPolExpireLen    = 176
-	xfrmPolicyIDLen     = 64
-	xfrmUserAcquireLen  = 280
-	xfrmUserTmplLen     = 64
-	xfrmAeventIDLen     = 48
-	xfrmUserReportLen   = 60
-	xfrmUserMappingLen  = 64
-	xfrmUsersaFlushLen  = 1
-	xfrmAcquirePolicyAt = 96 // struct xfrm_user_acquire's policy
+	xfrmMsgNewSA       = 0x10
+	xfrmMsgDelSA       = 0x11
+	xfrmMsgNewPolicy   = 0x13
+	xfrmMsgDelPolicy   = 0x14
+	xfrmMsgAcquire     = 0x17
+	xfrmMsgExpire      = 0x18
+	xfrmMsgUpdPolicy   = 0x19
+	xfrmMsgUpdSA       = 0x1a
+	xfrmMsgPolExpire   = 0x1b
+	xfrmMsgFlushSA     = 0x1c
+	xfrmMsgFlushPolicy = 0x1d
+	xfrmMsgNewAE       = 0x1e
+	xfrmMsgReport      = 0x20
+	xfrmMsgMigrate     = 0x21
+	xfrmMsgMapping     = 0x26
+	xfrmaTmpl          = 5 // XFRMA_TMPL
+	xfrmaSA            = 6 // XFRMA_SA
+	xfrmaPolicy        = 7 // XFRMA_POLICY
+	xfrmPolicyDirCount = 3 // in, out, fwd; sockets' policies add XFRM_POLICY_MAX
+	xfrmSelectorLen    = 56
+	xfrmUsersaInfoLen  = 224
+	xfrmUsersaIDLen    = 24
+	xfrmUserExpireLen  = 232
+	xfrmPolicyInfoLen  = 168
+	xfrmPolExpireLen   = 176
+	xfrmPolicyIDLen    = 64
+	xfrmUserAcquireLen = 280
+	xfrmUserTmplLen    = 64
+	xfrmAeventIDLen    = 48
+	xfrmUserReportLen  = 60
+	xfrmUserMappingLen = 64
+	xfrmUsersaFlushLen = 1
+
+	// Address families and IPsec protocols, as Linux numbers them.
+	xfrmAFInet    = 2
+	xfrmAFInet6   = 10
+	xfrmProtoESP  = 50
+	xfrmProtoAH   = 51
+	xfrmProtoComp = 108
 )
 
 // The xfrm decoder's event names.
@@ -305,7 +309,7 @@ func (d *Xfrm) acquire(ev *Event, p []byte) bool {
 	// tunnel's own (its outer addresses may be of another family).
 	family := p[40+40]
 	var reqid uint32
-	attrs := rtnlAttrs{b: p[xfrmUserAcquireLen:]}
+	attrs := xfrmAttrs{b: p[xfrmUserAcquireLen:]}
 	found := false
 	for typ, v, ok := attrs.next(); ok; typ, v, ok = attrs.next() {
 		if typ != xfrmaTmpl {
@@ -332,7 +336,7 @@ func (d *Xfrm) acquire(ev *Event, p []byte) bool {
 // there is none; good is false if the attributes cannot be framed or the
 // value is shorter than size.
 func xfrmAttr(attrs []byte, typ uint16, size int) (v []byte, good bool) {
-	a := rtnlAttrs{b: attrs}
+	a := xfrmAttrs{b: attrs}
 	for t, v, ok := a.next(); ok; t, v, ok = a.next() {
 		if t == typ {
 			return v, len(v) >= size
@@ -340,6 +344,40 @@ func xfrmAttr(attrs []byte, typ uint16, size int) (v []byte, good bool) {
 	}
 	return nil, !a.bad
 }
+
+// xfrmAttrs walks the attributes (struct nlattr) after a message's
+// struct.
+type xfrmAttrs struct {
+	b   []byte
+	bad bool
+}
+
+// next returns the next attribute's type, without its flags, and value.
+// ok is false at the end, and bad set if the rest cannot be framed.
+func (a *xfrmAttrs) next() (typ uint16, v []byte, ok bool) {
+	if len(a.b) == 0 {
+		return 0, nil, false
+	}
+	if len(a.b) < xfrmAttrHeaderLen {
+		a.b, a.bad = nil, true
+		return 0, nil, false
+	}
+	l := int(binary.NativeEndian.Uint16(a.b[0:2]))
+	if l < xfrmAttrHeaderLen || l > len(a.b) {
+		a.b, a.bad = nil, true
+		return 0, nil, false
+	}
+	typ, v = binary.NativeEndian.Uint16(a.b[2:4])&xfrmAttrTypeMask, a.b[xfrmAttrHeaderLen:l]
+	a.b = skipAligned(a.b, l)
+	return typ, v, true
+}
+
+const (
+	// xfrmAttrHeaderLen is struct nlattr's size; xfrmAttrTypeMask strips
+	// NLA_F_NESTED and NLA_F_NET_BYTEORDER.
+	xfrmAttrHeaderLen = 4
+	xfrmAttrTypeMask  = 0x3fff
+)
 
 // tunnel returns the object of an SA: "esp 192.0.2.1->198.51.100.2 reqid
 // 7". saddr may be nil, for a message that lacks it.
@@ -396,11 +434,11 @@ func (d *Xfrm) proto(proto byte) []byte {
 // appendProto appends IPsec protocol proto's name as ip xfrm names it.
 func (d *Xfrm) appendProto(b []byte, proto byte) []byte {
 	switch proto {
-	case unix.IPPROTO_ESP:
+	case xfrmProtoESP:
 		return append(b, "esp"...)
-	case unix.IPPROTO_AH:
+	case xfrmProtoAH:
 		return append(b, "ah"...)
-	case unix.IPPROTO_COMP:
+	case xfrmProtoComp:
 		return append(b, "comp"...)
 	}
 	return strconv.AppendUint(append(b, "proto-"...), uint64(proto), 10)
@@ -410,9 +448,9 @@ func (d *Xfrm) appendProto(b []byte, proto byte) []byte {
 // family is "?".
 func appendXfrmAddr(b []byte, family byte, a []byte) []byte {
 	switch family {
-	case unix.AF_INET:
+	case xfrmAFInet:
 		return netip.AddrFrom4([4]byte(a[:4])).AppendTo(b)
-	case unix.AF_INET6:
+	case xfrmAFInet6:
 		return netip.AddrFrom16([16]byte(a[:16])).AppendTo(b)
 	}
 	return append(b, '?')
