@@ -122,7 +122,10 @@ func byteNames(names []string) [][]byte {
 // share its serial, give no events. The value is the serial, which is also
 // the event's sequence number: the serials missing between events are
 // records lost, by the kernel (its backlog or rate limit) or by the
-// exporter. The payload is the record's text, "audit(<time>:<serial>):
+// exporter. The decoder remembers the last 256 serials: a record further
+// behind its event's first (the SYSCALL record of a system call that
+// blocked while 256 other events were logged) counts again, and as a
+// duplicate in the sequence metrics. The payload is the record's text, "audit(<time>:<serial>):
 // ...".
 //
 // The object is a bounded property of the records that have one, never a
