@@ -13,11 +13,11 @@ import (
 var AuditGroups = map[string]uint32{"readlog": 1}
 
 const (
-	// AuditRecordsPerSecond bounds the records per second whose text the
-	// audit decoder reads for an object and keeps as payload. The records
-	// past it in a second still count, by type, with the object
-	// AuditRateLimited and no payload: a host with syscall rules logs
-	// thousands a second.
+	// AuditRecordsPerSecond bounds the events (their first records) per
+	// second whose text the audit decoder reads for an object and keeps
+	// as payload. The events past it in a second still count, by type,
+	// with the object AuditRateLimited and no payload: a host with
+	// syscall rules logs thousands a second.
 	AuditRecordsPerSecond = 1000
 	// AuditRateLimited is the object of the records past
 	// AuditRecordsPerSecond.
@@ -125,8 +125,8 @@ func byteNames(names []string) [][]byte {
 // exporter. The decoder remembers the last 256 serials: a record further
 // behind its event's first (the SYSCALL record of a system call that
 // blocked while 256 other events were logged) counts again, and as a
-// duplicate in the sequence metrics. The payload is the record's text, "audit(<time>:<serial>):
-// ...".
+// duplicate in the sequence metrics. The payload is the record's text,
+// "audit(<time>:<serial>): ...".
 //
 // The object is a bounded property of the records that have one, never a
 // pid, path, executable or key:
@@ -140,9 +140,9 @@ func byteNames(names []string) [][]byte {
 //   - NETFILTER_CFG: the table (table=);
 //   - USER_LOGIN: the result (res=), success or failed.
 //
-// Past AuditRecordsPerSecond records in a second, records count with the
+// Past AuditRecordsPerSecond events in a second, events count with the
 // object AuditRateLimited and no payload, their text unread but for the
-// serial.
+// serial (which the later records of an event need no more than).
 type Audit struct {
 	// serials is a ring of the last serials seen; next is where the next
 	// goes.
