@@ -255,7 +255,7 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	case !hasProtocol && !hasFamily:
 		return fmt.Errorf("line %d: source has no protocol or family", node.Line)
 	}
-	// Some protocols' groups may be named (route's, xfrm's), so the
+	// Some protocols' groups may be named (route's, xfrm's, audit's), so the
 	// protocol is read first.
 	var p Protocol
 	if hasProtocol {
