@@ -115,6 +115,9 @@ var xfrmDirs = [xfrmPolicyDirCount]string{"in", "out", "fwd"}
 // selector has them; its value is the policy's index. An acquire's object
 // is the tunnel it asks an SA for, its reqid that of the policy's template
 // for the protocol. Flushes have the protocol (sa/flush) or no object.
+// A policy deleted or at its hard expiry is gone (Event.Gone): its
+// selector's series are forgotten. An SA's deletion or expiry removes
+// nothing, since its tunnel lives on in the next SA.
 //
 // The acquire group must not be joined where no key manager runs: a
 // listener on it makes the kernel believe one does (xfrm_state_find asks
@@ -225,18 +228,22 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		if pol == nil {
 			ev.Object = d.selector(p[:xfrmSelectorLen], p[60])
 			ev.Value, ev.HasValue = float64(binary.NativeEndian.Uint32(p[56:60])), true
-			return true, true
+		} else {
+			d.policy(ev, pol)
 		}
-		return true, d.policy(ev, pol)
+		ev.Gone = ev.Object
+		return true, true
 	case xfrmMsgPolExpire:
 		if len(p) < xfrmPolExpireLen {
 			return false, false
 		}
+		d.policy(ev, p)
 		ev.Name = xfrmPolicySoftExpire
 		if p[xfrmPolicyInfoLen] != 0 {
-			ev.Name = xfrmPolicyHardExpire
+			// The kernel deletes a policy at its hard expiry.
+			ev.Name, ev.Gone = xfrmPolicyHardExpire, ev.Object
 		}
-		return true, d.policy(ev, p)
+		return true, true
 	case xfrmMsgFlushPolicy:
 		ev.Name = xfrmPolicyFlush
 		return true, true

@@ -159,8 +159,14 @@ func xmsg(typ uint16, payload ...[]byte) []byte {
 	return nlsend.AppendMessage(nil, typ, 0, concat(payload...))
 }
 
-func xev(name, object string, value float64) rtEvent {
-	return rtEvent{Name: name, Object: object, Value: value, HasValue: true}
+func xev(name, object string, value float64) event {
+	return event{Name: name, Object: object, Value: value, HasValue: true}
+}
+
+// gone marks ev as its object's last.
+func gone(ev event) event {
+	ev.Gone = ev.Object
+	return ev
 }
 
 const (
@@ -173,65 +179,65 @@ func TestXfrm(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		datagram []byte
-		want     []rtEvent
+		want     []event
 		bad      int
 	}{
-		{"new SA", xmsg(xfrmNewSA, xsa(xLocal, xPeer, 0x1234, 7)), []rtEvent{xev("sa/new", xTunnel, 0x1234)}, 0},
-		{"rekeyed SA: same object, new SPI", xmsg(xfrmUpdSA, xsa(xLocal, xPeer, 0xc0ffee, 7)), []rtEvent{xev("sa/update", xTunnel, 0xc0ffee)}, 0},
-		{"IPv6 SA", xmsg(xfrmNewSA, xsa(x6Loc, x6Peer, 1, 0)), []rtEvent{xev("sa/new", "esp 2001:db8::1->2001:db8::2 reqid 0", 1)}, 0},
+		{"new SA", xmsg(xfrmNewSA, xsa(xLocal, xPeer, 0x1234, 7)), []event{xev("sa/new", xTunnel, 0x1234)}, 0},
+		{"rekeyed SA: same object, new SPI", xmsg(xfrmUpdSA, xsa(xLocal, xPeer, 0xc0ffee, 7)), []event{xev("sa/update", xTunnel, 0xc0ffee)}, 0},
+		{"IPv6 SA", xmsg(xfrmNewSA, xsa(x6Loc, x6Peer, 1, 0)), []event{xev("sa/new", "esp 2001:db8::1->2001:db8::2 reqid 0", 1)}, 0},
 		{
 			"deleted SA: its tunnel from XFRMA_SA",
 			xmsg(xfrmDelSA, xsaID(xPeer, 0x1234), nlsend.AppendAttr(nil, xfrmaSA, xsa(xLocal, xPeer, 0x1234, 7))),
-			[]rtEvent{xev("sa/del", xTunnel, 0x1234)}, 0,
+			[]event{xev("sa/del", xTunnel, 0x1234)}, 0,
 		},
 		{
 			"deleted SA without XFRMA_SA",
 			xmsg(xfrmDelSA, xsaID(xPeer, 0x1234)),
-			[]rtEvent{xev("sa/del", "esp ?->198.51.100.2 reqid 0", 0x1234)}, 0,
+			[]event{xev("sa/del", "esp ?->198.51.100.2 reqid 0", 0x1234)}, 0,
 		},
-		{"soft expiry", xmsg(xfrmExpire, xsa(xLocal, xPeer, 0x1234, 7), []byte{0, 0, 0, 0, 0, 0, 0, 0}), []rtEvent{xev("sa/soft_expire", xTunnel, 0x1234)}, 0},
-		{"hard expiry", xmsg(xfrmExpire, xsa(xLocal, xPeer, 0x1234, 7), []byte{1, 0, 0, 0, 0, 0, 0, 0}), []rtEvent{xev("sa/hard_expire", xTunnel, 0x1234)}, 0},
-		{"SA flush", xmsg(xfrmFlushSA, []byte{unix.IPPROTO_ESP}), []rtEvent{{Name: "sa/flush", Object: "esp"}}, 0},
-		{"flush of every protocol", xmsg(xfrmFlushSA, []byte{0}), []rtEvent{{Name: "sa/flush"}}, 0},
-		{"new policy", xmsg(xfrmNewPolicy, xpolicy(sel, 8, 0)), []rtEvent{xev("policy/new", xPolicyIn, 8)}, 0},
-		{"updated policy", xmsg(xfrmUpdPolicy, xpolicy(sel, 8, 1)), []rtEvent{xev("policy/update", "10.1.0.0/16->10.0.0.0/24 out", 8)}, 0},
+		{"soft expiry", xmsg(xfrmExpire, xsa(xLocal, xPeer, 0x1234, 7), []byte{0, 0, 0, 0, 0, 0, 0, 0}), []event{xev("sa/soft_expire", xTunnel, 0x1234)}, 0},
+		{"hard expiry", xmsg(xfrmExpire, xsa(xLocal, xPeer, 0x1234, 7), []byte{1, 0, 0, 0, 0, 0, 0, 0}), []event{xev("sa/hard_expire", xTunnel, 0x1234)}, 0},
+		{"SA flush", xmsg(xfrmFlushSA, []byte{unix.IPPROTO_ESP}), []event{{Name: "sa/flush", Object: "esp"}}, 0},
+		{"flush of every protocol", xmsg(xfrmFlushSA, []byte{0}), []event{{Name: "sa/flush"}}, 0},
+		{"new policy", xmsg(xfrmNewPolicy, xpolicy(sel, 8, 0)), []event{xev("policy/new", xPolicyIn, 8)}, 0},
+		{"updated policy", xmsg(xfrmUpdPolicy, xpolicy(sel, 8, 1)), []event{xev("policy/update", "10.1.0.0/16->10.0.0.0/24 out", 8)}, 0},
 		{
 			"policy with protocol and ports",
 			xmsg(xfrmNewPolicy, xpolicy(xsel(xNet2, xNet1, unix.IPPROTO_TCP, 1024, 22), 9, 2)),
-			[]rtEvent{xev("policy/new", "10.1.0.0/16->10.0.0.0/24 fwd proto 6 sport 1024 dport 22", 9)}, 0,
+			[]event{xev("policy/new", "10.1.0.0/16->10.0.0.0/24 fwd proto 6 sport 1024 dport 22", 9)}, 0,
 		},
 		{
 			"deleted by index: the selector from XFRMA_POLICY",
 			xmsg(xfrmDelPolicy, xpolicyID(make([]byte, 56), 8, 0), nlsend.AppendAttr(nil, xfrmaPolicy, xpolicy(sel, 8, 0))),
-			[]rtEvent{xev("policy/del", xPolicyIn, 8)}, 0,
+			[]event{gone(xev("policy/del", xPolicyIn, 8))}, 0,
 		},
-		{"deleted policy without XFRMA_POLICY", xmsg(xfrmDelPolicy, xpolicyID(sel, 8, 0)), []rtEvent{xev("policy/del", xPolicyIn, 8)}, 0},
-		{"policy hard expiry", xmsg(xfrmPolExpire, xpolicy(sel, 8, 0), []byte{1, 0, 0, 0, 0, 0, 0, 0}), []rtEvent{xev("policy/hard_expire", xPolicyIn, 8)}, 0},
-		{"policy soft expiry", xmsg(xfrmPolExpire, xpolicy(sel, 8, 0), make([]byte, 8)), []rtEvent{xev("policy/soft_expire", xPolicyIn, 8)}, 0},
-		{"policy flush", xmsg(xfrmFlushPolicy), []rtEvent{{Name: "policy/flush"}}, 0},
+		{"deleted policy without XFRMA_POLICY", xmsg(xfrmDelPolicy, xpolicyID(sel, 8, 0)), []event{gone(xev("policy/del", xPolicyIn, 8))}, 0},
+		{"policy hard expiry", xmsg(xfrmPolExpire, xpolicy(sel, 8, 0), []byte{1, 0, 0, 0, 0, 0, 0, 0}), []event{gone(xev("policy/hard_expire", xPolicyIn, 8))}, 0},
+		{"policy soft expiry", xmsg(xfrmPolExpire, xpolicy(sel, 8, 0), make([]byte, 8)), []event{xev("policy/soft_expire", xPolicyIn, 8)}, 0},
+		{"policy flush", xmsg(xfrmFlushPolicy), []event{{Name: "policy/flush"}}, 0},
 		{
 			"acquire: the reqid of the protocol's template",
 			xmsg(xfrmAcquire, xacquire(xLocal, xPeer, sel, xtmpl(xLocal, xPeer, unix.IPPROTO_AH, 3), xtmpl(xLocal, xPeer, unix.IPPROTO_ESP, 7))),
-			[]rtEvent{{Name: "acquire", Object: xTunnel}}, 0,
+			[]event{{Name: "acquire", Object: xTunnel}}, 0,
 		},
-		{"acquire without templates", xmsg(xfrmAcquire, xacquire(xLocal, xPeer, sel)), []rtEvent{{Name: "acquire", Object: "esp 192.0.2.1->198.51.100.2 reqid 0"}}, 0},
+		{"acquire without templates", xmsg(xfrmAcquire, xacquire(xLocal, xPeer, sel)), []event{{Name: "acquire", Object: "esp 192.0.2.1->198.51.100.2 reqid 0"}}, 0},
 		{
 			"aevent",
 			xmsg(xfrmNewAE, xsaID(xPeer, 0x1234), xaddr(xLocal), u32(0), u32(7)),
-			[]rtEvent{xev("sa/aevent", xTunnel, 0x1234)}, 0,
+			[]event{xev("sa/aevent", xTunnel, 0x1234)}, 0,
 		},
 		{
 			"mapping: the source before the change",
 			xmsg(xfrmMapping, xsaID(xPeer, 0x1234), u32(7), xaddr(xLocal), xaddr(x6Loc), u32(0)),
-			[]rtEvent{xev("sa/mapping", xTunnel, 0x1234)}, 0,
+			[]event{xev("sa/mapping", xTunnel, 0x1234)}, 0,
 		},
-		{"report", xmsg(xfrmReport, []byte{unix.IPPROTO_ESP, 0, 0, 0}, sel), []rtEvent{{Name: "report", Object: "10.1.0.0/16->10.0.0.0/24"}}, 0},
-		{"migrate", xmsg(xfrmMigrate, xpolicyID(sel, 8, 1)), []rtEvent{{Name: "policy/migrate", Object: "10.1.0.0/16->10.0.0.0/24 out"}}, 0},
+		{"report", xmsg(xfrmReport, []byte{unix.IPPROTO_ESP, 0, 0, 0}, sel), []event{{Name: "report", Object: "10.1.0.0/16->10.0.0.0/24"}}, 0},
+		{"migrate", xmsg(xfrmMigrate, xpolicyID(sel, 8, 1)), []event{{Name: "policy/migrate", Object: "10.1.0.0/16->10.0.0.0/24 out"}}, 0},
 		{"a type the decoder does not know", xmsg(xfrmNewSADInfo, u32(0)), nil, 0},
 		{
 			"several in a datagram",
 			concat(xmsg(xfrmNewPolicy, xpolicy(sel, 8, 0)), xmsg(xfrmExpire, xsa(xLocal, xPeer, 5, 7), []byte{1, 0, 0, 0, 0, 0, 0, 0})),
-			[]rtEvent{xev("policy/new", xPolicyIn, 8), xev("sa/hard_expire", xTunnel, 5)}, 0,
+			[]event{xev("policy/new", xPolicyIn, 8), xev("sa/hard_expire", xTunnel, 5)}, 0,
 		},
 		{"short SA", xmsg(xfrmNewSA, make([]byte, 223)), nil, 1},
 		{"short expiry", xmsg(xfrmExpire, xsa(xLocal, xPeer, 1, 7)), nil, 1},
@@ -244,13 +250,13 @@ func TestXfrm(t *testing.T) {
 		{
 			"a malformed message among good ones",
 			concat(xmsg(xfrmNewSA, make([]byte, 10)), xmsg(xfrmFlushPolicy)),
-			[]rtEvent{{Name: "policy/flush"}}, 1,
+			[]event{{Name: "policy/flush"}}, 1,
 		},
-		{"unknown address family", xmsg(xfrmNewSA, func() []byte { b := xsa(xLocal, xPeer, 1, 7); b[212] = 99; return b }()), []rtEvent{xev("sa/new", "esp ?->? reqid 7", 1)}, 0},
+		{"unknown address family", xmsg(xfrmNewSA, func() []byte { b := xsa(xLocal, xPeer, 1, 7); b[212] = 99; return b }()), []event{xev("sa/new", "esp ?->? reqid 7", 1)}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, bad := decoder.NewXfrm().Decode(nil, c.datagram)
-			if diff := cmp.Diff(c.want, toRtEvents(got)); diff != "" || bad != c.bad {
+			if diff := cmp.Diff(c.want, toEvents(got)); diff != "" || bad != c.bad {
 				t.Errorf("%d malformed (want %d), unexpected events (-want +got):\n%s", bad, c.bad, diff)
 			}
 		})
@@ -409,7 +415,7 @@ int main(void) {
 }
 `)
 	const policy = "10.1.0.0/16->10.0.0.0/24 fwd proto 6 dport 22"
-	want := map[string][]rtEvent{
+	want := map[string][]event{
 		"newsa":     {xev("sa/new", xTunnel, 0x1234)},
 		"updsa":     {xev("sa/update", xTunnel, 0x1234)},
 		"delsa":     {xev("sa/del", xTunnel, 0x1234)},
@@ -417,8 +423,8 @@ int main(void) {
 		"soft":      {xev("sa/soft_expire", xTunnel, 0x1234)},
 		"newpolicy": {xev("policy/new", policy, 8)},
 		"updpolicy": {xev("policy/update", policy, 8)},
-		"delpolicy": {xev("policy/del", policy, 8)},
-		"polexpire": {xev("policy/hard_expire", policy, 8)},
+		"delpolicy": {gone(xev("policy/del", policy, 8))},
+		"polexpire": {gone(xev("policy/hard_expire", policy, 8))},
 		"acquire":   {{Name: "acquire", Object: xTunnel}},
 		"aevent":    {xev("sa/aevent", xTunnel, 0x1234)},
 		"mapping":   {xev("sa/mapping", xTunnel, 0x1234)},
@@ -430,7 +436,7 @@ int main(void) {
 	}
 	for name, dg := range got {
 		events, bad := decoder.NewXfrm().Decode(nil, dg)
-		if diff := cmp.Diff(want[name], toRtEvents(events)); diff != "" || bad != 0 {
+		if diff := cmp.Diff(want[name], toEvents(events)); diff != "" || bad != 0 {
 			t.Errorf("%s: %d malformed, unexpected events (-want +got):\n%s", name, bad, diff)
 		}
 	}
