@@ -102,17 +102,12 @@ const (
 	MaxGroup = 1024
 )
 
+// routeProtocol, xfrmProtocol and auditProtocol are NETLINK_ROUTE,
+// NETLINK_XFRM and NETLINK_AUDIT, whose groups a source may name.
 const (
-	// routeProtocol, xfrmProtocol, auditProtocol and connectorProtocol
-	// are NETLINK_ROUTE, NETLINK_XFRM, NETLINK_AUDIT and
-	// NETLINK_CONNECTOR, which the rtnetlink, xfrm, audit and proc
-	// decoders read.
-	routeProtocol     Protocol = 0
-	xfrmProtocol      Protocol = 6
-	auditProtocol     Protocol = 9
-	connectorProtocol Protocol = 11
-	// procGroup is CN_IDX_PROC, the process events' group.
-	procGroup = 1
+	routeProtocol Protocol = 0
+	xfrmProtocol  Protocol = 6
+	auditProtocol Protocol = 9
 )
 
 const (
@@ -602,19 +597,11 @@ func (s *Source) validate() error {
 		return fmt.Errorf("receive_buffer_bytes %d out of range 0-%d", s.ReceiveBufferBytes, maxReceiveBufferBytes)
 	case s.MaxEvents < 1 || s.MaxEvents > maxMaxEvents:
 		return fmt.Errorf("max_events %d out of range 1-%d", s.MaxEvents, maxMaxEvents)
-	case len(s.EventNames) > 0 && s.Decoder != "raw" && s.Decoder != "genl":
-		return errors.New("event_names applies to the raw and genl decoders only")
-	case slices.Contains(familyDecoders, s.Decoder) && s.Family == "":
-		return fmt.Errorf("the %s decoder reads generic netlink families: set family, not protocol", s.Decoder)
-	case s.Decoder == "rtnetlink" && (s.Family != "" || s.Protocol != routeProtocol):
-		return fmt.Errorf("the rtnetlink decoder reads protocol %s", routeProtocol.describe())
-	case s.Decoder == "proc" && (s.Family != "" || s.Protocol != connectorProtocol):
-		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
-	case s.Decoder == "xfrm" && (s.Family != "" || s.Protocol != xfrmProtocol):
-		return fmt.Errorf("the xfrm decoder reads protocol %s", xfrmProtocol.describe())
-	case s.Decoder == "audit" && (s.Family != "" || s.Protocol != auditProtocol):
-		return fmt.Errorf("the audit decoder reads protocol %s", auditProtocol.describe())
-	case sendersErr != nil:
+	}
+	if err := s.validateDecoder(); err != nil {
+		return err
+	}
+	if sendersErr != nil {
 		return sendersErr
 	}
 	if s.Family != "" {
@@ -633,24 +620,58 @@ func (s *Source) validate() error {
 		if g > maxGroup {
 			return fmt.Errorf("groups: group %d out of range 1-%d for protocol %s", g, maxGroup, s.Protocol.describe())
 		}
-		if s.Decoder == "rtnetlink" && !slices.Contains(slices.Collect(maps.Values(decoder.RtnetlinkGroups)), g) {
-			return fmt.Errorf("groups: group %d is not one the rtnetlink decoder reads: %s", g, listGroupNames(routeProtocol, true))
-		}
-		if s.Decoder == "xfrm" && !slices.Contains(slices.Collect(maps.Values(decoder.XfrmGroups)), g) {
-			return fmt.Errorf("groups: group %d is not one the xfrm decoder reads: %s", g, listGroupNames(xfrmProtocol, true))
-		}
-		if s.Decoder == "audit" && g != decoder.AuditGroups["readlog"] {
-			return fmt.Errorf("groups: group %d is not the audit decoder's: it reads group readlog (%d)", g, decoder.AuditGroups["readlog"])
-		}
-		if s.Decoder == "proc" && g != procGroup {
-			return fmt.Errorf("groups: group %d is not the proc decoder's: it reads group %d (CN_IDX_PROC)", g, procGroup)
+		if err := s.validateDecoderGroup(g); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// familyDecoders read generic netlink families only.
-var familyDecoders = []string{"genl", "thermal", "acpi", "quota"}
+// validateDecoder checks that the source's decoder reads its protocol or
+// family and takes its event_names, as the decoder's registry entry says.
+func (s *Source) validateDecoder() error {
+	d, _ := decoder.Lookup(s.Decoder)
+	switch {
+	case len(s.EventNames) > 0 && !d.EventNames:
+		var takers []string
+		for _, d := range decoder.Infos() {
+			if d.EventNames {
+				takers = append(takers, d.Name)
+			}
+		}
+		return fmt.Errorf("event_names applies to the %s decoders only", joinAnd(takers))
+	case d.Protocol == decoder.NoProtocol && s.Family == "":
+		return fmt.Errorf("the %s decoder reads generic netlink families: set family, not protocol", d.Name)
+	case d.Protocol >= 0 && (s.Family != "" || s.Protocol != Protocol(d.Protocol)):
+		return fmt.Errorf("the %s decoder reads protocol %s", d.Name, Protocol(d.Protocol).describe())
+	}
+	return nil
+}
+
+// validateDecoderGroup checks that group g is one the source's decoder
+// reads, if it reads a protocol of its own.
+func (s *Source) validateDecoderGroup(g uint32) error {
+	d, _ := decoder.Lookup(s.Decoder)
+	if d.Protocol < 0 || len(d.Groups) == 0 || slices.ContainsFunc(d.Groups, func(dg decoder.Group) bool { return dg.Number == g }) {
+		return nil
+	}
+	if len(d.Groups) == 1 {
+		return fmt.Errorf("groups: group %d is not the %s decoder's: it reads group %d (%s)", g, d.Name, d.Groups[0].Number, d.Groups[0].Name)
+	}
+	names := make([]string, len(d.Groups))
+	for i, dg := range d.Groups {
+		names[i] = fmt.Sprintf("%s (%d)", dg.Name, dg.Number)
+	}
+	return fmt.Errorf("groups: group %d is not one the %s decoder reads: %s", g, d.Name, strings.Join(names, ", "))
+}
+
+// joinAnd joins words as a list in a sentence: "a", "a and b", "a, b and c".
+func joinAnd(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+}
 
 // genlNameMax is the longest family or group name: GENL_NAMSIZ less the NUL.
 const genlNameMax = 15

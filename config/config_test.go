@@ -621,7 +621,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-xfrm-on-route.yml", `source "s": the xfrm decoder reads protocol xfrm (6)`},
 		{"invalid-xfrm-on-a-group-it-does-not-read.yml", `source "s": groups: group 9 is not one the xfrm decoder reads: acquire (1), expire (2), sa (3), policy (4), aevents (5), report (6), migrate (7), mapping (8)`},
 		{"invalid-audit-on-a-family.yml", `source "s": the audit decoder reads protocol audit (9)`},
-		{"invalid-audit-on-another-group.yml", `source "s": groups: group 2 is not the audit decoder's: it reads group readlog (1)`},
+		{"invalid-audit-on-another-group.yml", `source "s": groups: group 2 is not the audit decoder's: it reads group 1 (readlog)`},
 		{"invalid-rtnetlink-on-a-family.yml", `source "s": the rtnetlink decoder reads protocol route (0)`},
 		{"invalid-rtnetlink-on-a-route-group-it-does-not-read.yml", `source "s": groups: group 7 is not one the rtnetlink decoder reads: link (1), neigh (3), ipv4_ifaddr (5), ipv6_ifaddr (9)`},
 		{"invalid-proc-on-route.yml", `source "s": the proc decoder reads protocol connector (11)`},

@@ -144,6 +144,7 @@ func byteNames(names []string) [][]byte {
 // object AuditRateLimited and no payload, their text unread but for the
 // serial (which the later records of an event need no more than).
 type Audit struct {
+	faults
 	// serials is a ring of the last serials seen; next is where the next
 	// goes.
 	serials [auditSerialWindow]uint64
@@ -170,11 +171,15 @@ func (d *Audit) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
 }
 
+func (d *Audit) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewAudit())
+}
+
 func (d *Audit) appendMessage(events []Event, m message) ([]Event, bool) {
 	text := cString(m.Payload)
 	serial, body, ok := auditStamp(text)
 	if !ok {
-		return events, false
+		return events, d.fail(m, fault{reason: "record text %s does not start with the stamp audit(<time>:<serial>): ", quote: text})
 	}
 	if d.seen(serial) {
 		// A later record of an event already counted.

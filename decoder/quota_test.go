@@ -109,12 +109,14 @@ func TestQuotaWarnings(t *testing.T) {
 }
 
 // TestQuotaRequiredAttributes: a warning without an attribute the kernel
-// always sends is malformed, whichever it lacks.
+// always sends is malformed, whichever it lacks, and Diagnose names it.
 func TestQuotaRequiredAttributes(t *testing.T) {
 	attrs := quotaWarning{warning: decoder.QuotaBSoftWarn, major: 8, minor: 1}.attrs()
+	names := []string{"QTYPE (1)", "EXCESS_ID (2)", "WARNING (3)", "DEV_MAJOR (4)", "DEV_MINOR (5)", "CAUSED_ID (6)"}
 	for i := range attrs {
-		without := append(append([][]byte(nil), attrs[:i]...), attrs[i+1:]...)
-		checkDecode(t, decoder.NewQuota(), genlMsg(decoder.QuotaCmdWarning, without...), nil, 1)
+		without := genlMsg(decoder.QuotaCmdWarning, append(append([][]byte(nil), attrs[:i]...), attrs[i+1:]...)...)
+		checkDecode(t, decoder.NewQuota(), without, nil, 1)
+		checkReasons(t, decoder.NewQuota(), without, "no attribute QUOTA_NL_A_"+names[i]+", which every warning carries")
 	}
 }
 

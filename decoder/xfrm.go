@@ -56,9 +56,7 @@ const (
 	xfrmUserMappingLen = 64
 	xfrmUsersaFlushLen = 1
 
-	// Address families and IPsec protocols, as Linux numbers them.
-	xfrmAFInet    = 2
-	xfrmAFInet6   = 10
+	// IPsec protocols, as Linux numbers them.
 	xfrmProtoESP  = 50
 	xfrmProtoAH   = 51
 	xfrmProtoComp = 108
@@ -125,6 +123,7 @@ var xfrmDirs = [xfrmPolicyDirCount]string{"in", "out", "fwd"}
 // a policy wait for SAs nobody will install instead of being refused at
 // once.
 type Xfrm struct {
+	faults
 	buf []byte
 }
 
@@ -140,6 +139,10 @@ func (d *Xfrm) Decode(events []Event, datagram []byte) ([]Event, int) {
 		d.buf = d.buf[:0]
 	}
 	return appendMessages(events, datagram, d)
+}
+
+func (d *Xfrm) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewXfrm())
 }
 
 func (d *Xfrm) appendMessage(events []Event, m message) ([]Event, bool) {
@@ -163,7 +166,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 	switch m.Type {
 	case xfrmMsgNewSA, xfrmMsgUpdSA:
 		if len(p) < xfrmUsersaInfoLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_usersa_info (%d bytes)", len(p), xfrmUsersaInfoLen))
 		}
 		ev.Name = xfrmSANew
 		if m.Type == xfrmMsgUpdSA {
@@ -173,11 +176,11 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 	case xfrmMsgDelSA:
 		// struct xfrm_usersa_id, then the SA whole in XFRMA_SA.
 		if len(p) < xfrmUsersaIDLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_usersa_id (%d bytes)", len(p), xfrmUsersaIDLen))
 		}
-		sa, good := xfrmAttr(p[nlmsgAlign(xfrmUsersaIDLen):], xfrmaSA, xfrmUsersaInfoLen)
-		if !good {
-			return false, false
+		sa, f := xfrmAttr(p[nlmsgAlign(xfrmUsersaIDLen):], xfrmaSA, xfrmUsersaInfoLen)
+		if f.reason != "" {
+			return false, d.fail(m, f)
 		}
 		ev.Name = xfrmSADel
 		if sa == nil {
@@ -189,7 +192,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		return true, d.sa(ev, sa)
 	case xfrmMsgExpire:
 		if len(p) < xfrmUserExpireLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_user_expire (%d bytes)", len(p), xfrmUserExpireLen))
 		}
 		ev.Name = xfrmSASoftExpire
 		if p[xfrmUsersaInfoLen] != 0 {
@@ -198,7 +201,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		return true, d.sa(ev, p)
 	case xfrmMsgFlushSA:
 		if len(p) < xfrmUsersaFlushLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_usersa_flush (%d bytes)", len(p), xfrmUsersaFlushLen))
 		}
 		ev.Name = xfrmSAFlush
 		if p[0] != 0 {
@@ -207,7 +210,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		return true, true
 	case xfrmMsgNewPolicy, xfrmMsgUpdPolicy:
 		if len(p) < xfrmPolicyInfoLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_userpolicy_info (%d bytes)", len(p), xfrmPolicyInfoLen))
 		}
 		ev.Name = xfrmPolicyNew
 		if m.Type == xfrmMsgUpdPolicy {
@@ -218,11 +221,11 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		// struct xfrm_userpolicy_id, whose selector is empty when the
 		// policy was deleted by index, then the policy in XFRMA_POLICY.
 		if len(p) < xfrmPolicyIDLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_userpolicy_id (%d bytes)", len(p), xfrmPolicyIDLen))
 		}
-		pol, good := xfrmAttr(p[xfrmPolicyIDLen:], xfrmaPolicy, xfrmPolicyInfoLen)
-		if !good {
-			return false, false
+		pol, f := xfrmAttr(p[xfrmPolicyIDLen:], xfrmaPolicy, xfrmPolicyInfoLen)
+		if f.reason != "" {
+			return false, d.fail(m, f)
 		}
 		ev.Name = xfrmPolicyDel
 		if pol == nil {
@@ -235,7 +238,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		return true, true
 	case xfrmMsgPolExpire:
 		if len(p) < xfrmPolExpireLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_user_polexpire (%d bytes)", len(p), xfrmPolExpireLen))
 		}
 		d.policy(ev, p)
 		ev.Name = xfrmPolicySoftExpire
@@ -249,13 +252,13 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		return true, true
 	case xfrmMsgAcquire:
 		if len(p) < xfrmUserAcquireLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_user_acquire (%d bytes)", len(p), xfrmUserAcquireLen))
 		}
-		return true, d.acquire(ev, p)
+		return true, d.acquire(ev, m)
 	case xfrmMsgNewAE:
 		// struct xfrm_aevent_id: the SA's id, its source and reqid.
 		if len(p) < xfrmAeventIDLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_aevent_id (%d bytes)", len(p), xfrmAeventIDLen))
 		}
 		ev.Name = xfrmSAAevent
 		ev.Object = d.tunnel(p[22], p[20], p[24:40], p[0:16], binary.NativeEndian.Uint32(p[44:48]))
@@ -265,7 +268,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		// struct xfrm_user_mapping: the SA's id, reqid, and its source
 		// address before and after.
 		if len(p) < xfrmUserMappingLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_user_mapping (%d bytes)", len(p), xfrmUserMappingLen))
 		}
 		ev.Name = xfrmSAMapping
 		ev.Object = d.tunnel(p[22], p[20], p[28:44], p[0:16], binary.NativeEndian.Uint32(p[24:28]))
@@ -274,7 +277,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 	case xfrmMsgReport:
 		// struct xfrm_user_report: a protocol and a selector.
 		if len(p) < xfrmUserReportLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_user_report (%d bytes)", len(p), xfrmUserReportLen))
 		}
 		ev.Name = xfrmReport
 		ev.Object = d.selector(p[4:4+xfrmSelectorLen], 0xff)
@@ -282,7 +285,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 	case xfrmMsgMigrate:
 		// struct xfrm_userpolicy_id of the policy whose SAs moved.
 		if len(p) < xfrmPolicyIDLen {
-			return false, false
+			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_userpolicy_id (%d bytes)", len(p), xfrmPolicyIDLen))
 		}
 		ev.Name = xfrmPolicyMigrate
 		ev.Object = d.selector(p[:xfrmSelectorLen], p[60])
@@ -310,7 +313,8 @@ func (d *Xfrm) policy(ev *Event, p []byte) bool {
 
 // acquire makes ev about the struct xfrm_user_acquire p and the templates
 // after it.
-func (d *Xfrm) acquire(ev *Event, p []byte) bool {
+func (d *Xfrm) acquire(ev *Event, m message) bool {
+	p := m.Payload
 	proto, daddr, saddr := p[20], p[0:16], p[24:40]
 	// The selector's family, unless a template for the protocol says the
 	// tunnel's own (its outer addresses may be of another family).
@@ -323,7 +327,7 @@ func (d *Xfrm) acquire(ev *Event, p []byte) bool {
 			continue
 		}
 		if len(v)%xfrmUserTmplLen != 0 {
-			return false
+			return d.fail(m, faultf("XFRMA_TMPL of %d bytes, not a whole number of struct xfrm_user_tmpl (%d bytes)", len(v), xfrmUserTmplLen))
 		}
 		for ; len(v) > 0 && !found; v = v[xfrmUserTmplLen:] {
 			if v[20] == proto {
@@ -332,24 +336,31 @@ func (d *Xfrm) acquire(ev *Event, p []byte) bool {
 		}
 	}
 	if attrs.bad {
-		return false
+		return d.fail(m, faultf("the attributes after struct xfrm_user_acquire cannot be framed"))
 	}
 	ev.Name = xfrmAcquire
 	ev.Object = d.tunnel(proto, family, saddr, daddr, reqid)
 	return true
 }
 
-// xfrmAttr returns the value of the attribute of type typ in attrs, nil if
-// there is none; good is false if the attributes cannot be framed or the
-// value is shorter than size.
-func xfrmAttr(attrs []byte, typ uint16, size int) (v []byte, good bool) {
+// xfrmAttr returns the value of the attribute of type typ in attrs
+// (XFRMA_SA or XFRMA_POLICY, which hold a struct of size bytes), nil if
+// there is none, or a fault if the attributes cannot be framed or the
+// value is too short.
+func xfrmAttr(attrs []byte, typ uint16, size int) ([]byte, fault) {
 	a := xfrmAttrs{b: attrs}
 	for t, v, ok := a.next(); ok; t, v, ok = a.next() {
 		if t == typ {
-			return v, len(v) >= size
+			if len(v) < size {
+				return nil, faultf("XFRMA_SA or XFRMA_POLICY (type %d) of %d bytes, too short for its struct (%d bytes)", int(typ), len(v), size)
+			}
+			return v, fault{}
 		}
 	}
-	return nil, !a.bad
+	if a.bad {
+		return nil, faultf("the attributes after the message's struct cannot be framed")
+	}
+	return nil, fault{}
 }
 
 // xfrmAttrs walks the attributes (struct nlattr) after a message's
@@ -375,7 +386,8 @@ func (a *xfrmAttrs) next() (typ uint16, v []byte, ok bool) {
 		return 0, nil, false
 	}
 	typ, v = binary.NativeEndian.Uint16(a.b[2:4])&xfrmAttrTypeMask, a.b[xfrmAttrHeaderLen:l]
-	a.b = skipAligned(a.b, l)
+	// The last attribute may lack its padding.
+	a.b = a.b[min(nlmsgAlign(l), len(a.b)):]
 	return typ, v, true
 }
 
@@ -455,9 +467,9 @@ func (d *Xfrm) appendProto(b []byte, proto byte) []byte {
 // family is "?".
 func appendXfrmAddr(b []byte, family byte, a []byte) []byte {
 	switch family {
-	case xfrmAFInet:
+	case afInet:
 		return netip.AddrFrom4([4]byte(a[:4])).AppendTo(b)
-	case xfrmAFInet6:
+	case afInet6:
 		return netip.AddrFrom16([16]byte(a[:16])).AppendTo(b)
 	}
 	return append(b, '?')
