@@ -179,7 +179,7 @@ func (d *Audit) appendMessage(events []Event, m message) ([]Event, bool) {
 	text := cString(m.Payload)
 	serial, body, ok := auditStamp(text)
 	if !ok {
-		return events, d.fail(m, fault{reason: "record text %s does not start with the stamp audit(<time>:<serial>): ", quote: text})
+		return events, d.fail(m, fault{reason: "record text %s does not start with the stamp audit(<time>:<serial>):", quote: text})
 	}
 	if d.seen(serial) {
 		// A later record of an event already counted.

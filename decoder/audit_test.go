@@ -203,3 +203,12 @@ func BenchmarkAuditDecode(b *testing.B) {
 	}
 	benchmarkDecode(b, decoder.NewAudit(), records...)
 }
+
+// TestAuditDiagnose: Diagnose quotes a record without its stamp.
+func TestAuditDiagnose(t *testing.T) {
+	got := decoder.Diagnose(decoder.NewAudit(), nlsend.AppendMessage(nil, 1400, 0, []byte("avc: denied")))
+	want := `at byte 0: record text "avc: denied" does not start with the stamp audit(<time>:<serial>):`
+	if len(got) != 1 || got[0].String() != want {
+		t.Errorf("Diagnose = %v, want [%s]", got, want)
+	}
+}

@@ -470,3 +470,21 @@ func BenchmarkXfrmDecode(b *testing.B) {
 		xmsg(xfrmDelPolicy, xpolicyID(sel, 8, 0), nlsend.AppendAttr(nil, xfrmaPolicy, xpolicy(sel, 8, 0))),
 	)
 }
+
+// TestXfrmDiagnose: Diagnose says why a message is malformed.
+func TestXfrmDiagnose(t *testing.T) {
+	sel := xsel(xNet2, xNet1, 0, 0, 0)
+	for _, c := range []struct {
+		datagram []byte
+		want     string
+	}{
+		{xmsg(xfrmNewSA, make([]byte, 100)), "at byte 0: payload of 100 bytes, too short for struct xfrm_usersa_info (224 bytes)"},
+		{xmsg(xfrmDelSA, xsaID(xPeer, 1), nlsend.AppendAttr(nil, xfrmaSA, make([]byte, 8))), "at byte 0: XFRMA_SA or XFRMA_POLICY (type 6) of 8 bytes, too short for its struct (224 bytes)"},
+		{xmsg(xfrmAcquire, xacquire(xLocal, xPeer, sel), nlsend.AppendAttr(nil, xfrmaTmpl, make([]byte, 63))), "at byte 0: XFRMA_TMPL of 63 bytes, not a whole number of struct xfrm_user_tmpl (64 bytes)"},
+	} {
+		got := decoder.Diagnose(decoder.NewXfrm(), c.datagram)
+		if len(got) != 1 || got[0].String() != c.want {
+			t.Errorf("Diagnose = %v, want [%s]", got, c.want)
+		}
+	}
+}
