@@ -54,7 +54,7 @@ type Options struct {
 }
 
 // Names lists the decoders New knows.
-var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota", "rtnetlink", "proc"}
+var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota", "rtnetlink", "proc", "conntrack"}
 
 // New returns the decoder called name.
 func New(name string, opts Options) (Decoder, error) {
@@ -80,6 +80,8 @@ func New(name string, opts Options) (Decoder, error) {
 		return NewRtnetlink(), nil
 	case "proc":
 		return NewProc(), nil
+	case "conntrack":
+		return NewConntrack(), nil
 	default:
 		return nil, fmt.Errorf("unknown decoder %q", name)
 	}
