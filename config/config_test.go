@@ -84,16 +84,21 @@ sources:
     protocol: connector
     groups: [1]
     decoder: proc
+  - name: conntrack
+    protocol: netfilter
+    groups: [conntrack_destroy, Conntrack_New, conntrack_exp_new]
+    decoder: conntrack
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	def := DefaultSource
-	want := []Source{def, def, def, def}
+	want := []Source{def, def, def, def, def}
 	want[0].Name, want[0].Groups, want[0].Decoder = "links", []uint32{1, 3, 5, 9}, "rtnetlink"
 	want[1].Name, want[1].Groups, want[1].Decoder = "named", []uint32{1}, "raw"
 	want[2].Name, want[2].Groups, want[2].Decoder = "aliased", []uint32{1}, "raw"
 	want[3].Name, want[3].Protocol, want[3].Groups, want[3].Decoder = "procs", 11, []uint32{1}, "proc"
+	want[4].Name, want[4].Protocol, want[4].Groups, want[4].Decoder = "conntrack", 12, []uint32{1, 3, 4}, "conntrack"
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
 	}
@@ -223,6 +228,9 @@ func TestParseBad(t *testing.T) {
 		{"rtnetlink on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [1]\n    decoder: rtnetlink\n", `source "s": the rtnetlink decoder reads protocol route (0)`},
 		{"rtnetlink on a family", "sources:\n  - name: s\n    family: rtnl\n    groups: [link]\n    decoder: rtnetlink\n", `source "s": the rtnetlink decoder reads protocol route (0)`},
 		{"rtnetlink on a route group it does not read", "sources:\n  - name: s\n    protocol: route\n    groups: [link, 7]\n    decoder: rtnetlink\n", `source "s": groups: group 7 is not one the rtnetlink decoder reads: link (1), neigh (3), ipv4_ifaddr (5), ipv6_ifaddr (9)`},
+		{"unknown netfilter group name", "sources:\n  - name: s\n    protocol: netfilter\n    groups: [conntrack_dying]\n    decoder: conntrack\n", `line 4: groups: unknown group "conntrack_dying" for protocol netfilter (known: conntrack_new, conntrack_update, conntrack_destroy, conntrack_exp_new, conntrack_exp_update, conntrack_exp_destroy)`},
+		{"conntrack on route", "sources:\n  - name: s\n    protocol: route\n    groups: [1]\n    decoder: conntrack\n", `source "s": the conntrack decoder reads protocol netfilter (12)`},
+		{"conntrack on nftables' group", "sources:\n  - name: s\n    protocol: netfilter\n    groups: [conntrack_new, 7]\n    decoder: conntrack\n", `source "s": groups: group 7 is not one the conntrack decoder reads: conntrack_new (1), conntrack_update (2), conntrack_destroy (3), conntrack_exp_new (4), conntrack_exp_update (5), conntrack_exp_destroy (6)`},
 		{"proc on route", "sources:\n  - name: s\n    protocol: route\n    groups: [1]\n    decoder: proc\n", `source "s": the proc decoder reads protocol connector (11)`},
 		{"proc on another connector group", "sources:\n  - name: s\n    protocol: connector\n    groups: [1, 2]\n    decoder: proc\n", `source "s": groups: group 2 is not the proc decoder's: it reads group 1 (CN_IDX_PROC)`},
 
