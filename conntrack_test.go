@@ -1,0 +1,208 @@
+package main
+
+// Tests of the conntrack decoder against the host kernel's connection
+// tracking, in a network namespace of each test's own that an iptables
+// (legacy) rule makes track connections.
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
+	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+)
+
+// requireCommands skips the test unless the commands are installed
+// (Debian's iptables and conntrack), failing it under KEVENT_TEST_STRICT=1.
+func requireCommands(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			msg := fmt.Sprintf("needs %s (.ci/run installs it): %v", name, err)
+			if os.Getenv("KEVENT_TEST_STRICT") == "1" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+	}
+}
+
+// runIn runs a command in the network namespace at ns and returns its
+// standard output.
+func runIn(t *testing.T, ns string, argv ...string) string {
+	t.Helper()
+	cmd := exec.Command("nsenter", append([]string{"--net=" + ns, "--"}, argv...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, stderr.Bytes())
+	}
+	return string(out)
+}
+
+// trackConnections makes namespace ns track connections, except those of
+// the exporter e's port, so that the test's scrapes are none of the
+// events it counts: NOTRACK rules in the raw table for both directions,
+// then a rule that matches on conntrack state, which switches connection
+// tracking on in the namespace.
+func trackConnections(t *testing.T, ns string, e *e2e.Exporter) {
+	t.Helper()
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"--dport", "--sport"} {
+		runIn(t, ns, "iptables-legacy", "-w", "-t", "raw", "-A", "OUTPUT", "-p", "tcp", dir, u.Port(), "-j", "NOTRACK")
+	}
+	runIn(t, ns, "iptables-legacy", "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT")
+}
+
+// conntrackEvents switches event generation on in namespace ns if it is
+// off: a kernel may be built or set with nf_conntrack_events 0, and the
+// default 2 (auto) needs a listener, which the exporter is. It returns
+// whether timestamps could be switched on too.
+func conntrackEvents(t *testing.T, ns string) (timestamps bool) {
+	t.Helper()
+	var events []byte
+	if err := inNetns(ns, func() (err error) {
+		events, err = os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_events")
+		return err
+	}); err != nil {
+		t.Fatalf("connection tracking is not available in a network namespace: %v", err)
+	}
+	if strings.TrimSpace(string(events)) == "0" {
+		sysctlIn(t, ns, "net/netfilter/nf_conntrack_events", "1")
+	}
+	err := inNetns(ns, func() error {
+		return os.WriteFile("/proc/sys/net/netfilter/nf_conntrack_timestamp", []byte("1"), 0o644)
+	})
+	if err != nil {
+		t.Logf("connection timestamps cannot be switched on (%v): destroy events carry no lifetime", err)
+	}
+	return err == nil
+}
+
+const conntrackConfig = `
+sources:
+  - name: conntrack
+    protocol: netfilter
+    groups: [conntrack_new, conntrack_destroy]
+    decoder: conntrack
+`
+
+// TestConntrackConnections: 200 TCP connections to a local listener, closed
+// normally, 100 TCP connects to a closed port and 50 UDP datagrams to a
+// port without a listener, then a flush of the table (conntrack -F), give
+// exactly 300 new/tcp and 50 new/udp; the closed connections end as 200
+// destroy/tcp/time_wait with their lifetime as value, the refused connects
+// as 100 destroy/tcp/unreplied/close (the RST is the only answer, and the
+// kernel deletes the entry at once), the datagrams as 50
+// destroy/udp/unreplied. Nothing is lost and nothing else is counted: the
+// exporter's own port is not tracked.
+func TestConntrackConnections(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t, "making network namespaces, iptables rules and flushing their conntrack table")
+	requireCommands(t, "iptables-legacy", "conntrack", "nsenter")
+	ns := newNetns(t)
+	// A connect reusing the port of a connection in TIME_WAIT, which
+	// Linux allows on loopback, would end that connection before the
+	// flush.
+	sysctlIn(t, ns, "net/ipv4/tcp_tw_reuse", "0")
+	timestamps := conntrackEvents(t, ns)
+	e := startExporterIn(t, ns, conntrackConfig)
+	e.WaitFor(t, 1, "kevent_source_up", "source", "conntrack")
+	trackConnections(t, ns, e)
+
+	const (
+		closed  = 200
+		refused = 100
+		udp     = 50
+	)
+	if err := inNetns(ns, func() error {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		for range closed {
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				return err
+			}
+			a, err := l.Accept()
+			if err != nil {
+				return err
+			}
+			// The client closes first and ends in TIME_WAIT; the
+			// server's read of the FIN makes the order certain.
+			c.Close()
+			if _, err := a.Read(make([]byte, 1)); err == nil {
+				return fmt.Errorf("read data from a closed connection")
+			}
+			a.Close()
+		}
+		// A port that was free a moment ago: nothing listens there.
+		p, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		port := p.Addr().(*net.TCPAddr).Port
+		p.Close()
+		for range refused {
+			c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				c.Close()
+				return fmt.Errorf("connected to port %d, which should be closed", port)
+			}
+		}
+		// Each datagram from a socket of its own, open till the end so
+		// that no two share a port: a connection each.
+		for range udp {
+			c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("anyone?")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor(t, closed+refused, "kevent_events_total", "source", "conntrack", "event", "new/tcp", "object", "")
+	e.WaitFor(t, udp, "kevent_events_total", "source", "conntrack", "event", "new/udp", "object", "")
+	e.WaitFor(t, refused, "kevent_events_total", "source", "conntrack", "event", "destroy/tcp/unreplied/close", "object", "")
+	// The last ACK of each close may still be on its way through
+	// loopback: the flush waits for every connection to be in TIME_WAIT.
+	e2e.Eventually(t, fmt.Sprintf("conntrack -L shows %d TCP connections in TIME_WAIT", closed), func() bool {
+		return strings.Count(runIn(t, ns, "conntrack", "-L", "-p", "tcp", "--state", "TIME_WAIT"), "\n") == closed
+	})
+	runIn(t, ns, "conntrack", "-F")
+	e.WaitFor(t, closed, "kevent_events_total", "source", "conntrack", "event", "destroy/tcp/time_wait", "object", "")
+	e.WaitFor(t, udp, "kevent_events_total", "source", "conntrack", "event", "destroy/udp/unreplied", "object", "")
+	checkCounts(t, e, "conntrack", map[string]float64{
+		"new/tcp ":                     closed + refused,
+		"new/udp ":                     udp,
+		"destroy/tcp/time_wait ":       closed,
+		"destroy/tcp/unreplied/close ": refused,
+		"destroy/udp/unreplied ":       udp,
+	})
+	if timestamps {
+		mfs := e.Scrape(t)
+		if v, ok := e2e.Value(mfs, "kevent_event_last_value", "source", "conntrack", "event", "destroy/tcp/time_wait", "object", ""); !ok || v <= 0 || v > 3600 {
+			t.Errorf("lifetime of the last connection destroyed in TIME_WAIT: %v s (present %v), want more than 0", v, ok)
+		}
+		if _, ok := e2e.Value(mfs, "kevent_event_last_value", "source", "conntrack", "event", "new/tcp", "object", ""); ok {
+			t.Errorf("new/tcp has a value: a connection's lifetime is known at its end only")
+		}
+	}
+}
