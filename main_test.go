@@ -23,7 +23,8 @@ import (
 // These tests run the exporter binary against the kernel's netlink and read
 // its /metrics over HTTP, in a network namespace of the package's own
 // (testenv.Main). The tests of the package run in parallel and share it,
-// so each that sends on a NETLINK_USERSOCK group owns that group: 6-7
+// so each that sends on a NETLINK_USERSOCK group owns that group: 1 log
+// format, 2 source states, 3-5 shutdown with a second signal, 6-7
 // reloads during a flood, 8-9 reload flood on a new socket, 10-16 monitor
 // (10-11 output, 12 decode errors, 13 exit status, 14 flood, 16 second
 // signal), 18-19 shutdown flood, 20-24 source manager, 25 counts, 26-27

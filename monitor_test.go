@@ -341,7 +341,7 @@ func TestMonitorUevent(t *testing.T) {
 		t.Fatalf("exit status %d after --count 1, want 0; stderr:\n%s", code, p.stderr)
 	}
 	got := p.lines(t, notUp)
-	if len(got) != 1 || !regexp.MustCompile(`^uevent net/change value=\d+ payload="/devices/virtual/net/lo"$`).MatchString(got[0]) {
+	if len(got) != 1 || !regexp.MustCompile(`^uevent net/change object=lo value=\d+ payload="/devices/virtual/net/lo"$`).MatchString(got[0]) {
 		t.Errorf("output %q, want one net/change event of lo", got)
 	}
 }

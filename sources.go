@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -110,10 +111,14 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 // was replaced, its metrics reconfigured.
 func (m *sourceManager) start(rs *runningSource) {
 	sc := rs.cfg
+	include, exclude := sc.Objects.Regexps()
 	opts := collector.SourceOptions{
 		MaxEvents:   sc.MaxEvents,
 		PayloadInfo: sc.PayloadInfo,
 		Required:    sc.Required,
+		ForgetAfter: time.Duration(sc.ForgetAfter),
+		Include:     include,
+		Exclude:     exclude,
 		Stats:       func() collector.SocketStats { return socketStats(rs.carried.Plus(rs.sub.Stats())) },
 	}
 	if rs.metrics == nil {

@@ -47,13 +47,15 @@ var (
 	lostDesc = newDesc("datagrams_lost_total",
 		"Datagrams the kernel dropped at the source's socket because its receive queue was full, and datagrams still queued when the source stopped that could not be decoded in time. The kernel drops whole datagrams: received + lost is every datagram multicast to the source.", "source")
 	rejectedDesc = newDesc("datagrams_rejected_total",
-		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).", "source", "reason")
+		"Datagrams not decoded because the source does not trust their sender (not the kernel, or not root); for a family source also the generic netlink controller's notifications not sent by the kernel, which are not in datagrams_received_total.", "source", "reason")
 	groupsJoinedDesc = newDesc("source_groups_joined",
 		"Multicast groups the source's socket joined; fewer than configured when the kernel refused some.", "source")
 	dropReadErrorsDesc = newDesc("source_drop_count_read_errors_total",
 		"Failed reads of the kernel's drop counter (SO_MEMINFO); while they fail, kevent_datagrams_lost_total is stale.", "source")
 	eventNamesDesc = newDesc("source_event_names",
 		"Distinct (event, object) pairs the source keeps, including the overflow event.", "source")
+	objectsForgottenDesc = newDesc("objects_forgotten_total",
+		"Objects the kernel removed (a deleted interface, a renamed one's former name) whose series were dropped after the source's forget_after.", "source")
 	maxEventNamesDesc = newDesc("source_max_event_names",
 		"Bound on distinct (event, object) pairs, the overflow event included; events past it count under event=\""+OverflowEvent+"\".", "source")
 
@@ -92,7 +94,7 @@ func (e *Collector) Describe(ch chan<- *prometheus.Desc) {
 		receivedBytesDesc, decodeErrorsDesc, upDesc, stateDesc, attachmentsDesc,
 		requiredDesc, receiveBufferDesc,
 		overrunsDesc, datagramsDesc, lostDesc, rejectedDesc, groupsJoinedDesc,
-		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc,
+		dropReadErrorsDesc, eventNamesDesc, maxEventNamesDesc, objectsForgottenDesc,
 		seqMissingDesc, seqReorderedDesc, seqDuplicatesDesc, seqResetsDesc,
 	} {
 		ch <- d
@@ -125,8 +127,10 @@ func (s *SourceMetrics) snapshot() []sample {
 	}
 	src := labelPairs("source", s.name)
 
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetDue(now)
 	perEvent := 3
 	if s.opts.PayloadInfo {
 		perEvent++
@@ -140,7 +144,7 @@ func (s *SourceMetrics) snapshot() []sample {
 		if e.hasValue {
 			out = append(out, sample{desc: lastValueDesc, labels: e.labels, value: e.value})
 		}
-		if s.opts.PayloadInfo {
+		if s.opts.PayloadInfo && !e.aggregate {
 			if e.payloadDirty {
 				e.payloadLabels = labelPairs("event", e.label, "object", e.object, "payload", labelValue(e.payload, MaxPayloadBytes), "source", s.name)
 				e.payloadDirty = false
@@ -165,9 +169,15 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: dropReadErrorsDesc, labels: src, value: float64(st.DropReadErrors), counter: true},
 		sample{desc: eventNamesDesc, labels: src, value: float64(s.pairs)},
 		sample{desc: maxEventNamesDesc, labels: src, value: float64(s.opts.MaxEvents)},
+		sample{desc: objectsForgottenDesc, labels: src, value: float64(s.forgotten), counter: true},
 	)
 	for state, lps := range s.stateLabels {
 		out = append(out, sample{desc: stateDesc, labels: lps, value: boolValue(SourceState(state) == st.State)})
+	}
+	// The removed objects' pairs are in this scrape: from now on they may
+	// be forgotten.
+	for i := len(s.removals) - 1; i >= 0 && !s.removals[i].shown; i-- {
+		s.removals[i].shown = true
 	}
 	for _, r := range st.Rejected {
 		lps, ok := s.rejectedLabels[r.Reason]

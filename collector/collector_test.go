@@ -59,7 +59,7 @@ kevent_datagrams_lost_total{source="seed"} 7
 # HELP kevent_datagrams_received_total Datagrams read from the source's socket, rejected ones included.
 # TYPE kevent_datagrams_received_total counter
 kevent_datagrams_received_total{source="seed"} 5
-# HELP kevent_datagrams_rejected_total Datagrams not decoded because the source does not trust their sender (not the kernel, or not root).
+# HELP kevent_datagrams_rejected_total Datagrams not decoded because the source does not trust their sender (not the kernel, or not root); for a family source also the generic netlink controller's notifications not sent by the kernel, which are not in datagrams_received_total.
 # TYPE kevent_datagrams_rejected_total counter
 kevent_datagrams_rejected_total{reason="not_kernel",source="seed"} 1
 kevent_datagrams_rejected_total{reason="not_root",source="seed"} 0
@@ -81,6 +81,9 @@ kevent_event_last_value{event="temp",object="",source="seed"} 42.5
 # TYPE kevent_events_total counter
 kevent_events_total{event="done",object="",source="seed"} 1
 kevent_events_total{event="temp",object="",source="seed"} 2
+# HELP kevent_objects_forgotten_total Objects the kernel removed (a deleted interface, a renamed one's former name) whose series were dropped after the source's forget_after.
+# TYPE kevent_objects_forgotten_total counter
+kevent_objects_forgotten_total{source="seed"} 0
 # HELP kevent_receive_overruns_total Receive queue overflows (ENOBUFS) of the source's socket; each episode may drop many messages.
 # TYPE kevent_receive_overruns_total counter
 kevent_receive_overruns_total{source="seed"} 2
@@ -367,7 +370,6 @@ kevent_datagrams_received_total{source="r"} 5
 kevent_decode_errors_total{source="r"} 1
 # HELP kevent_event_last_payload_info Payload of the last event of this name and object, truncated to 256 bytes of valid UTF-8.
 # TYPE kevent_event_last_payload_info gauge
-kevent_event_last_payload_info{event="__overflow__",object="",payload="pc",source="r"} 1
 kevent_event_last_payload_info{event="a",object="",payload="pa2",source="r"} 1
 # HELP kevent_events_total Events received, by source, event name and the object the event is about (empty where the source names none).
 # TYPE kevent_events_total counter

@@ -2,6 +2,8 @@ package collector
 
 import (
 	"bytes"
+	"cmp"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -104,6 +106,18 @@ type SourceOptions struct {
 	// Required says the source must be attached: kevent_source_required
 	// is 1, for the alert on a required source that is waiting.
 	Required bool
+	// ForgetAfter is how long the series of an object the kernel removed
+	// (decoder.Event.Gone) stay: they are forgotten at the first scrape
+	// ForgetAfter or more after the removal, provided an earlier scrape
+	// showed them, so that every scrape sees their final values within
+	// ForgetAfter and at least one scrape sees them.
+	ForgetAfter time.Duration
+	// Include and Exclude choose the objects that get series of their
+	// own: those Include matches (every object if nil) and Exclude does
+	// not (none if nil). Events of the other objects are counted under an
+	// empty object label, one series per event, with no payload. Both
+	// must be anchored to match whole names.
+	Include, Exclude *regexp.Regexp
 	// Stats reports the source's socket at scrape time; nil reports a
 	// source that is down.
 	Stats func() SocketStats
@@ -135,6 +149,16 @@ type SourceMetrics struct {
 	decodeErrors  uint64
 	eventsTotal   uint64
 	seq           sequence.Tracker
+	// removals are the objects removed and not yet forgotten, oldest
+	// first, numbered from 1 by lastRemoval; forgotten counts the objects
+	// forgotten. dead counts the forgotten pairs still in sorted or
+	// pending, nested the kept pairs whose object has a "/" (under which
+	// removing an object looks for the objects under it).
+	removals    []removal
+	lastRemoval uint64
+	forgotten   uint64
+	dead        int
+	nested      int
 	// rejectedLabels caches the (reason, source) label pairs by reason.
 	rejectedLabels map[string][]*dto.LabelPair
 	// stateLabels are the (source, state) label pairs by state.
@@ -159,6 +183,29 @@ type eventState struct {
 	// labels are the event's (event, object, source) label pairs, built
 	// once.
 	labels []*dto.LabelPair
+	// aggregate is set on the pairs that count events of several objects
+	// (objects not kept, the overflow event): their payload would change
+	// from one object to the next, a new series each time, so it is not
+	// exported.
+	aggregate bool
+	// removal numbers the removal of the object, 0 until it is removed.
+	removal uint64
+	// forgotten is set when the pair is dropped from the maps; it leaves
+	// sorted at the next scrape.
+	forgotten bool
+}
+
+// removal is an object the kernel removed, whose pairs are forgotten after
+// the grace period.
+type removal struct {
+	id     uint64
+	object string
+	at     time.Time
+	// shown is set once a scrape has shown the object's pairs.
+	shown bool
+	// live counts the object's pairs (and those of the objects under it)
+	// marked with this removal and not yet forgotten.
+	live int
 }
 
 // NewSourceMetrics returns an empty SourceMetrics for the source called name.
@@ -196,20 +243,21 @@ func (s *SourceMetrics) Reconfigure(opts SourceOptions) {
 // Record counts the events decoded from one datagram of n bytes in which
 // decodeErrors messages were malformed. It keeps no reference to events.
 func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
-	now := s.now().UnixNano()
+	t := s.now()
+	now := t.UnixNano()
 	s.mu.Lock()
 	s.receivedBytes += uint64(n)
 	s.decodeErrors += uint64(decodeErrors)
 	s.eventsTotal += uint64(len(events))
 	for i := range events {
 		ev := &events[i]
-		e := s.lookup(ev.Name, ev.Object)
+		e := s.lookup(ev.Name, ev.Object, t)
 		e.count++
 		e.unixNano = now
 		if ev.HasValue {
 			e.value, e.hasValue = ev.Value, true
 		}
-		if s.opts.PayloadInfo {
+		if s.opts.PayloadInfo && !e.aggregate {
 			p := ev.Payload
 			if len(p) > MaxPayloadBytes {
 				p = p[:MaxPayloadBytes]
@@ -222,36 +270,70 @@ func (s *SourceMetrics) Record(events []decoder.Event, n, decodeErrors int) {
 		if ev.HasSeq {
 			s.seq.Observe(ev.Instance, ev.Seq)
 		}
+		if len(ev.Gone) > 0 {
+			s.remove(ev.Gone, t)
+		}
 	}
 	s.mu.Unlock()
 }
 
-// lookup returns the state of the event called name about object, making
-// it if the source has room, else the overflow event's: a source keeps at
-// most MaxEvents (event, object) pairs, the overflow event included.
-// Looking up a known valid pair allocates nothing.
-func (s *SourceMetrics) lookup(name, object []byte) *eventState {
-	if len(object) == 0 {
-		if e, ok := s.events[string(name)]; ok {
+// keeps reports whether object gets series of its own.
+func (s *SourceMetrics) keeps(object []byte) bool {
+	return (s.opts.Include == nil || s.opts.Include.Match(object)) &&
+		(s.opts.Exclude == nil || !s.opts.Exclude.Match(object))
+}
+
+// lookup returns the state of the event called name about object. An
+// object the source does not keep counts under no object. Looking up a
+// known valid pair, or the event of an object not kept once that event has
+// been seen, allocates nothing.
+func (s *SourceMetrics) lookup(name, object []byte, now time.Time) *eventState {
+	aggregate := false
+	if len(object) > 0 {
+		if e, ok := s.objects[string(name)][string(object)]; ok && e.removal == 0 {
 			return e
 		}
-	} else if m, ok := s.objects[string(name)]; ok {
-		if e, ok := m[string(object)]; ok {
+		if !s.keeps(object) {
+			object, aggregate = nil, true
+		}
+	}
+	if len(object) == 0 {
+		if e, ok := s.events[string(name)]; ok {
+			e.aggregate = e.aggregate || aggregate
 			return e
 		}
 	}
+	return s.add(name, object, aggregate, now)
+}
+
+// add returns the state of a pair that lookup did not find, making it if
+// the source has room, else the overflow event's: a source keeps at most
+// MaxEvents (event, object) pairs, the overflow event included. Removed
+// objects whose grace has passed are forgotten first, to make room. An
+// object that comes back after it was removed starts anew: its old pairs
+// are forgotten at once.
+func (s *SourceMetrics) add(name, object []byte, aggregate bool, now time.Time) *eventState {
 	label, obj := labelValue(name, maxNameBytes), labelValue(object, maxNameBytes)
-	if e := s.find(label, obj); e != nil {
+	e := s.find(label, obj)
+	if e != nil && e.removal == 0 {
+		e.aggregate = e.aggregate || aggregate
 		return e
+	}
+	if obj != "" && (e != nil || len(s.removals) > 0) {
+		s.forgetObject(obj, 0)
 	}
 	// The overflow event takes the last place under the bound.
 	if s.pairs >= s.opts.MaxEvents-1 {
-		label, obj = OverflowEvent, ""
+		s.forgetDue(now)
+	}
+	if s.pairs >= s.opts.MaxEvents-1 {
+		label, obj, aggregate = OverflowEvent, "", true
 		if e := s.find(label, obj); e != nil {
+			e.aggregate = true
 			return e
 		}
 	}
-	e := &eventState{label: label, object: obj, labels: labelPairs("event", label, "object", obj, "source", s.name)}
+	e = &eventState{label: label, object: obj, aggregate: aggregate, labels: labelPairs("event", label, "object", obj, "source", s.name)}
 	if obj == "" {
 		s.events[label] = e
 	} else {
@@ -261,10 +343,130 @@ func (s *SourceMetrics) lookup(name, object []byte) *eventState {
 			s.objects[label] = m
 		}
 		m[obj] = e
+		if strings.Contains(obj, "/") {
+			s.nested++
+		}
 	}
 	s.pairs++
 	s.pending = append(s.pending, e)
 	return e
+}
+
+// remove marks the pairs of object, and of the objects under it, removed
+// at now, to be forgotten after the grace period.
+func (s *SourceMetrics) remove(object []byte, now time.Time) {
+	if !s.keeps(object) {
+		return
+	}
+	key := object
+	if len(object) > maxNameBytes || !utf8.Valid(object) {
+		key = []byte(labelValue(object, maxNameBytes))
+	}
+	id := s.lastRemoval + 1
+	r := removal{id: id, at: now}
+	mark := func(e *eventState) {
+		if e.removal == 0 {
+			e.removal = id
+			r.live++
+			if r.object == "" && len(e.object) == len(key) {
+				r.object = e.object
+			}
+		}
+	}
+	var parent string
+	if s.nested > 0 {
+		parent = string(key)
+	}
+	for _, m := range s.objects {
+		if e, ok := m[string(key)]; ok {
+			mark(e)
+		}
+		if s.nested > 0 {
+			for o, e := range m {
+				if under(o, parent) {
+					mark(e)
+				}
+			}
+		}
+	}
+	if r.live == 0 {
+		return
+	}
+	if r.object == "" {
+		r.object = string(key)
+	}
+	s.lastRemoval = id
+	// Removals whose pairs came back and were forgotten wait their turn
+	// at the front; drop them before they outnumber the pairs.
+	if len(s.removals) >= 2*s.opts.MaxEvents {
+		s.removals = slices.DeleteFunc(s.removals, func(r removal) bool { return r.live == 0 })
+	}
+	s.removals = append(s.removals, r)
+}
+
+// under reports whether object o is under object parent ("tz3/trip1" is
+// under "tz3").
+func under(o, parent string) bool {
+	return len(o) > len(parent) && o[len(parent)] == '/' && o[:len(parent)] == parent
+}
+
+// forgetDue forgets the removed objects whose grace period has passed at
+// now and whose pairs a scrape has shown.
+func (s *SourceMetrics) forgetDue(now time.Time) {
+	n := 0
+	for _, r := range s.removals {
+		if r.live > 0 {
+			if !r.shown || now.Sub(r.at) < s.opts.ForgetAfter {
+				break
+			}
+			s.forgetObject(r.object, r.id)
+		}
+		n++
+	}
+	if n > 0 {
+		s.removals = s.removals[n:]
+	}
+}
+
+// forgetObject drops the pairs of object, and of the objects under it,
+// marked with removal id, or with any removal if id is 0.
+func (s *SourceMetrics) forgetObject(object string, id uint64) {
+	drop := func(label string, m map[string]*eventState, o string, e *eventState) {
+		if e.removal == 0 || (id != 0 && e.removal != id) {
+			return
+		}
+		delete(m, o)
+		if len(m) == 0 {
+			delete(s.objects, label)
+		}
+		e.forgotten = true
+		s.dead++
+		s.pairs--
+		if strings.Contains(o, "/") {
+			s.nested--
+		}
+		i, ok := slices.BinarySearchFunc(s.removals, e.removal, func(r removal, id uint64) int { return cmp.Compare(r.id, id) })
+		if ok {
+			if r := &s.removals[i]; r.live > 0 {
+				r.live--
+				if r.live == 0 {
+					s.forgotten++
+				}
+			}
+		}
+	}
+	for label, m := range s.objects {
+		if e, ok := m[object]; ok {
+			drop(label, m, object, e)
+		}
+		if s.nested > 0 {
+			for o, e := range m {
+				if under(o, object) {
+					drop(label, m, o, e)
+				}
+			}
+		}
+	}
 }
 
 // find returns the state of the pair of labels, or nil.
@@ -299,6 +501,12 @@ func labelPairs(nameValues ...string) []*dto.LabelPair {
 // sortedEvents returns the events in label order, merging in the names
 // added since the last call. The caller holds s.mu.
 func (s *SourceMetrics) sortedEvents() []*eventState {
+	if s.dead > 0 {
+		forgotten := func(e *eventState) bool { return e.forgotten }
+		s.sorted = slices.DeleteFunc(s.sorted, forgotten)
+		s.pending = slices.DeleteFunc(s.pending, forgotten)
+		s.dead = 0
+	}
 	if len(s.pending) == 0 {
 		return s.sorted
 	}

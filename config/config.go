@@ -66,6 +66,11 @@ type Source struct {
 	// is not registered, kevent_source_required makes the shipped alert
 	// fire. Without it, a missing module is normal.
 	Required bool `yaml:"required"`
+	// ForgetAfter is how long the series of an object the kernel removed
+	// stay after its removal.
+	ForgetAfter Duration `yaml:"forget_after"`
+	// Objects chooses the objects that get series of their own.
+	Objects Objects `yaml:"objects,omitempty"`
 }
 
 // SendersValues are the values senders takes.
@@ -79,6 +84,7 @@ var DefaultSource = Source{
 	ReceiveBufferBytes: 8 << 20,
 	MaxEvents:          DefaultMaxEvents,
 	PayloadInfo:        true,
+	ForgetAfter:        Duration(DefaultForgetAfter),
 }
 
 const (

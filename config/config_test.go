@@ -16,17 +16,50 @@ import (
 
 func TestDefault(t *testing.T) {
 	c := Default()
+	fa := Duration(5 * time.Minute)
 	want := []Source{
-		{Name: "uevent", Protocol: 15, Groups: []uint32{1}, Decoder: "uevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
-		{Name: "link", Protocol: 0, Groups: []uint32{1, 3, 5, 9}, Decoder: "rtnetlink", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
-		{Name: "thermal", Family: "thermal", GroupNames: []string{"event"}, Decoder: "thermal", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
-		{Name: "acpi", Family: "acpi_event", GroupNames: []string{"acpi_mc_group"}, Decoder: "acpi", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
-		{Name: "quota", Family: "VFS_DQUOT", GroupNames: []string{"events"}, Decoder: "quota", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
-		{Name: "kevent", Family: "kevent", GroupNames: []string{"events"}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
-		{Name: "seed", Protocol: 29, Groups: []uint32{2}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true},
+		{Name: "uevent", Protocol: 15, Groups: []uint32{1}, Decoder: "uevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+		{Name: "link", Protocol: 0, Groups: []uint32{1, 3, 5, 9}, Decoder: "rtnetlink", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+		{Name: "thermal", Family: "thermal", GroupNames: []string{"event"}, Decoder: "thermal", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+		{Name: "acpi", Family: "acpi_event", GroupNames: []string{"acpi_mc_group"}, Decoder: "acpi", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+		{Name: "quota", Family: "VFS_DQUOT", GroupNames: []string{"events"}, Decoder: "quota", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+		{Name: "kevent", Family: "kevent", GroupNames: []string{"events"}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+		{Name: "seed", Protocol: 29, Groups: []uint32{2}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, ForgetAfter: fa},
+	}
+	// The uevent and link sources share their object filter, which
+	// TestDefaultObjects checks.
+	for i := range 2 {
+		if c.Sources[i].Objects.Exclude == "" || c.Sources[i].Objects != c.Sources[0].Objects {
+			t.Fatalf("source %s: objects %+v, want the containers' interfaces excluded as for uevent", c.Sources[i].Name, c.Sources[i].Objects)
+		}
+		want[i].Objects = c.Sources[0].Objects
 	}
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("default sources:\n got %+v\nwant %+v", c.Sources, want)
+	}
+}
+
+// TestDefaultObjects: the default config names the node's interfaces and
+// counts the containers' together.
+func TestDefaultObjects(t *testing.T) {
+	_, exclude := Default().Sources[1].Objects.Regexps()
+	for _, name := range []string{
+		"veth1234abcd", "vethwepl12345", "cali0123456789a", "lxc12ab34cd56ef", "lxc_health",
+		"cilium_host", "flannel.1", "cni0", "cni-podman0", "podman0", "docker0", "br-0123456789ab",
+		"tunl0", "vxlan.calico", "wireguard.cali", "kube-ipvs0", "genev_sys_6081",
+		"eni0123456789a", "azv0123456789a", "gke0123456789a", "0123456789abcde", "0123456789ab_h",
+	} {
+		if !exclude.MatchString(name) {
+			t.Errorf("%s is not excluded", name)
+		}
+	}
+	for _, name := range []string{
+		"lo", "eth0", "eth9", "ens5", "eno1", "enp3s0f0", "wlan0", "bond0", "bond0.100", "br0",
+		"br-ex", "br-int", "vlan10", "ib0", "nodelocaldns", "ovn-k8s-mp0", "vxlan100", "enic0", "eni0",
+	} {
+		if exclude.MatchString(name) {
+			t.Errorf("%s is excluded", name)
+		}
 	}
 }
 
@@ -43,19 +76,25 @@ sources:
     event_names:
       3: hello
       16: my_event
+    forget_after: 0s
   - name: users
     protocol: UserSock
     groups: [1]
     decoder: kevent
     senders: any
     required: true
+    forget_after: 1h30m
+    objects:
+      include: 'eth.*|en.*'
+      exclude: eth9
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Source{
 		{Name: "seed", Protocol: 29, Groups: []uint32{2, 40}, Decoder: "raw", MaxEvents: 10, EventNames: map[uint16]string{3: "hello", 16: "my_event"}},
-		{Name: "users", Protocol: 2, Groups: []uint32{1}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, Senders: "any", Required: true},
+		{Name: "users", Protocol: 2, Groups: []uint32{1}, Decoder: "kevent", ReceiveBufferBytes: 8 << 20, MaxEvents: 2000, PayloadInfo: true, Senders: "any", Required: true,
+			ForgetAfter: Duration(90 * time.Minute), Objects: Objects{Include: "eth.*|en.*", Exclude: "eth9"}},
 	}
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
@@ -127,7 +166,7 @@ func TestParseBad(t *testing.T) {
 		{"empty", "", "configuration is empty"},
 		{"no sources", "sources: []\n", "no sources configured"},
 		{"unknown top-level key", "sourcez: []\n", "yaml: unmarshal errors:\n  line 1: field sourcez not found in type config.Config"},
-		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders, required)`},
+		{"unknown source key", src + "    grops: [1]\n", `line 6: unknown key "grops" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders, required, forget_after, objects)`},
 		{"not yaml", "sources: [\n", "yaml: line 1: did not find expected node content"},
 		{"missing name", "sources:\n  - protocol: 2\n    groups: [1]\n    decoder: raw\n", "source 1: name is required"},
 		{"bad name", "sources:\n  - name: 'a b'\n    protocol: 2\n    groups: [1]\n    decoder: raw\n", `source "a b": name "a b" must match ^[a-zA-Z_][a-zA-Z0-9_.-]*$`},
@@ -207,6 +246,17 @@ func TestParseBad(t *testing.T) {
 		{"payload_info mapping", src + "    payload_info: {a: 1}\n", `line 6: payload_info: a mapping is not a boolean`},
 		{"required list", src + "    required: [true]\n", `line 6: required: a list is not a boolean`},
 		{"required string", src + "    required: yes please\n", "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str `yes please` into bool"},
+
+		// forget_after and objects.
+		{"forget_after number", src + "    forget_after: 5\n", `line 6: forget_after: "5" is not a duration such as 30s, 5m or 1h`},
+		{"forget_after negative", src + "    forget_after: -1m\n", `line 6: forget_after: "-1m" is not a duration such as 30s, 5m or 1h`},
+		{"forget_after list", src + "    forget_after: [1m]\n", `line 6: forget_after: a list is not a duration`},
+		{"forget_after too long", src + "    forget_after: 8d\n", `line 6: forget_after 8d is longer than 1w`},
+		{"objects list", src + "    objects: [eth0]\n", `line 6: objects: a list is not a mapping`},
+		{"objects unknown key", src + "    objects: {exclude: veth.*, includes: eth.*}\n", `line 6: unknown key "includes" in objects (known keys: include, exclude)`},
+		{"objects twice", src + "    objects: {exclude: a, exclude: b}\n", "yaml: unmarshal errors:\n  line 6: mapping key \"exclude\" already defined at line 6"},
+		{"objects bad regexp", src + "    objects:\n      include: 'eth(0'\n", "line 7: objects: include: error parsing regexp: missing closing ): `eth(0`"},
+		{"objects mapping regexp", src + "    objects:\n      exclude: {a: b}\n", `line 7: objects: exclude: a mapping is not a regular expression`},
 
 		// Groups within the protocol's range.
 		{"group 33 on usersock", "sources:\n  - name: s\n    protocol: usersock\n    groups: [21, 33]\n    decoder: raw\n", `source "s": groups: group 33 out of range 1-32 for protocol usersock (2)`},
@@ -339,7 +389,7 @@ sources:
 		t.Fatal(err)
 	}
 	a, b := c.Sources[0], c.Sources[1]
-	want := Source{Name: "a", Protocol: 29, Groups: []uint32{1, 3}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 10, PayloadInfo: true, EventNames: EventNames{16: "x", 17: "y"}}
+	want := Source{Name: "a", Protocol: 29, Groups: []uint32{1, 3}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 10, PayloadInfo: true, EventNames: EventNames{16: "x", 17: "y"}, ForgetAfter: Duration(DefaultForgetAfter)}
 	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("source a:\n got %+v\nwant %+v", a, want)
 	}
@@ -389,7 +439,8 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := Source{Name: "a", Protocol: 29, Groups: []uint32{1}, Decoder: "raw", ReceiveBufferBytes: 8 << 20, MaxEvents: 10, PayloadInfo: true, EventNames: EventNames{16: "x", 17: "y"}}
+	a := DefaultSource
+	a.Name, a.Protocol, a.Groups, a.Decoder, a.MaxEvents, a.EventNames = "a", 29, []uint32{1}, "raw", 10, EventNames{16: "x", 17: "y"}
 	b := a
 	b.Name, b.Groups = "b", []uint32{2}
 	cc := a
@@ -610,7 +661,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-event-name-del.yml", `line 7: event_names: type 16: name "link\x7fflap" must be 1-128 bytes without control characters`},
 		{"invalid-event-name-c1.yml", `line 7: event_names: type 16: name "link\u0085flap" must be 1-128 bytes without control characters`},
 		{"invalid-payload-info-null.yml", `line 6: payload_info: "~" is not a boolean`},
-		{"invalid-merge-unknown-key.yml", `line 8: unknown key "decodr" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders)`},
+		{"invalid-merge-unknown-key.yml", `line 8: unknown key "decodr" in source (known keys: name, protocol, family, groups, decoder, receive_buffer_bytes, max_events, payload_info, event_names, senders, required, forget_after, objects)`},
 		{"invalid-merge-duplicate-key.yml", "yaml: unmarshal errors:\n  line 11: mapping key \"name\" already defined at line 9"},
 		{"invalid-merge-twice.yml", "yaml: unmarshal errors:\n  line 9: mapping key \"<<\" already defined at line 7"},
 		{"invalid-merge-scalar.yml", `line 2: <<: "5" is not a mapping or a list of mappings`},

@@ -27,6 +27,12 @@ type Event struct {
 	// Object is what the event is about (an interface, a thermal zone, a
 	// device), or empty. Like Name it may be the decoder's own memory.
 	Object []byte
+	// Gone names an object the kernel removed, as of this event: the
+	// event's own Object when the event is the object's last (link/del),
+	// or another (the former name of a renamed interface). The objects
+	// under it, named Gone followed by "/" ("tz3/trip1" under "tz3"), are
+	// gone with it. Empty when the event removes nothing.
+	Gone []byte
 
 	// Sequence numbering, set by decoders whose format carries it.
 	HasSeq   bool

@@ -79,6 +79,7 @@ type event struct {
 	Value    float64
 	HasValue bool
 	Payload  string
+	Gone     string
 	HasSeq   bool
 	Seq      uint64
 	Instance uint64
@@ -98,6 +99,7 @@ func toEvents(evs []decoder.Event) []event {
 			Object:   string(e.Object),
 			HasValue: e.HasValue,
 			Payload:  string(e.Payload),
+			Gone:     string(e.Gone),
 			HasSeq:   e.HasSeq,
 		}
 		if e.HasValue {

@@ -37,6 +37,7 @@ const (
 var (
 	rtnlLinkNew       = []byte("link/new")
 	rtnlLinkDel       = []byte("link/del")
+	rtnlLinkRename    = []byte("link/rename")
 	rtnlLinkUp        = []byte("link/up")
 	rtnlLinkDown      = []byte("link/down")
 	rtnlLinkUntracked = []byte("link/untracked")
@@ -75,6 +76,7 @@ type rtnlAddr struct {
 //   - link/new and link/del when an interface appears in the namespace (the
 //     RTM_NEWLINK whose ifi_change is ~0, which the kernel sends for a
 //     device registered or moved in) or goes (RTM_DELLINK);
+//   - link/rename when an interface's name changes;
 //   - link/up when an interface's operational state (IFLA_OPERSTATE)
 //     becomes up, link/down when it leaves up: one event per transition,
 //     however many RTM_NEWLINKs the kernel sends that change nothing;
@@ -89,6 +91,17 @@ type rtnlAddr struct {
 // with every transition, including those whose messages were lost; their
 // payload is the operational state. Address events carry the address and
 // prefix length, neighbour events the neighbour's address.
+//
+// A renamed interface gives link/rename, about its new name, with its
+// former name as payload; the events that follow are about the new name.
+//
+// Events say which objects are gone (Event.Gone): link/del the deleted
+// interface, link/rename the former name, and a link/new on the index of
+// an interface of another name whose deletion was lost (the kernel reuses
+// indexes) that interface. A name that comes back is a new object, which
+// the collector counts from zero; only a new interface of the same name
+// on the same index, after its predecessor's deletion was lost, continues
+// its counts.
 //
 // Transitions are counted from a known state: the decoder keeps each
 // interface's state by ifindex, set silently by the kernel's answer to the
@@ -256,7 +269,16 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 			delete(d.links, index)
 		}
 		d.dropAddrs(index)
+		ev.Gone = name
 		return appendNamed(events, ev, rtnlLinkDel), true
+	}
+	if known && change != ifiChangeNew && string(prev.name[:prev.nameLen]) != string(name) {
+		// Renamed: the events that follow are about the new name, and
+		// the old one is gone.
+		start := len(d.buf)
+		d.buf = append(d.buf, prev.name[:prev.nameLen]...)
+		old := d.since(start)
+		events = append(events, Event{Name: rtnlLinkRename, Object: name, Payload: old, Gone: old})
 	}
 	switch {
 	case m.Flags&unix.NLM_F_MULTI != 0:
@@ -264,7 +286,15 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		// the state as the dump read it, newer than the notifications
 		// queued before it, and never a transition.
 	case change == ifiChangeNew:
+		if known && string(prev.name[:prev.nameLen]) != string(name) {
+			// A new device on the index of one whose deletion was
+			// lost: that one is gone.
+			start := len(d.buf)
+			d.buf = append(d.buf, prev.name[:prev.nameLen]...)
+			ev.Gone = d.since(start)
+		}
 		events = appendNamed(events, ev, rtnlLinkNew)
+		ev.Gone = nil
 		if st.up {
 			events = appendNamed(events, ev, rtnlLinkUp)
 		}

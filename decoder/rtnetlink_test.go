@@ -25,6 +25,7 @@ type rtEvent struct {
 	Value    float64
 	HasValue bool
 	Payload  string
+	Gone     string
 }
 
 // toRtEvents converts decoded events for comparison; no events gives nil.
@@ -34,7 +35,7 @@ func toRtEvents(evs []decoder.Event) []rtEvent {
 	}
 	out := make([]rtEvent, 0, len(evs))
 	for _, e := range evs {
-		ev := rtEvent{Name: string(e.Name), Object: string(e.Object), HasValue: e.HasValue, Payload: string(e.Payload)}
+		ev := rtEvent{Name: string(e.Name), Object: string(e.Object), HasValue: e.HasValue, Payload: string(e.Payload), Gone: string(e.Gone)}
 		if e.HasValue {
 			ev.Value = e.Value
 		}
@@ -122,6 +123,18 @@ func linkEv(name, object string, carrier float64, oper string) rtEvent {
 	return rtEvent{Name: name, Object: object, Value: carrier, HasValue: true, Payload: oper}
 }
 
+// delEv is a link/del event's expected form: the interface is gone.
+func delEv(object string, carrier float64, oper string) rtEvent {
+	e := linkEv("link/del", object, carrier, oper)
+	e.Gone = object
+	return e
+}
+
+// renameEv is a link/rename event's expected form.
+func renameEv(from, to string) rtEvent {
+	return rtEvent{Name: "link/rename", Object: to, Payload: from, Gone: from}
+}
+
 func TestRtnetlinkLinks(t *testing.T) {
 	runRtSteps(t, decoder.NewRtnetlink(), []rtStep{
 		{"a veth end appears, down", link(unix.RTM_NEWLINK, 3, newDev, "kvA", operDown, 1),
@@ -131,21 +144,24 @@ func TestRtnetlinkLinks(t *testing.T) {
 		{"a notification that changes nothing", newlink(3, "kvA", operUp, 2), nil, 0},
 		{"down", newlink(3, "kvA", operDown, 3), []rtEvent{linkEv("link/down", "kvA", 3, "down")}, 0},
 		{"down again, another reason", newlink(3, "kvA", operLLD, 3), nil, 0},
-		{"renamed while down", newlink(3, "kvRenamed", operLLD, 3), nil, 0},
+		{"renamed while down", newlink(3, "kvRenamed", operLLD, 3), []rtEvent{renameEv("kvA", "kvRenamed")}, 0},
 		{"up under the new name", newlink(3, "kvRenamed", operUp, 4), []rtEvent{linkEv("link/up", "kvRenamed", 4, "up")}, 0},
 		{"a bridge port's notification is not the device's",
 			rtMsg(unix.RTM_DELLINK, 0, ifinfomsg(unix.AF_BRIDGE, 3, 0, 0), linkAttrs("kvRenamed", operDown, 4)...), nil, 0},
 		{"still up: its close was lost, its deletion says down",
 			link(unix.RTM_DELLINK, 3, newDev, "kvRenamed", operDown, 5),
-			[]rtEvent{linkEv("link/down", "kvRenamed", 5, "down"), linkEv("link/del", "kvRenamed", 5, "down")}, 0},
+			[]rtEvent{linkEv("link/down", "kvRenamed", 5, "down"), delEv("kvRenamed", 5, "down")}, 0},
 		{"index 3 is unknown again: its first notification only teaches its state", newlink(3, "kvB", operUp, 7), nil, 0},
 		{"then its transitions count", newlink(3, "kvB", operDown, 8), []rtEvent{linkEv("link/down", "kvB", 8, "down")}, 0},
 		{"a device created up: new, then up", link(unix.RTM_NEWLINK, 4, newDev, "kvC", operUp, 0),
 			[]rtEvent{linkEv("link/new", "kvC", 0, "up"), linkEv("link/up", "kvC", 0, "up")}, 0},
-		{"a new device over a known index starts afresh", link(unix.RTM_NEWLINK, 3, newDev, "kvD", operDown, 1),
-			[]rtEvent{linkEv("link/new", "kvD", 1, "down")}, 0},
+		{"a new device over a known index starts afresh: the old one is gone", link(unix.RTM_NEWLINK, 3, newDev, "kvD", operDown, 1),
+			[]rtEvent{{Name: "link/new", Object: "kvD", Value: 1, HasValue: true, Payload: "down", Gone: "kvB"}}, 0},
+		{"renamed and up in one message", newlink(3, "kvD2", operUp, 2),
+			[]rtEvent{renameEv("kvD", "kvD2"), linkEv("link/up", "kvD2", 2, "up")}, 0},
+		{"renamed back, in the dump after a new socket", dumpLink(3, "kvD", operUp, 2), []rtEvent{renameEv("kvD2", "kvD")}, 0},
 		{"deleting an unknown interface still counts", link(unix.RTM_DELLINK, 99, newDev, "kvE", operDown, 1),
-			[]rtEvent{linkEv("link/del", "kvE", 1, "down")}, 0},
+			[]rtEvent{delEv("kvE", 1, "down")}, 0},
 		{"an operational state the decoder has no name for",
 			newlink(4, "kvC", 9, 1), []rtEvent{linkEv("link/down", "kvC", 1, "9")}, 0},
 		{"no carrier count: no value",
@@ -275,7 +291,7 @@ func TestRtnetlinkAddrs(t *testing.T) {
 			[]rtEvent{{Name: "addr/new", Object: "kvA", Payload: "192.0.2.1/32"}}, 0},
 		{"another family", rtMsg(unix.RTM_NEWADDR, 0, ifaddrmsg(unix.AF_PACKET, 0, 3), nlsend.AppendAttr(nil, unix.IFA_ADDRESS, []byte{1, 2})), nil, 0},
 		{"the link goes, its DELADDRs lost", link(unix.RTM_DELLINK, 3, newDev, "kvA", operDown, 3),
-			[]rtEvent{linkEv("link/down", "kvA", 3, "down"), linkEv("link/del", "kvA", 3, "down")}, 0},
+			[]rtEvent{linkEv("link/down", "kvA", 3, "down"), delEv("kvA", 3, "down")}, 0},
 		{"its addresses went with it", addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "", 900, 900),
 			[]rtEvent{{Name: "addr/new", Object: "if3", Payload: "10.9.0.1/24"}}, 0},
 		{"without cache information an unknown address is new",
@@ -358,9 +374,9 @@ func TestRtnetlinkLinkBound(t *testing.T) {
 		{"a new interface past the bound counts", link(unix.RTM_NEWLINK, 8, newDev, "new", operUp, 0),
 			[]rtEvent{linkEv("link/new", "new", 0, "up"), linkEv("link/up", "new", 0, "up")}, 0},
 		{"but is not kept", newlink(8, "new", operDown, 1), []rtEvent{linkEv("link/untracked", "new", 1, "down")}, 0},
-		{"its deletion counts", link(unix.RTM_DELLINK, 8, newDev, "new", operDown, 1), []rtEvent{linkEv("link/del", "new", 1, "down")}, 0},
+		{"its deletion counts", link(unix.RTM_DELLINK, 8, newDev, "new", operDown, 1), []rtEvent{delEv("new", 1, "down")}, 0},
 		{"a kept interface goes", link(unix.RTM_DELLINK, 1001, newDev, "d1", operDown, 2),
-			[]rtEvent{linkEv("link/down", "d1", 2, "down"), linkEv("link/del", "d1", 2, "down")}, 0},
+			[]rtEvent{linkEv("link/down", "d1", 2, "down"), delEv("d1", 2, "down")}, 0},
 		{"which makes room: 7 is learnt", newlink(7, "over", operUp, 4), nil, 0},
 		{"and its transitions count", newlink(7, "over", operDown, 5), []rtEvent{linkEv("link/down", "over", 5, "down")}, 0},
 		{"the table is full again", newlink(9, "more", operDown, 1), []rtEvent{linkEv("link/untracked", "more", 1, "down")}, 0},
@@ -455,7 +471,7 @@ func FuzzRtnetlink(f *testing.F) {
 	f.Add(neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_FAILED, ip4b[:]))
 	f.Add(rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(0, 3, 0, 0), rawAttr(2, 1, nil)))
 	names := map[string]bool{}
-	for _, n := range []string{"link/new", "link/del", "link/up", "link/down", "link/untracked", "addr/new", "addr/del", "addr/untracked", "neigh/failed"} {
+	for _, n := range []string{"link/new", "link/del", "link/rename", "link/up", "link/down", "link/untracked", "addr/new", "addr/del", "addr/untracked", "neigh/failed"} {
 		names[n] = true
 	}
 	f.Fuzz(func(t *testing.T, datagram []byte) {
@@ -468,7 +484,7 @@ func FuzzRtnetlink(f *testing.F) {
 				t.Fatalf("%d events and %d malformed from %d bytes", len(events), bad, len(datagram))
 			}
 			for _, e := range events {
-				if !names[string(e.Name)] || len(e.Object) == 0 || len(e.Object) > 16 {
+				if !names[string(e.Name)] || len(e.Object) == 0 || len(e.Object) > 16 || len(e.Gone) > 16 {
 					t.Fatalf("event %q about %q", e.Name, e.Object)
 				}
 			}
@@ -697,6 +713,6 @@ int main(void) {
 		{"a failed neighbour", m["newneigh"], []rtEvent{{Name: "neigh/failed", Object: "kv0", Payload: "10.1.2.4"}}, 0},
 		{"a dump reply", m["dumplink"], nil, 0},
 		{"then a notification", m["newlinkdown"], []rtEvent{{Name: "link/down", Object: "kv1", Payload: "down"}}, 0},
-		{"the device goes", m["dellink"], []rtEvent{linkEv("link/down", "kv0", 5, "down"), linkEv("link/del", "kv0", 5, "down")}, 0},
+		{"the device goes", m["dellink"], []rtEvent{linkEv("link/down", "kv0", 5, "down"), delEv("kv0", 5, "down")}, 0},
 	})
 }

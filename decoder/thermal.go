@@ -168,6 +168,9 @@ var thermalTripTypes = [ThermalTripCritical + 1]string{
 // A later kernel's new event is named by its number, about the zone its
 // message names if any.
 //
+// tz/delete, trip/delete and cdev/delete say that their object is gone
+// (Event.Gone), a zone with its trip points.
+//
 // The objects are ids, not names: zone and cooling device names (their
 // sysfs "type", such as acpitz or Processor) are not unique, and the
 // events name them only when the zone or device is created, mostly at boot,
@@ -344,6 +347,7 @@ func (d *Thermal) event(ev *Event, cmd uint8, a *thermalAttrs) bool {
 		ev.Payload = d.payload(d.zones[tz], "", nil)
 		if cmd == ThermalEventTzDelete {
 			delete(d.zones, tz)
+			ev.Gone = ev.Object
 		}
 	case ThermalEventTzGovChange:
 		if !a.have(ThermalAttrTzID, ThermalAttrGovName) {
@@ -381,6 +385,7 @@ func (d *Thermal) event(ev *Event, cmd uint8, a *thermalAttrs) bool {
 		}
 		ev.Object = d.zone(tz, true, a.u32[ThermalAttrTzTripID])
 		ev.Payload = d.payload(d.zones[tz], "", nil)
+		ev.Gone = ev.Object
 	case ThermalEventCdevAdd:
 		if !a.have(ThermalAttrCdevID, ThermalAttrCdevName, ThermalAttrCdevMaxState) {
 			return false
@@ -396,6 +401,7 @@ func (d *Thermal) event(ev *Event, cmd uint8, a *thermalAttrs) bool {
 		ev.Object = d.cdev(cdev)
 		ev.Payload = d.payload(d.cdevs[cdev], "", nil)
 		delete(d.cdevs, cdev)
+		ev.Gone = ev.Object
 	case ThermalEventCdevStateUpdate:
 		if !a.have(ThermalAttrCdevID, ThermalAttrCdevCurState) {
 			return false

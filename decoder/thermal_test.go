@@ -19,6 +19,7 @@ type objectEvent struct {
 	Value    float64
 	HasValue bool
 	Payload  string
+	Gone     string
 }
 
 // toObjectEvents converts decoded events for comparison; no events gives
@@ -29,7 +30,7 @@ func toObjectEvents(evs []decoder.Event) []objectEvent {
 	}
 	out := make([]objectEvent, 0, len(evs))
 	for _, e := range evs {
-		ev := objectEvent{Name: string(e.Name), Object: string(e.Object), HasValue: e.HasValue, Payload: string(e.Payload)}
+		ev := objectEvent{Name: string(e.Name), Object: string(e.Object), HasValue: e.HasValue, Payload: string(e.Payload), Gone: string(e.Gone)}
 		if e.HasValue {
 			ev.Value = e.Value
 		}
@@ -129,7 +130,7 @@ func TestThermal(t *testing.T) {
 		bad      int
 	}{
 		{"zone created", tzCreate(3, "acpitz"), []objectEvent{{Name: "tz/create", Object: "tz3", Payload: "type=acpitz"}}, 0},
-		{"zone deleted", tzEvent(decoder.ThermalEventTzDelete, 3), []objectEvent{{Name: "tz/delete", Object: "tz3"}}, 0},
+		{"zone deleted", tzEvent(decoder.ThermalEventTzDelete, 3), []objectEvent{{Name: "tz/delete", Object: "tz3", Gone: "tz3"}}, 0},
 		{"zone enabled", tzEvent(decoder.ThermalEventTzEnable, 0), []objectEvent{{Name: "tz/enable", Object: "tz0"}}, 0},
 		{"zone disabled", tzEvent(decoder.ThermalEventTzDisable, 12), []objectEvent{{Name: "tz/disable", Object: "tz12"}}, 0},
 		{"trip crossed up", tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85500),
@@ -141,11 +142,11 @@ func TestThermal(t *testing.T) {
 		{"trip changed, a later kernel's trip type", tripAdd(decoder.ThermalEventTzTripChange, 2, 4, 9, 105000, 1500),
 			[]objectEvent{{Name: "trip/change", Object: "tz2/trip4", Value: 105, HasValue: true, Payload: "trip_type=9 hysteresis=1.5"}}, 0},
 		{"trip deleted", genlMsg(decoder.ThermalEventTzTripDelete, u32attr(decoder.ThermalAttrTzID, 2), u32attr(decoder.ThermalAttrTzTripID, 4)),
-			[]objectEvent{{Name: "trip/delete", Object: "tz2/trip4"}}, 0},
+			[]objectEvent{{Name: "trip/delete", Object: "tz2/trip4", Gone: "tz2/trip4"}}, 0},
 		{"cooling device added", cdevAdd(2, "Processor", 3),
 			[]objectEvent{{Name: "cdev/add", Object: "cdev2", Value: 3, HasValue: true, Payload: "type=Processor"}}, 0},
 		{"cooling device deleted", genlMsg(decoder.ThermalEventCdevDelete, u32attr(decoder.ThermalAttrCdevID, 2)),
-			[]objectEvent{{Name: "cdev/delete", Object: "cdev2"}}, 0},
+			[]objectEvent{{Name: "cdev/delete", Object: "cdev2", Gone: "cdev2"}}, 0},
 		{"cooling device state", cdevUpdate(7, 2), []objectEvent{{Name: "cdev/update", Object: "cdev7", Value: 2, HasValue: true}}, 0},
 		{"governor changed", genlMsg(decoder.ThermalEventTzGovChange, u32attr(decoder.ThermalAttrTzID, 1), strAttr(decoder.ThermalAttrGovName, "step_wise")),
 			[]objectEvent{{Name: "tz/governor", Object: "tz1", Payload: "governor=step_wise"}}, 0},
@@ -263,11 +264,11 @@ func TestThermalNames(t *testing.T) {
 		{tripCrossed(decoder.ThermalEventTzTripUp, 4, 0, 85000), objectEvent{Name: "trip/up", Object: "tz4/trip0", Value: 85, HasValue: true}},
 		{tzCreate(3, "acpitz"), objectEvent{Name: "tz/create", Object: "tz3", Payload: "type=acpitz"}},
 		{tzEvent(decoder.ThermalEventTzDisable, 3), objectEvent{Name: "tz/disable", Object: "tz3", Payload: "type=acpitz"}},
-		{tzEvent(decoder.ThermalEventTzDelete, 3), objectEvent{Name: "tz/delete", Object: "tz3", Payload: "type=acpitz"}},
+		{tzEvent(decoder.ThermalEventTzDelete, 3), objectEvent{Name: "tz/delete", Object: "tz3", Payload: "type=acpitz", Gone: "tz3"}},
 		{tripCrossed(decoder.ThermalEventTzTripDown, 3, 1, 80000), objectEvent{Name: "trip/down", Object: "tz3/trip1", Value: 80, HasValue: true}},
 		{cdevAdd(0, "Fan", 1), objectEvent{Name: "cdev/add", Object: "cdev0", Value: 1, HasValue: true, Payload: "type=Fan"}},
 		{cdevUpdate(0, 1), objectEvent{Name: "cdev/update", Object: "cdev0", Value: 1, HasValue: true, Payload: "type=Fan"}},
-		{genlMsg(decoder.ThermalEventCdevDelete, u32attr(decoder.ThermalAttrCdevID, 0)), objectEvent{Name: "cdev/delete", Object: "cdev0", Payload: "type=Fan"}},
+		{genlMsg(decoder.ThermalEventCdevDelete, u32attr(decoder.ThermalAttrCdevID, 0)), objectEvent{Name: "cdev/delete", Object: "cdev0", Payload: "type=Fan", Gone: "cdev0"}},
 		{cdevUpdate(0, 0), objectEvent{Name: "cdev/update", Object: "cdev0", Value: 0, HasValue: true}},
 	} {
 		got, bad := d.Decode(nil, c.datagram)

@@ -19,7 +19,13 @@ const (
 // group 2 with a binary libudev header in front; those are decoded too.
 //
 // The event name is "SUBSYSTEM/ACTION", the payload DEVPATH and the value
-// the kernel's SEQNUM.
+// the kernel's SEQNUM. The object is the device's name, the last element
+// of DEVPATH ("sda1" for /devices/.../block/sda/sda1), but for the kobjects
+// of a network interface, which are the interface's
+// (/devices/virtual/net/veth1/queues/rx-0 is about veth1), so that one
+// object filter covers an interface and its queues. ACTION=remove of a
+// device says it is gone (Event.Gone), and ACTION=move the device's former
+// name (DEVPATH_OLD): a renamed interface.
 //
 // Names are built in the decoder's own memory, appended one after another
 // while the caller appends events, so that every event of a batch keeps its
@@ -40,7 +46,7 @@ func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 	if !ok {
 		return events, 1
 	}
-	var action, subsystem, devpath, seqnum []byte
+	var action, subsystem, devpath, devpathOld, seqnum []byte
 	for len(props) > 0 {
 		var kv []byte
 		if i := bytes.IndexByte(props, 0); i >= 0 {
@@ -59,6 +65,8 @@ func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 			subsystem = v
 		case "DEVPATH":
 			devpath = v
+		case "DEVPATH_OLD":
+			devpathOld = v
 		case "SEQNUM":
 			seqnum = v
 		}
@@ -73,7 +81,36 @@ func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 	d.names = append(append(append(d.names, subsystem...), '/'), action...)
 	ev := Event{Name: d.names[start:len(d.names):len(d.names)], Payload: devpath}
 	ev.Value, ev.HasValue = parseNumber(seqnum)
+	var own bool
+	ev.Object, own = ueventObject(devpath)
+	switch string(action) {
+	case "remove":
+		if own {
+			ev.Gone = ev.Object
+		}
+	case "move":
+		if old, own := ueventObject(devpathOld); own && !bytes.Equal(old, ev.Object) {
+			ev.Gone = old
+		}
+	}
 	return append(events, ev), 0
+}
+
+// ueventObject returns the object of a uevent about the kobject at devpath,
+// and whether it is the kobject's own name rather than its interface's.
+func ueventObject(devpath []byte) (object []byte, own bool) {
+	if i := bytes.Index(devpath, []byte("/net/")); i >= 0 {
+		name := devpath[i+len("/net/"):]
+		j := bytes.IndexByte(name, '/')
+		if j < 0 {
+			return name, len(name) > 0
+		}
+		if j > 0 {
+			return name[:j], false
+		}
+	}
+	object = devpath[bytes.LastIndexByte(devpath, '/')+1:]
+	return object, len(object) > 0
 }
 
 // ueventProperties returns the KEY=VALUE list of a kernel or libudev uevent.

@@ -20,7 +20,7 @@ const loProps = "ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=n
 const loUevent = "change@/devices/virtual/net/lo\x00" + loProps
 
 // loEvent is the event decoded from loUevent.
-var loEvent = event{Name: "net/change", Payload: "/devices/virtual/net/lo", Value: 4242, HasValue: true}
+var loEvent = event{Name: "net/change", Object: "lo", Payload: "/devices/virtual/net/lo", Value: 4242, HasValue: true}
 
 // libudevHeader returns the 40-byte struct udev_monitor_netlink_header of a
 // libudev re-broadcast, as nlsend.AppendLibudev lays it out, with magic (big
@@ -54,7 +54,37 @@ var ueventTests = []struct {
 	{
 		name:     "kernel without SEQNUM",
 		datagram: []byte("add@/devices/virtual/block/loop0\x00ACTION=add\x00DEVPATH=/devices/virtual/block/loop0\x00SUBSYSTEM=block\x00"),
-		want:     []event{{Name: "block/add", Payload: "/devices/virtual/block/loop0"}},
+		want:     []event{{Name: "block/add", Object: "loop0", Payload: "/devices/virtual/block/loop0"}},
+	},
+	{
+		name:     "a partition",
+		datagram: []byte("add@/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda1\x00ACTION=add\x00DEVPATH=/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda1\x00SUBSYSTEM=block\x00SEQNUM=9\x00"),
+		want:     []event{{Name: "block/add", Object: "sda1", Payload: "/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda1", Value: 9, HasValue: true}},
+	},
+	{
+		name:     "an interface's queue is the interface's, and its removal is not the interface's",
+		datagram: []byte("remove@/devices/virtual/net/veth1/queues/rx-0\x00ACTION=remove\x00DEVPATH=/devices/virtual/net/veth1/queues/rx-0\x00SUBSYSTEM=queues\x00SEQNUM=10\x00"),
+		want:     []event{{Name: "queues/remove", Object: "veth1", Payload: "/devices/virtual/net/veth1/queues/rx-0", Value: 10, HasValue: true}},
+	},
+	{
+		name:     "an interface removed",
+		datagram: []byte("remove@/devices/virtual/net/veth1\x00ACTION=remove\x00DEVPATH=/devices/virtual/net/veth1\x00SUBSYSTEM=net\x00INTERFACE=veth1\x00IFINDEX=7\x00SEQNUM=11\x00"),
+		want:     []event{{Name: "net/remove", Object: "veth1", Gone: "veth1", Payload: "/devices/virtual/net/veth1", Value: 11, HasValue: true}},
+	},
+	{
+		name:     "an interface renamed",
+		datagram: []byte("move@/devices/pci0000:00/0000:00:03.0/net/eth0\x00ACTION=move\x00DEVPATH=/devices/pci0000:00/0000:00:03.0/net/eth0\x00SUBSYSTEM=net\x00DEVPATH_OLD=/devices/pci0000:00/0000:00:03.0/net/n1\x00SEQNUM=12\x00"),
+		want:     []event{{Name: "net/move", Object: "eth0", Gone: "n1", Payload: "/devices/pci0000:00/0000:00:03.0/net/eth0", Value: 12, HasValue: true}},
+	},
+	{
+		name:     "a device moved under another parent, same name",
+		datagram: []byte("move@/devices/b/x\x00ACTION=move\x00DEVPATH=/devices/b/x\x00SUBSYSTEM=s\x00DEVPATH_OLD=/devices/a/x\x00"),
+		want:     []event{{Name: "s/move", Object: "x", Payload: "/devices/b/x"}},
+	},
+	{
+		name:     "odd paths: a trailing slash, an empty interface name",
+		datagram: []byte("remove@/devices/x/\x00ACTION=remove\x00DEVPATH=/devices/net//y/\x00SUBSYSTEM=s\x00"),
+		want:     []event{{Name: "s/remove", Payload: "/devices/net//y/"}},
 	},
 	{
 		name:     "kernel without DEVPATH",
@@ -235,8 +265,11 @@ func FuzzUevent(f *testing.F) {
 			if len(e.Name) < 3 || !bytes.Contains(e.Name, []byte("/")) {
 				t.Fatalf("event %d: name %q is not SUBSYSTEM/ACTION", i, e.Name)
 			}
-			if !within(datagram, e.Payload) {
-				t.Fatalf("event %d: payload %q is not a slice of the datagram", i, e.Payload)
+			if !within(datagram, e.Payload) || !within(datagram, e.Object) || !within(datagram, e.Gone) {
+				t.Fatalf("event %d: payload %q, object %q or gone %q is not a slice of the datagram", i, e.Payload, e.Object, e.Gone)
+			}
+			if bytes.Contains(e.Object, []byte("/")) || bytes.Contains(e.Gone, []byte("/")) {
+				t.Fatalf("event %d: object %q or gone %q has a /", i, e.Object, e.Gone)
 			}
 		}
 	})

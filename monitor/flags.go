@@ -31,6 +31,12 @@ type flags struct {
 	decoder  string
 	senders  string
 
+	// event and object narrow the output to the events whose name and
+	// object they match, whole (compiled by parseFlags).
+	event, object string
+	eventRE       *regexp.Regexp
+	objectRE      *regexp.Regexp
+
 	output    string
 	count     uint64
 	timeout   time.Duration
@@ -54,6 +60,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flags, error) {
 	app.Flag("groups", "The command-line source's multicast groups, as the config's groups: numbered from 1 for a protocol (protocol route's also by name), names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
+	app.Flag("event", "Print only the events whose name this RE2 regular expression matches, whole: e.g. 'link/(up|down)'. Notices are printed all the same.").PlaceHolder("REGEX").StringVar(&f.event)
+	app.Flag("object", "Print only the events whose object this RE2 regular expression matches, whole: e.g. 'eth0|bond.*'. The sources' objects filters, which name series on /metrics, do not narrow the monitor.").PlaceHolder("REGEX").StringVar(&f.object)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")
 	app.Flag("count", "Exit after printing N events; 0: no limit.").PlaceHolder("N").Uint64Var(&f.count)
 	app.Flag("timeout", "Exit after this long, e.g. 10s, though not before each source has attached or been reported down (half a second at most); 0: no limit.").PlaceHolder("DURATION").DurationVar(&f.timeout)
@@ -65,6 +73,17 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.timeout < 0 {
 		return nil, errors.New("--timeout must not be negative")
+	}
+	var err error
+	if f.event != "" {
+		if f.eventRE, err = config.WholeMatch(f.event); err != nil {
+			return nil, fmt.Errorf("--event: %v", err)
+		}
+	}
+	if f.object != "" {
+		if f.objectRE, err = config.WholeMatch(f.object); err != nil {
+			return nil, fmt.Errorf("--object: %v", err)
+		}
 	}
 	return &f, nil
 }

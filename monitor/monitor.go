@@ -75,5 +75,6 @@ func Main(program string, args []string, stdout, stderr io.Writer) int {
 	}
 
 	m := newMonitor(name, stdout, f.format(), f.count)
+	m.eventRE, m.objectRE = f.eventRE, f.objectRE
 	return m.run(cfg.Sources, logger, sig, f.timeout, stderr)
 }

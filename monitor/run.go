@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +43,8 @@ type monitor struct {
 	// finished is closed when the monitor stops printing: --count reached
 	// or the writer failed.
 	finished chan struct{}
+	// eventRE and objectRE, when set, choose the events printed.
+	eventRE, objectRE *regexp.Regexp
 
 	mu sync.Mutex
 	w  *bufio.Writer

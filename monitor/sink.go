@@ -116,6 +116,9 @@ func (s *sink) Record(events []decoder.Event, _, decodeErrors int) {
 		if ev.HasSeq {
 			s.checkSeq(now, ev)
 		}
+		if (m.eventRE != nil && !m.eventRE.Match(ev.Name)) || (m.objectRE != nil && !m.objectRE.Match(ev.Object)) {
+			continue
+		}
 		m.writeLocked(s.enc.AppendEvent(m.line[:0], now, ev))
 		m.printed++
 		if m.count > 0 && m.printed >= m.count {

@@ -93,9 +93,10 @@ func (s *Subscription) takeOver() *handover {
 // adoptSocket makes the socket h hands over s's: it clears the deadline
 // that stopped the predecessor's reads, sets s's options, joins s's groups
 // before it leaves the predecessor's others, so that the groups both have
-// miss nothing. If none of s's groups can be joined the socket is stopped
-// as a stopping subscription's is, its queue counted by s, and the error
-// returned.
+// miss nothing, and sends s's requests, whose answers s's decoder needs as
+// much as a new socket's. If none of s's groups can be joined, or the
+// requests cannot be sent, the socket is stopped as a stopping
+// subscription's is, its queue counted by s, and the error returned.
 func (s *Subscription) adoptSocket(h *handover) (*netlink.Conn, []uint32, error) {
 	c := h.conn
 	s.adoptedDrops = h.drops
@@ -103,23 +104,22 @@ func (s *Subscription) adoptSocket(h *handover) (*netlink.Conn, []uint32, error)
 	if err == nil {
 		err = s.configure(c, false)
 	}
-	var joined []uint32
+	var joined, added []uint32
 	if err == nil {
-		var added []uint32
 		var failed []string
 		added, failed, err = s.join(c, slices.DeleteFunc(slices.Clone(s.cfg.Groups), func(g uint32) bool { return slices.Contains(h.joined, g) }), nil)
 		joined = slices.DeleteFunc(slices.Clone(h.joined), func(g uint32) bool { return !slices.Contains(s.cfg.Groups, g) })
 		joined = append(joined, added...)
 		slices.Sort(joined)
 		if len(joined) > 0 {
-			err = nil
 			s.joinFailed(joined, failed)
+			err = s.sendRequests(c)
 		}
 	}
 	if err != nil {
 		stopped, stop := context.WithCancel(context.Background())
 		stop()
-		_ = s.session(stopped, c, h.joined, nil)
+		_ = s.session(stopped, c, append(slices.Clone(h.joined), added...), nil)
 		return nil, nil, err
 	}
 	for _, g := range h.joined {

@@ -158,3 +158,28 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 		t.Error("the successor counted nothing of the queue it was handed")
 	}
 }
+
+// TestHandOverSendsRequests: a subscription that takes a socket over sends
+// its requests, as one that opens a socket does. Its decoder is new, and
+// the rtnetlink decoder learns the links' states from the link dump that
+// its request asks for: without it, the first change of each link after a
+// reload would teach the state instead of being counted.
+func TestHandOverSendsRequests(t *testing.T) {
+	testenv.RequireRoot(t, "rtnetlink subscriptions in a private network namespace")
+	cfg := Config{Name: "links", Protocol: unix.NETLINK_ROUTE, Groups: []uint32{unix.RTNLGRP_LINK}, Requests: [][]byte{decoder.RtnetlinkDumpRequest()}}
+	first, _ := run(cfg, log.NewNopLogger(), nil)
+	// The first subscription reads its dump to the end (lo's RTM_NEWLINK,
+	// type 16, then NLMSG_DONE): a dump the second reads is its own.
+	waitUntil(t, "the first subscription reads its dump", func() bool { return first.sk.count("16") >= 1 && first.sk.count("done") == 1 })
+	cfg.ReceiveBufferBytes = 1 << 20
+	second, handed := run(cfg, log.NewNopLogger(), first)
+	if !handed {
+		t.Fatal("handover refused")
+	}
+	defer func() {
+		second.cancel()
+		<-second.final
+	}()
+	<-first.final
+	waitUntil(t, "the second subscription reads a dump of its own", func() bool { return second.sk.count("16") >= 1 && second.sk.count("done") == 1 })
+}

@@ -72,9 +72,10 @@ type Config struct {
 	// rejected.
 	Senders Senders
 	// Requests are netlink messages sent to the kernel (port ID 0) each
-	// time the socket is opened and joined, for protocols that deliver
-	// their events only to sockets that ask (the proc connector's
-	// PROC_CN_MCAST_LISTEN).
+	// time the socket is opened and joined, or taken over (HandOver), for
+	// protocols that deliver their events only to sockets that ask (the
+	// proc connector's PROC_CN_MCAST_LISTEN) and decoders that start from
+	// the kernel's answer (rtnetlink's link dump).
 	Requests [][]byte
 }
 
@@ -406,20 +407,28 @@ func (s *Subscription) open(protocol int, groups []uint32, names map[uint32]stri
 		return nil, nil, err
 	}
 	s.joinFailed(joined, failed)
-	for _, req := range s.cfg.Requests {
-		// To the kernel: port ID 0, no group.
-		if err := s.control(c, func(fd int) error {
-			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		}); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("sending the subscription request to the kernel: %w", err)
-		}
+	if err := s.sendRequests(c); err != nil {
+		c.Close()
+		return nil, nil, err
 	}
 	if err := s.configure(c, true); err != nil {
 		c.Close()
 		return nil, nil, err
 	}
 	return c, joined, nil
+}
+
+// sendRequests sends the subscription's requests to the kernel on c.
+func (s *Subscription) sendRequests(c *netlink.Conn) error {
+	for _, req := range s.cfg.Requests {
+		// To the kernel: port ID 0, no group.
+		if err := s.control(c, func(fd int) error {
+			return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		}); err != nil {
+			return fmt.Errorf("sending the subscription request to the kernel: %w", err)
+		}
+	}
+	return nil
 }
 
 // join joins c to groups and returns those it joined, and the others with
