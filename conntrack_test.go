@@ -6,13 +6,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -119,6 +125,18 @@ func TestConntrackConnections(t *testing.T) {
 	e := startExporterIn(t, ns, conntrackConfig)
 	e.WaitFor(t, 1, "kevent_source_up", "source", "conntrack")
 	trackConnections(t, ns, e)
+	// The exporter asks for no reliable delivery, which would make the
+	// kernel retry destroy events and slow the node, and keeps ENOBUFS,
+	// its loss signal.
+	flags := netfilterSocketFlags(t, ns)
+	if len(flags) == 0 {
+		t.Fatal("sock_diag shows no NETLINK_NETFILTER socket in the namespace")
+	}
+	for port, f := range flags {
+		if f&(ndiagFlagBroadcastError|ndiagFlagNoENOBUFS) != 0 {
+			t.Errorf("NETLINK_NETFILTER socket %d has flags %#x: NETLINK_BROADCAST_ERROR (%#x) or NETLINK_NO_ENOBUFS (%#x) set", port, f, ndiagFlagBroadcastError, ndiagFlagNoENOBUFS)
+		}
+	}
 
 	const (
 		closed  = 200
@@ -204,5 +222,138 @@ func TestConntrackConnections(t *testing.T) {
 		if _, ok := e2e.Value(mfs, "kevent_event_last_value", "source", "conntrack", "event", "new/tcp", "object", ""); ok {
 			t.Errorf("new/tcp has a value: a connection's lifetime is known at its end only")
 		}
+	}
+}
+
+// sock_diag's view of netlink sockets (linux/netlink_diag.h).
+const (
+	sockDiagByFamily        = 20 // SOCK_DIAG_BY_FAMILY
+	netlinkDiagFlags        = 4  // NETLINK_DIAG_FLAGS
+	ndiagShowFlags          = 0x8
+	ndiagFlagBroadcastError = 0x4
+	ndiagFlagNoENOBUFS      = 0x8
+	netlinkDiagMsgLen       = 28 // struct netlink_diag_msg
+)
+
+// netfilterSocketFlags returns the NDIAG_FLAG_* flags of every
+// NETLINK_NETFILTER socket in namespace ns, by port ID, as sock_diag
+// reports them (ss -A netlink reads the same).
+func netfilterSocketFlags(t *testing.T, ns string) map[uint32]uint32 {
+	t.Helper()
+	f, err := os.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, &netlink.Config{NetNS: int(f.Fd())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// struct netlink_diag_req: family, protocol, pad, inode, show, cookie.
+	req := []byte{unix.AF_NETLINK, unix.NETLINK_NETFILTER, 0, 0}
+	req = binary.NativeEndian.AppendUint32(req, 0)
+	req = binary.NativeEndian.AppendUint32(req, ndiagShowFlags)
+	req = append(req, make([]byte, 8)...)
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{Type: sockDiagByFamily, Flags: netlink.Request | netlink.Dump},
+		Data:   req,
+	})
+	if err != nil {
+		t.Fatalf("sock_diag of NETLINK_NETFILTER sockets: %v", err)
+	}
+	flags := make(map[uint32]uint32)
+	for _, m := range msgs {
+		if len(m.Data) < netlinkDiagMsgLen || m.Data[2] != unix.NETLINK_NETFILTER {
+			continue
+		}
+		port := binary.NativeEndian.Uint32(m.Data[4:8])
+		ad, err := netlink.NewAttributeDecoder(m.Data[netlinkDiagMsgLen:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		flags[port] = 0
+		for ad.Next() {
+			if ad.Type() == netlinkDiagFlags {
+				flags[port] = ad.Uint32()
+			}
+		}
+		if err := ad.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return flags
+}
+
+// TestConntrackLoss: a burst of 1000 new and 1000 destroy events into the
+// smallest receive buffer of a stopped exporter overflows it; once the
+// exporter runs again every event is counted or lost, exactly: events +
+// lost datagrams == 2000, with some lost (one event per datagram).
+func TestConntrackLoss(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t, "making network namespaces, iptables rules and flushing their conntrack table")
+	requireCommands(t, "iptables-legacy", "conntrack", "nsenter")
+	ns := newNetns(t)
+	conntrackEvents(t, ns)
+	e := startExporterIn(t, ns, conntrackConfig+"    receive_buffer_bytes: 4096\n")
+	e.WaitFor(t, 1, "kevent_source_up", "source", "conntrack")
+	trackConnections(t, ns, e)
+
+	const flows = 1000
+	e.Signal(t, syscall.SIGSTOP)
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			_ = e.Cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	if err := inNetns(ns, func() error {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		// A flow to each of 1000 loopback addresses, where nothing
+		// listens (bench/ctfill does the same).
+		for i := range flows {
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 9)
+			if _, err := c.WriteToUDPAddrPort([]byte("anyone?"), dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runIn(t, ns, "conntrack", "-F")
+	e.Signal(t, syscall.SIGCONT)
+	stopped = false
+
+	var events, lost float64
+	e2e.Eventually(t, fmt.Sprintf("events + lost datagrams reach %d", 2*flows), func() bool {
+		mfs, err := e.TryScrape()
+		if err != nil {
+			return false
+		}
+		events = e2e.Sum(mfs, "kevent_events_total", "source", "conntrack")
+		lost = e2e.Sum(mfs, "kevent_datagrams_lost_total", "source", "conntrack")
+		return events+lost >= 2*flows
+	})
+	mfs := e.Scrape(t)
+	counts := eventCounts(mfs, "conntrack")
+	events = e2e.Sum(mfs, "kevent_events_total", "source", "conntrack")
+	lost = e2e.Sum(mfs, "kevent_datagrams_lost_total", "source", "conntrack")
+	if events+lost != 2*flows || lost == 0 {
+		t.Errorf("events %v + lost %v = %v, want %d with some lost (receive buffer %v bytes)", events, lost, events+lost, 2*flows,
+			e2e.Sum(mfs, "kevent_source_receive_buffer_bytes", "source", "conntrack"))
+	}
+	t.Logf("%v events counted, %v lost", events, lost)
+	for k, v := range counts {
+		if k != "new/udp " && k != "destroy/udp/unreplied " {
+			t.Errorf("kevent_events_total{event, object = %s} = %v: not one of the burst's", k, v)
+		}
+	}
+	if v := e2e.Sum(mfs, "kevent_decode_errors_total", "source", "conntrack"); v != 0 {
+		t.Errorf("kevent_decode_errors_total = %v, want 0", v)
 	}
 }
