@@ -110,8 +110,10 @@ sources:
 // destroy/tcp/time_wait with their lifetime as value, the refused connects
 // as 100 destroy/tcp/unreplied/close (the RST is the only answer, and the
 // kernel deletes the entry at once), the datagrams as 50
-// destroy/udp/unreplied. Nothing is lost and nothing else is counted: the
-// exporter's own port is not tracked.
+// destroy/udp/unreplied. 10 more datagrams, to port 9 in conntrack zone 7
+// (a CT --zone rule), are counted apart, with the zone as object. Nothing
+// is lost and nothing else is counted: the exporter's own port is not
+// tracked.
 func TestConntrackConnections(t *testing.T) {
 	t.Parallel()
 	testenv.RequireRoot(t, "making network namespaces, iptables rules and flushing their conntrack table")
@@ -142,7 +144,9 @@ func TestConntrackConnections(t *testing.T) {
 		closed  = 200
 		refused = 100
 		udp     = 50
+		zoned   = 10
 	)
+	runIn(t, ns, "iptables-legacy", "-w", "-t", "raw", "-A", "OUTPUT", "-p", "udp", "--dport", "9", "-j", "CT", "--zone", "7")
 	if err := inNetns(ns, func() error {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
@@ -192,6 +196,16 @@ func TestConntrackConnections(t *testing.T) {
 				return err
 			}
 		}
+		for range zoned {
+			c, err := net.Dial("udp4", "127.0.0.1:9")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("anyone?")); err != nil {
+				return err
+			}
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -207,7 +221,10 @@ func TestConntrackConnections(t *testing.T) {
 	runIn(t, ns, "conntrack", "-F")
 	e.WaitFor(t, closed, "kevent_events_total", "source", "conntrack", "event", "destroy/tcp/time_wait", "object", "")
 	e.WaitFor(t, udp, "kevent_events_total", "source", "conntrack", "event", "destroy/udp/unreplied", "object", "")
+	e.WaitFor(t, zoned, "kevent_events_total", "source", "conntrack", "event", "destroy/udp/unreplied", "object", "7")
 	checkCounts(t, e, "conntrack", map[string]float64{
+		"new/udp 7":                    zoned,
+		"destroy/udp/unreplied 7":      zoned,
 		"new/tcp ":                     closed + refused,
 		"new/udp ":                     udp,
 		"destroy/tcp/time_wait ":       closed,
