@@ -374,3 +374,19 @@ func TestConntrackLoss(t *testing.T) {
 		t.Errorf("kevent_decode_errors_total = %v, want 0", v)
 	}
 }
+
+// TestConntrackDenied: joining the conntrack groups needs CAP_NET_ADMIN,
+// so an exporter without it has the source denied, as a probe of the
+// kernel says it must be.
+func TestConntrackDenied(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t, "making network namespaces")
+	ns := newNetns(t)
+	err := testenv.JoinAsNobody(t, ns, unix.NETLINK_NETFILTER, 3)
+	if err == nil {
+		t.Skip("this kernel lets uid 65534 join NFNLGRP_CONNTRACK_DESTROY: nothing to deny")
+	}
+	t.Logf("uid 65534 joining NFNLGRP_CONNTRACK_DESTROY: %v", err)
+	e := startExporterIn(t, ns, conntrackConfig, "--setuid=65534", "--setgid=65534")
+	e.WaitFor(t, 1, "kevent_source_state", "source", "conntrack", "state", "denied")
+}
