@@ -103,7 +103,7 @@ var conntrackProtos = func() (names [256][]byte) {
 }()
 
 // conntrackTCPStates name enum tcp_conntrack's states as conntrack -E
-// does, in lower case; the kernel sends no others.
+// does, in lower case; any other is named by its number.
 var conntrackTCPStates = [...][]byte{
 	[]byte("none"), []byte("syn_sent"), []byte("syn_recv"), []byte("established"),
 	[]byte("fin_wait"), []byte("close_wait"), []byte("last_ack"), []byte("time_wait"),
@@ -114,10 +114,10 @@ var conntrackTCPStates = [...][]byte{
 // the groups of ConntrackGroups) into one event per message, named by what
 // happened, to which protocol, and how the connection ended:
 //
-//	new/<proto>                             a connection is tracked
-//	update/<proto>[/<tcp state>]            its state changed (group conntrack_update)
-//	destroy/<proto>[/unreplied][/<tcp state>] it is no longer tracked
-//	expect/new/<proto>, expect/destroy/<proto> a helper's expectation
+//	new/<proto>                                 a connection is tracked
+//	update/<proto>[/<tcp state>]                its state changed (group conntrack_update)
+//	destroy/<proto>[/unreplied][/<tcp state>]   it is no longer tracked
+//	expect/new/<proto>, expect/destroy/<proto>  a helper's expectation
 //
 // <proto> is the layer 4 protocol of the original direction (tcp, udp,
 // icmp, icmpv6, sctp, gre, ...; a number for those without a name).
@@ -159,20 +159,40 @@ func (d *Conntrack) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
 }
 
+// ctKind is what a message announces.
+type ctKind uint8
+
+const (
+	ctNew ctKind = iota
+	ctUpdate
+	ctDestroy
+	ctExpNew
+	ctExpDestroy
+)
+
+// ctKindPrefixes start the event names by kind.
+var ctKindPrefixes = [...]string{
+	ctNew:        "new/",
+	ctUpdate:     "update/",
+	ctDestroy:    "destroy/",
+	ctExpNew:     "expect/new/",
+	ctExpDestroy: "expect/destroy/",
+}
+
 func (d *Conntrack) appendMessage(events []Event, m message) ([]Event, bool) {
-	var kind string
+	var kind ctKind
 	switch m.Type {
 	case ConntrackSubsys<<8 | ConntrackMsgNew:
-		kind = "update/"
+		kind = ctUpdate
 		if m.Flags&nlmFCreate != 0 {
-			kind = "new/"
+			kind = ctNew
 		}
 	case ConntrackSubsys<<8 | ConntrackMsgDelete:
-		kind = "destroy/"
+		kind = ctDestroy
 	case ConntrackSubsysExp<<8 | ConntrackExpMsgNew:
-		kind = "expect/new/"
+		kind = ctExpNew
 	case ConntrackSubsysExp<<8 | ConntrackExpMsgDelete:
-		kind = "expect/destroy/"
+		kind = ctExpDestroy
 	default:
 		return events, true
 	}
@@ -185,7 +205,7 @@ func (d *Conntrack) appendMessage(events []Event, m message) ([]Event, bool) {
 		ev   Event
 		good bool
 	)
-	if m.Type>>8 == ConntrackSubsysExp {
+	if kind >= ctExpNew {
 		good = d.expectation(&ev, kind, attrs)
 	} else {
 		good = d.connection(&ev, kind, attrs)
@@ -210,7 +230,7 @@ type ctInfo struct {
 }
 
 // connection decodes a connection's message, of enum ctattr_type attributes.
-func (d *Conntrack) connection(ev *Event, kind string, attrs []byte) bool {
+func (d *Conntrack) connection(ev *Event, kind ctKind, attrs []byte) bool {
 	ci := ctInfo{proto: -1, tcpState: -1}
 	r := attrReader{b: attrs}
 	for r.next() {
@@ -248,23 +268,18 @@ func (d *Conntrack) connection(ev *Event, kind string, attrs []byte) bool {
 	}
 	b := d.buf
 	start := len(b)
-	b = append(b, kind...)
+	b = append(b, ctKindPrefixes[kind]...)
 	b = append(b, conntrackProtos[ci.proto]...)
-	switch kind {
-	case "new/":
-	case "destroy/":
-		if ci.status&ConntrackStatusSeenReply == 0 {
-			b = append(b, "/unreplied"...)
-		}
-		fallthrough
-	default:
-		if ci.tcpState >= 0 {
-			b = append(b, '/')
-			if ci.tcpState < len(conntrackTCPStates) {
-				b = append(b, conntrackTCPStates[ci.tcpState]...)
-			} else {
-				b = strconv.AppendUint(b, uint64(ci.tcpState), 10)
-			}
+	if kind == ctDestroy && ci.status&ConntrackStatusSeenReply == 0 {
+		b = append(b, "/unreplied"...)
+	}
+	// A new connection's state is where every one starts (SYN_SENT).
+	if kind != ctNew && ci.tcpState >= 0 {
+		b = append(b, '/')
+		if ci.tcpState < len(conntrackTCPStates) {
+			b = append(b, conntrackTCPStates[ci.tcpState]...)
+		} else {
+			b = strconv.AppendUint(b, uint64(ci.tcpState), 10)
 		}
 	}
 	ev.Name = b[start:len(b):len(b)]
@@ -274,7 +289,7 @@ func (d *Conntrack) connection(ev *Event, kind string, attrs []byte) bool {
 		ev.Object = b[start:len(b):len(b)]
 	}
 	d.buf = b
-	if kind == "destroy/" {
+	if kind == ctDestroy {
 		switch {
 		case ci.hasStart && ci.hasStop && ci.tsStop >= ci.tsStart:
 			ev.Value, ev.HasValue = float64(ci.tsStop-ci.tsStart)/1e9, true
@@ -389,7 +404,7 @@ func (ci *ctInfo) timestamp(b []byte) bool {
 
 // expectation decodes an expectation's message, of enum ctattr_expect
 // attributes.
-func (d *Conntrack) expectation(ev *Event, kind string, attrs []byte) bool {
+func (d *Conntrack) expectation(ev *Event, kind ctKind, attrs []byte) bool {
 	var (
 		ci     = ctInfo{proto: -1}
 		helper []byte
@@ -418,7 +433,7 @@ func (d *Conntrack) expectation(ev *Event, kind string, attrs []byte) bool {
 	}
 	b := d.buf
 	start := len(b)
-	b = append(b, kind...)
+	b = append(b, ctKindPrefixes[kind]...)
 	b = append(b, conntrackProtos[ci.proto]...)
 	ev.Name = b[start:len(b):len(b)]
 	if ci.zone != 0 {
