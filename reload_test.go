@@ -115,7 +115,7 @@ sources:
 	waitUp := func(name string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for !m.running[name].sub.Stats().Up {
+		for !m.running[name].sub.Stats().Up() {
 			if time.Now().After(deadline) {
 				t.Fatalf("source %s not up", name)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/source"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // sourceManager runs one netlink subscription per configured source and
@@ -40,11 +41,11 @@ type runningSource struct {
 	metrics *collector.SourceMetrics
 	// carried is what the source's earlier subscriptions counted, before
 	// reloads that changed it.
-	carried netlinksrc.Stats
+	carried srcinfo.Stats
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// final is the subscription's last stats, set when done is closed.
-	final netlinksrc.Stats
+	final srcinfo.Stats
 }
 
 func newSourceManager(logger log.Logger, c *collector.Collector) *sourceManager {
@@ -119,7 +120,7 @@ func (m *sourceManager) start(rs *runningSource) {
 		ForgetAfter: time.Duration(sc.ForgetAfter),
 		Include:     include,
 		Exclude:     exclude,
-		Stats:       func() collector.SocketStats { return socketStats(rs.carried.Plus(rs.sub.Stats())) },
+		Stats:       func() srcinfo.Stats { return rs.carried.Plus(rs.sub.Stats()) },
 	}
 	if rs.metrics == nil {
 		rs.metrics = collector.NewSourceMetrics(sc.Name, opts)
@@ -154,8 +155,8 @@ func (m *sourceManager) stop(rs *runningSource, why string) {
 		"events", events, "decode_errors", decodeErrors,
 		"datagrams_received", st.Datagrams, "datagrams_lost", st.Lost,
 	}
-	for i, n := range st.Rejected {
-		kv = append(kv, "datagrams_rejected_"+netlinksrc.RejectReasons[i], n)
+	for r, n := range st.Rejected {
+		kv = append(kv, "datagrams_rejected_"+srcinfo.RejectReason(r).String(), n)
 	}
 	kv = append(kv, "overruns", st.Overruns)
 	level.Info(m.logger).Log(kv...)
@@ -172,31 +173,4 @@ func (m *sourceManager) stopAll() {
 	}
 	wg.Wait()
 	m.running = map[string]*runningSource{}
-}
-
-// socketStats converts a subscription's stats for the collector.
-func socketStats(st netlinksrc.Stats) collector.SocketStats {
-	rejected := make([]collector.ReasonCount, len(st.Rejected))
-	for i, n := range st.Rejected {
-		rejected[i] = collector.ReasonCount{Reason: netlinksrc.RejectReasons[i], Count: n}
-	}
-	return collector.SocketStats{
-		State:              sourceStates[st.State],
-		Attachments:        st.Attachments,
-		GroupsJoined:       st.GroupsJoined,
-		ReceiveBufferBytes: st.ReceiveBufferBytes,
-		Datagrams:          st.Datagrams,
-		Overruns:           st.Overruns,
-		Lost:               st.Lost,
-		Rejected:           rejected,
-		DropReadErrors:     st.DropReadErrors,
-	}
-}
-
-// sourceStates are the collector's states of the subscription's.
-var sourceStates = map[netlinksrc.State]collector.SourceState{
-	netlinksrc.StateWaiting: collector.SourceWaiting,
-	netlinksrc.StateUp:      collector.SourceUp,
-	netlinksrc.StateDenied:  collector.SourceDenied,
-	netlinksrc.StateFailed:  collector.SourceFailed,
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 const scrapeEvents = 10000
@@ -52,7 +53,7 @@ func scrape(b *testing.B, h http.Handler) {
 // by giving the registry nothing else... see the docs for the comparison.
 func BenchmarkScrape(b *testing.B) {
 	b.Run("kevent_10k_events", func(b *testing.B) {
-		s := NewSourceMetrics("bench", SourceOptions{MaxEvents: scrapeEvents, Stats: func() SocketStats { return SocketStats{State: SourceUp} }})
+		s := NewSourceMetrics("bench", SourceOptions{MaxEvents: scrapeEvents, Stats: func() srcinfo.Stats { return srcinfo.Stats{State: srcinfo.StateUp} }})
 		for i := 0; i < scrapeEvents; i++ {
 			s.Record([]decoder.Event{{Name: []byte(fmt.Sprintf("event_%d", i))}}, 16, 0)
 		}
@@ -154,7 +155,7 @@ func BenchmarkRecordObjects(b *testing.B) {
 func BenchmarkScrapeAfterForgetting(b *testing.B) {
 	for _, forgotten := range []int{0, 10000, 100000} {
 		b.Run(fmt.Sprintf("forgotten=%d", forgotten), func(b *testing.B) {
-			s := NewSourceMetrics("bench", SourceOptions{PayloadInfo: true, Stats: func() SocketStats { return SocketStats{State: SourceUp} }})
+			s := NewSourceMetrics("bench", SourceOptions{PayloadInfo: true, Stats: func() srcinfo.Stats { return srcinfo.Stats{State: srcinfo.StateUp} }})
 			life := func(o []byte) []decoder.Event {
 				return []decoder.Event{
 					{Name: []byte("link/new"), Object: o, Payload: []byte("down")},

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 const namespace = "kevent"
@@ -120,7 +122,7 @@ func (s *SourceMetrics) snapshot() []sample {
 	s.mu.Lock()
 	stats := s.opts.Stats
 	s.mu.Unlock()
-	var st SocketStats
+	var st srcinfo.Stats
 	if stats != nil {
 		// Without the lock: it reads the socket.
 		st = stats()
@@ -158,7 +160,7 @@ func (s *SourceMetrics) snapshot() []sample {
 	out = append(out,
 		sample{desc: receivedBytesDesc, labels: src, value: float64(s.receivedBytes), counter: true},
 		sample{desc: decodeErrorsDesc, labels: src, value: float64(s.decodeErrors), counter: true},
-		sample{desc: upDesc, labels: src, value: boolValue(st.State == SourceUp)},
+		sample{desc: upDesc, labels: src, value: boolValue(st.Up())},
 		sample{desc: attachmentsDesc, labels: src, value: float64(st.Attachments), counter: true},
 		sample{desc: requiredDesc, labels: src, value: boolValue(s.opts.Required)},
 		sample{desc: receiveBufferDesc, labels: src, value: float64(st.ReceiveBufferBytes)},
@@ -172,23 +174,17 @@ func (s *SourceMetrics) snapshot() []sample {
 		sample{desc: objectsForgottenDesc, labels: src, value: float64(s.forgotten), counter: true},
 	)
 	for state, lps := range s.stateLabels {
-		out = append(out, sample{desc: stateDesc, labels: lps, value: boolValue(SourceState(state) == st.State)})
+		out = append(out, sample{desc: stateDesc, labels: lps, value: boolValue(srcinfo.State(state) == st.State)})
 	}
 	// The removed objects' pairs are in this scrape: from now on they may
 	// be forgotten.
 	for i := len(s.removals) - 1; i >= 0 && !s.removals[i].shown; i-- {
 		s.removals[i].shown = true
 	}
-	for _, r := range st.Rejected {
-		lps, ok := s.rejectedLabels[r.Reason]
-		if !ok {
-			if s.rejectedLabels == nil {
-				s.rejectedLabels = make(map[string][]*dto.LabelPair)
-			}
-			lps = labelPairs("reason", r.Reason, "source", s.name)
-			s.rejectedLabels[r.Reason] = lps
+	if stats != nil {
+		for r, lps := range s.rejectedLabels {
+			out = append(out, sample{desc: rejectedDesc, labels: lps, value: float64(st.Rejected[r]), counter: true})
 		}
-		out = append(out, sample{desc: rejectedDesc, labels: lps, value: float64(r.Count), counter: true})
 	}
 	if s.seq.Started() {
 		seq := s.seq.Counts()

@@ -11,11 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // newTestSource returns a source on a fixed clock with fixed socket stats.
-func newTestSource(name string, opts SourceOptions, st SocketStats) *SourceMetrics {
-	opts.Stats = func() SocketStats { return st }
+func newTestSource(name string, opts SourceOptions, st srcinfo.Stats) *SourceMetrics {
+	opts.Stats = func() srcinfo.Stats { return st }
 	s := NewSourceMetrics(name, opts)
 	s.now = func() time.Time { return time.Unix(1700000000, 500000000) }
 	return s
@@ -44,9 +45,9 @@ func gatherCompare(t *testing.T, sources []*SourceMetrics, want string, names ..
 }
 
 func TestExposition(t *testing.T) {
-	s := newTestSource("seed", SourceOptions{PayloadInfo: true}, SocketStats{
-		State: SourceUp, Attachments: 2, GroupsJoined: 1, ReceiveBufferBytes: 16777216, Datagrams: 5, Overruns: 2, Lost: 7,
-		Rejected: []ReasonCount{{"not_kernel", 1}, {"not_root", 0}}, DropReadErrors: 3,
+	s := newTestSource("seed", SourceOptions{PayloadInfo: true}, srcinfo.Stats{
+		State: srcinfo.StateUp, Attachments: 2, GroupsJoined: 1, ReceiveBufferBytes: 16777216, Datagrams: 5, Overruns: 2, Lost: 7,
+		Rejected: [srcinfo.NumRejectReasons]uint64{srcinfo.RejectNotKernel: 1}, DropReadErrors: 3,
 	})
 	s.Record([]decoder.Event{ev("done", "Hello from kernel")}, 36, 0)
 	s.Record([]decoder.Event{evValue("temp", 41, "41"), evValue("temp", 42.5, "42.5")}, 64, 1)
@@ -61,6 +62,7 @@ kevent_datagrams_lost_total{source="seed"} 7
 kevent_datagrams_received_total{source="seed"} 5
 # HELP kevent_datagrams_rejected_total Datagrams not decoded because the source does not trust their sender (not the kernel, or not root); for a family source also the generic netlink controller's notifications not sent by the kernel, which are not in datagrams_received_total.
 # TYPE kevent_datagrams_rejected_total counter
+kevent_datagrams_rejected_total{reason="no_credentials",source="seed"} 0
 kevent_datagrams_rejected_total{reason="not_kernel",source="seed"} 1
 kevent_datagrams_rejected_total{reason="not_root",source="seed"} 0
 # HELP kevent_decode_errors_total Malformed messages that could not be decoded into events.
@@ -125,7 +127,7 @@ kevent_source_up{source="seed"} 1
 }
 
 func TestCardinalityBound(t *testing.T) {
-	s := newTestSource("flood", SourceOptions{MaxEvents: 3}, SocketStats{})
+	s := newTestSource("flood", SourceOptions{MaxEvents: 3}, srcinfo.Stats{})
 	const sent = 1000
 	for i := 0; i < sent; i++ {
 		s.Record([]decoder.Event{ev(fmt.Sprintf("name%d", i), "")}, 16, 0)
@@ -152,7 +154,7 @@ kevent_source_event_names{source="flood"} 3
 }
 
 func TestPayloadInfoReplaced(t *testing.T) {
-	s := newTestSource("p", SourceOptions{PayloadInfo: true}, SocketStats{})
+	s := newTestSource("p", SourceOptions{PayloadInfo: true}, srcinfo.Stats{})
 	for _, p := range []string{"first", "second", "third"} {
 		s.Record([]decoder.Event{ev("e", p)}, 16, 0)
 		// Scrape between payloads: each scrape must show only the newest.
@@ -166,7 +168,7 @@ kevent_event_last_payload_info{event="e",object="",payload=%q,source="p"} 1
 }
 
 func TestPayloadInfoOff(t *testing.T) {
-	s := newTestSource("p", SourceOptions{PayloadInfo: false}, SocketStats{})
+	s := newTestSource("p", SourceOptions{PayloadInfo: false}, srcinfo.Stats{})
 	s.Record([]decoder.Event{ev("e", "x")}, 16, 0)
 	e := New()
 	e.SetSources([]*SourceMetrics{s})
@@ -176,7 +178,7 @@ func TestPayloadInfoOff(t *testing.T) {
 }
 
 func TestLabelSanitising(t *testing.T) {
-	s := newTestSource("u", SourceOptions{PayloadInfo: true}, SocketStats{})
+	s := newTestSource("u", SourceOptions{PayloadInfo: true}, srcinfo.Stats{})
 	long := strings.Repeat("x", 300)
 	s.Record([]decoder.Event{
 		ev("bad\xffname", "caf\xc3"),
@@ -195,7 +197,7 @@ kevent_events_total{event="bad�name",object="",source="u"} 2
 }
 
 func TestSequenceMetrics(t *testing.T) {
-	s := newTestSource("k", SourceOptions{}, SocketStats{})
+	s := newTestSource("k", SourceOptions{}, srcinfo.Stats{})
 	seq := func(inst, n uint64) decoder.Event {
 		e := ev("x", "")
 		e.HasSeq, e.Instance, e.Seq = true, inst, n
@@ -220,7 +222,7 @@ kevent_sequence_resets_total{source="k"} 1
 }
 
 func TestPromlint(t *testing.T) {
-	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, SocketStats{State: SourceUp, Rejected: []ReasonCount{{"not_kernel", 1}}})
+	s := newTestSource("lint", SourceOptions{PayloadInfo: true}, srcinfo.Stats{State: srcinfo.StateUp, Rejected: [srcinfo.NumRejectReasons]uint64{srcinfo.RejectNotKernel: 1}})
 	e := evValue("x", 1, "p")
 	e.HasSeq, e.Instance, e.Seq = true, 1, 1
 	s.Record([]decoder.Event{e}, 16, 0)
@@ -234,11 +236,12 @@ func TestPromlint(t *testing.T) {
 		t.Fatalf("promlint problems: %v", problems)
 	}
 	// Every metric the collector describes is exercised above: one series
-	// each, but one per state for kevent_source_state.
+	// each, but one per state for kevent_source_state and one per reason
+	// for kevent_datagrams_rejected_total.
 	descs := make(chan *prometheus.Desc, 32)
 	c.Describe(descs)
 	close(descs)
-	if got, want := testutil.CollectAndCount(c), len(descs)-1+int(numSourceStates); got != want {
+	if got, want := testutil.CollectAndCount(c), len(descs)-2+int(srcinfo.NumStates)+int(srcinfo.NumRejectReasons); got != want {
 		t.Fatalf("collected %d series of %d described metrics, want %d", got, len(descs), want)
 	}
 }
@@ -251,16 +254,16 @@ func TestSourceState(t *testing.T) {
 # TYPE kevent_source_required gauge
 `
 	for _, c := range []struct {
-		st       SourceState
+		st       srcinfo.State
 		required bool
 		up       float64
 	}{
-		{SourceWaiting, false, 0},
-		{SourceUp, true, 1},
-		{SourceDenied, false, 0},
-		{SourceFailed, true, 0},
+		{srcinfo.StateWaiting, false, 0},
+		{srcinfo.StateUp, true, 1},
+		{srcinfo.StateDenied, false, 0},
+		{srcinfo.StateFailed, true, 0},
 	} {
-		s := newTestSource("s", SourceOptions{Required: c.required}, SocketStats{State: c.st, Attachments: 3})
+		s := newTestSource("s", SourceOptions{Required: c.required}, srcinfo.Stats{State: c.st, Attachments: 3})
 		want := help + fmt.Sprintf("kevent_source_required{source=\"s\"} %v\n", boolValue(c.required))
 		want += `# HELP kevent_source_state The source's state, 1 for the current one: up; waiting for its protocol or generic netlink family (its module is not loaded); denied (a privilege is missing); failed (any other error).
 # TYPE kevent_source_state gauge
@@ -282,7 +285,7 @@ kevent_source_attachments_total{source="s"} 3
 // TestScrapeOrder adds names between scrapes: every scrape lists them in
 // label order, which the registry relies on being cheap to sort.
 func TestScrapeOrder(t *testing.T) {
-	s := newTestSource("o", SourceOptions{}, SocketStats{})
+	s := newTestSource("o", SourceOptions{}, srcinfo.Stats{})
 	var want []string
 	for round, names := range [][]string{{"m", "c", "x"}, {"a", "n", "z", "d"}, {}, {"b"}} {
 		for _, n := range names {
@@ -312,7 +315,7 @@ func evObject(name, object string, v float64) decoder.Event {
 // two interfaces is two series, listed in label order, and max_events
 // bounds the pairs, with the overflow counted under no object.
 func TestObjects(t *testing.T) {
-	s := newTestSource("link", SourceOptions{MaxEvents: 4}, SocketStats{})
+	s := newTestSource("link", SourceOptions{MaxEvents: 4}, srcinfo.Stats{})
 	s.Record([]decoder.Event{
 		evObject("link/down", "veth1", 3),
 		evObject("link/down", "veth0", 5),
@@ -357,9 +360,9 @@ func TestObjectLookupAllocs(t *testing.T) {
 // go on, the new bound and payload setting apply to what follows, and the
 // socket's stats come from the new function.
 func TestReconfigure(t *testing.T) {
-	s := newTestSource("r", SourceOptions{MaxEvents: 10}, SocketStats{Datagrams: 2})
+	s := newTestSource("r", SourceOptions{MaxEvents: 10}, srcinfo.Stats{Datagrams: 2})
 	s.Record([]decoder.Event{ev("a", "pa"), ev("b", "pb")}, 20, 1)
-	s.Reconfigure(SourceOptions{MaxEvents: 3, PayloadInfo: true, Stats: func() SocketStats { return SocketStats{State: SourceUp, Datagrams: 5} }})
+	s.Reconfigure(SourceOptions{MaxEvents: 3, PayloadInfo: true, Stats: func() srcinfo.Stats { return srcinfo.Stats{State: srcinfo.StateUp, Datagrams: 5} }})
 	s.Record([]decoder.Event{ev("a", "pa2"), ev("c", "pc")}, 20, 0)
 	gatherCompare(t, []*SourceMetrics{s}, `
 # HELP kevent_datagrams_received_total Datagrams read from the source's socket, rejected ones included.

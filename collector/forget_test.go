@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // clock is a test's clock: Now returns t, which the test moves.
@@ -22,7 +23,7 @@ func (c *clock) now() time.Time { return c.t }
 
 // newClockSource returns a source whose clock the test moves.
 func newClockSource(opts SourceOptions) (*SourceMetrics, *clock) {
-	s := newTestSource("s", opts, SocketStats{})
+	s := newTestSource("s", opts, srcinfo.Stats{})
 	c := &clock{t: time.Unix(1700000000, 0)}
 	s.now = c.now
 	return s, c

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/sequence"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 const (
@@ -22,80 +23,16 @@ const (
 	DefaultMaxEvents = 2000
 	// OverflowEvent is the event name that counts a source's events whose
 	// names did not fit under its bound.
-	OverflowEvent = "__overflow__"
+	OverflowEvent = ReservedPrefix + "overflow__"
+	// ReservedPrefix starts the names of the collector's own events, which
+	// no configured event name may start with.
+	ReservedPrefix = "__"
 	// MaxPayloadBytes is how much of a payload the payload label keeps.
 	MaxPayloadBytes = 256
-	// maxNameBytes is how much of an event name the event label keeps, and
-	// of an object the object label.
-	maxNameBytes = 128
+	// MaxNameBytes is how much of an event name the event label keeps, and
+	// of an object the object label: the configuration's event names fit.
+	MaxNameBytes = 128
 )
-
-// SocketStats is what a source's socket reports at scrape time.
-//
-// Datagrams + Lost is every datagram the kernel delivered to the source's
-// sockets while they were joined to their groups.
-type SocketStats struct {
-	// State is what the source is doing: up while the socket is open and
-	// joined to its groups, else why not.
-	State SourceState
-	// Attachments counts the times the socket was opened and joined.
-	Attachments uint64
-	// GroupsJoined is how many of the configured groups the socket joined.
-	GroupsJoined int
-	// ReceiveBufferBytes is the receive buffer the kernel granted.
-	ReceiveBufferBytes int
-	// Datagrams counts datagrams read from the socket, rejected ones too.
-	Datagrams uint64
-	// Overruns counts receive queue overflows (ENOBUFS).
-	Overruns uint64
-	// Lost counts datagrams dropped by the kernel at a full socket, and
-	// those left unread when the source stopped.
-	Lost uint64
-	// Rejected counts datagrams not decoded because of their sender, by
-	// reason; every reason is listed, counted or not.
-	Rejected []ReasonCount
-	// DropReadErrors counts failed reads of the kernel's drop counter.
-	DropReadErrors uint64
-}
-
-// SourceState is what a source is doing, the state label of
-// kevent_source_state. The zero value is SourceWaiting.
-type SourceState int
-
-const (
-	// SourceWaiting: the source's protocol or generic netlink family is
-	// not registered (its module is not loaded), or it has not tried yet.
-	SourceWaiting SourceState = iota
-	// SourceUp: the socket is open and joined to its groups.
-	SourceUp
-	// SourceDenied: opening or joining was not permitted.
-	SourceDenied
-	// SourceFailed: any other error.
-	SourceFailed
-	numSourceStates
-)
-
-// sourceStateNames are the state label's values, by SourceState.
-var sourceStateNames = [numSourceStates]string{
-	SourceWaiting: "waiting",
-	SourceUp:      "up",
-	SourceDenied:  "denied",
-	SourceFailed:  "failed",
-}
-
-// String returns the state's label value.
-func (st SourceState) String() string {
-	if st < 0 || st >= numSourceStates {
-		return "unknown"
-	}
-	return sourceStateNames[st]
-}
-
-// ReasonCount is a count by reason.
-type ReasonCount struct {
-	Reason string
-	Count  uint64
-}
 
 // SourceOptions configure a SourceMetrics.
 type SourceOptions struct {
@@ -120,7 +57,7 @@ type SourceOptions struct {
 	Include, Exclude *regexp.Regexp
 	// Stats reports the source's socket at scrape time; nil reports a
 	// source that is down.
-	Stats func() SocketStats
+	Stats func() srcinfo.Stats
 }
 
 // SourceMetrics accumulates the events of one netlink source. Record is
@@ -159,10 +96,10 @@ type SourceMetrics struct {
 	forgotten   uint64
 	dead        int
 	nested      int
-	// rejectedLabels caches the (reason, source) label pairs by reason.
-	rejectedLabels map[string][]*dto.LabelPair
+	// rejectedLabels are the (reason, source) label pairs by reason.
+	rejectedLabels [srcinfo.NumRejectReasons][]*dto.LabelPair
 	// stateLabels are the (source, state) label pairs by state.
-	stateLabels [numSourceStates][]*dto.LabelPair
+	stateLabels [srcinfo.NumStates][]*dto.LabelPair
 }
 
 // eventState is what a source knows of one event name and object.
@@ -220,8 +157,11 @@ func NewSourceMetrics(name string, opts SourceOptions) *SourceMetrics {
 		objects: make(map[string]map[string]*eventState),
 		now:     time.Now,
 	}
-	for st, n := range sourceStateNames {
-		s.stateLabels[st] = labelPairs("source", name, "state", n)
+	for r := range srcinfo.NumRejectReasons {
+		s.rejectedLabels[r] = labelPairs("reason", r.String(), "source", name)
+	}
+	for st := range srcinfo.NumStates {
+		s.stateLabels[st] = labelPairs("source", name, "state", st.String())
 	}
 	return s
 }
@@ -313,7 +253,7 @@ func (s *SourceMetrics) lookup(name, object []byte, now time.Time) *eventState {
 // object that comes back after it was removed starts anew: its old pairs
 // are forgotten at once.
 func (s *SourceMetrics) add(name, object []byte, aggregate bool, now time.Time) *eventState {
-	label, obj := labelValue(name, maxNameBytes), labelValue(object, maxNameBytes)
+	label, obj := labelValue(name, MaxNameBytes), labelValue(object, MaxNameBytes)
 	e := s.find(label, obj)
 	if e != nil && e.removal == 0 {
 		e.aggregate = e.aggregate || aggregate
@@ -359,8 +299,8 @@ func (s *SourceMetrics) remove(object []byte, now time.Time) {
 		return
 	}
 	key := object
-	if len(object) > maxNameBytes || !utf8.Valid(object) {
-		key = []byte(labelValue(object, maxNameBytes))
+	if len(object) > MaxNameBytes || !utf8.Valid(object) {
+		key = []byte(labelValue(object, MaxNameBytes))
 	}
 	id := s.lastRemoval + 1
 	r := removal{id: id, at: now}

@@ -18,7 +18,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // DefaultYAML is the configuration used without --config.file.
@@ -73,23 +75,18 @@ type Source struct {
 	Objects Objects `yaml:"objects,omitempty"`
 }
 
-// SendersValues are the values senders takes.
-var SendersValues = []string{"kernel", "root", "any"}
-
 // EventNames maps raw netlink message types to event names.
 type EventNames map[uint16]string
 
 // DefaultSource holds the values of the keys a source leaves out.
 var DefaultSource = Source{
 	ReceiveBufferBytes: 8 << 20,
-	MaxEvents:          DefaultMaxEvents,
+	MaxEvents:          collector.DefaultMaxEvents,
 	PayloadInfo:        true,
 	ForgetAfter:        Duration(DefaultForgetAfter),
 }
 
 const (
-	// DefaultMaxEvents is the max_events of a source that leaves it out.
-	DefaultMaxEvents = 2000
 	// MaxFileBytes bounds the file Load reads. A configuration is a few
 	// kilobytes, and naming all 65536 message types with short names takes
 	// about 1.3 MiB; the bound keeps a wrong path, such as a log file or a
@@ -126,8 +123,6 @@ const (
 	classicGroups = 32
 	// maxSourceNameBytes keeps the source label, on every series, short.
 	maxSourceNameBytes = 128
-	// maxEventNameBytes is as long as the collector keeps event labels.
-	maxEventNameBytes = 128
 )
 
 var (
@@ -150,9 +145,6 @@ var (
 		}
 		return m
 	}()
-	// kernelTypes are the message types the kernel names itself; the raw
-	// decoder uses these names for them.
-	kernelTypes = map[string]uint16{"noop": 1, "error": 2, "done": 3, "overrun": 4}
 )
 
 // configKeys and sourceKeys are the keys a configuration and a source may
@@ -590,6 +582,7 @@ func (c *Config) validate() error {
 }
 
 func (s *Source) validate() error {
+	_, sendersErr := srcinfo.ParseSenders(s.Senders)
 	switch {
 	case s.Name == "":
 		return errors.New("name is required")
@@ -618,8 +611,8 @@ func (s *Source) validate() error {
 		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
 	case s.Decoder == "conntrack" && (s.Family != "" || s.Protocol != netfilterProtocol):
 		return fmt.Errorf("the conntrack decoder reads protocol %s", netfilterProtocol.describe())
-	case s.Senders != "" && !slices.Contains(SendersValues, s.Senders):
-		return fmt.Errorf("senders %q must be one of %s", s.Senders, strings.Join(SendersValues, ", "))
+	case sendersErr != nil:
+		return sendersErr
 	}
 	if s.Family != "" {
 		return s.validateFamily()

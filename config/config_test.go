@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
@@ -497,6 +498,28 @@ func TestParseAllEventNames(t *testing.T) {
 	names := c.Sources[0].EventNames
 	if len(names) != 65536 || names[0] != "e0" || names[65535] != "e65535" {
 		t.Fatalf("got %d names, 0 = %q, 65535 = %q", len(names), names[0], names[65535])
+	}
+}
+
+// TestCollectorBounds: what the configuration takes is what the collector
+// keeps. A source without max_events gets the collector's bound, the
+// longest event name taken is as long as the event label keeps whole, and
+// no name taken looks like the collector's own events.
+func TestCollectorBounds(t *testing.T) {
+	src := "sources:\n  - name: s\n    protocol: 29\n    groups: [1]\n    decoder: raw\n"
+	longest := strings.Repeat("n", collector.MaxNameBytes)
+	c, err := Parse([]byte(src + "    event_names: {16: " + longest + "}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Sources[0].MaxEvents; got != collector.DefaultMaxEvents {
+		t.Errorf("max_events left out: %d, want the collector's default %d", got, collector.DefaultMaxEvents)
+	}
+	if _, err := Parse([]byte(src + "    event_names: {16: " + longest + "n}\n")); err == nil {
+		t.Errorf("an event name of %d bytes, one more than the event label keeps, was taken", collector.MaxNameBytes+1)
+	}
+	if _, err := Parse([]byte(src + "    event_names: {16: " + collector.ReservedPrefix + "x}\n")); err == nil {
+		t.Errorf("an event name starting with the collector's reserved %q was taken", collector.ReservedPrefix)
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kevent-exporter/kevent_exporter/collector"
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
 // The configuration walks YAML nodes itself wherever yaml.v3's reflection
@@ -300,14 +303,14 @@ func eventType(k *yaml.Node) (uint16, error) {
 // checkEventName returns why n cannot name type t, given the types named
 // so far.
 func checkEventName(t uint16, n string, named map[string]uint16) error {
-	switch k, isKernel := kernelTypes[n]; {
-	case n == "" || len(n) > maxEventNameBytes || strings.ContainsFunc(n, unicode.IsControl):
+	switch k, isKernel := decoder.KernelType(n); {
+	case n == "" || len(n) > collector.MaxNameBytes || strings.ContainsFunc(n, unicode.IsControl):
 		// Control characters, DEL and C1 included, would garble the
 		// logs and the monitor's lines.
-		return fmt.Errorf("type %d: name %q must be 1-%d bytes without control characters", t, n, maxEventNameBytes)
-	case strings.HasPrefix(n, "__"):
-		// The collector's own events (__overflow__) start with "__".
-		return fmt.Errorf("type %d: name %q starts with \"__\", which is reserved", t, n)
+		return fmt.Errorf("type %d: name %q must be 1-%d bytes without control characters", t, n, collector.MaxNameBytes)
+	case strings.HasPrefix(n, collector.ReservedPrefix):
+		// The collector's own events (__overflow__) start with it.
+		return fmt.Errorf("type %d: name %q starts with %q, which is reserved", t, n, collector.ReservedPrefix)
 	case strings.Trim(n, "0123456789") == "":
 		// Unnamed types are named by their number: "5" would merge with
 		// type 5's events.

@@ -24,6 +24,17 @@ var kernelTypeNames = map[uint16]string{
 	nlmsgOverrun: "overrun",
 }
 
+// KernelType returns the type the kernel reserves under name ("noop",
+// "error", "done" or "overrun"), the name the raw decoder gives it.
+func KernelType(name string) (uint16, bool) {
+	for t, n := range kernelTypeNames {
+		if n == name {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
 // NewRaw returns a raw decoder; typeNames overrides the event names of
 // message types, which are otherwise the kernel's names or decimal numbers.
 func NewRaw(typeNames map[uint16]string) *Raw {

@@ -277,3 +277,28 @@ func FuzzRaw(f *testing.F) {
 		}
 	})
 }
+
+// TestKernelType: the name KernelType looks up is the one Raw gives each
+// type the kernel reserves, so that the configuration refuses exactly the
+// names Raw uses.
+func TestKernelType(t *testing.T) {
+	for typ := uint16(1); typ <= 4; typ++ {
+		payload := []byte("x")
+		if typ == 2 {
+			payload = nlmsgerr(-1)
+		}
+		evs, _ := decoder.NewRaw(nil).Decode(nil, nlsend.AppendMessage(nil, typ, nlSeq, payload))
+		if len(evs) != 1 {
+			t.Fatalf("type %d: %d events, want 1", typ, len(evs))
+		}
+		name := string(evs[0].Name)
+		if got, ok := decoder.KernelType(name); !ok || got != typ {
+			t.Errorf("KernelType(%q) = %d, %t; want %d, true", name, got, ok, typ)
+		}
+	}
+	for _, name := range []string{"", "5", "NLMSG_DONE", "Done", "mapping"} {
+		if got, ok := decoder.KernelType(name); ok {
+			t.Errorf("KernelType(%q) = %d, true; want false", name, got)
+		}
+	}
+}

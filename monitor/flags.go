@@ -14,6 +14,7 @@ import (
 
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // cmdlineName names the source given by --protocol or --family.
@@ -59,7 +60,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flags, error) {
 	app.Flag("family", "Monitor one source on this generic netlink family (a name, as in the config) instead of the configuration's.").StringVar(&f.family)
 	app.Flag("groups", "The command-line source's multicast groups, as the config's groups: numbered from 1 for a protocol (protocol route's also by name), names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
-	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(config.SendersValues, ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
+	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(srcinfo.SendersValues(), ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
 	app.Flag("event", "Print only the events whose name this RE2 regular expression matches, whole: e.g. 'link/(up|down)'. Notices are printed all the same.").PlaceHolder("REGEX").StringVar(&f.event)
 	app.Flag("object", "Print only the events whose object this RE2 regular expression matches, whole: e.g. 'eth0|bond.*'. The sources' objects filters, which name series on /metrics, do not narrow the monitor.").PlaceHolder("REGEX").StringVar(&f.object)
 	app.Flag("output", "Output format: text (for people) or json (one object per line).").Default("text").EnumVar(&f.output, "text", "json")

@@ -12,6 +12,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/sequence"
 	"github.com/kevent-exporter/kevent_exporter/internal/source"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // sink is one monitored source: the sink of its subscription.
@@ -36,7 +37,7 @@ type sink struct {
 	// attached is set once the source has been seen up.
 	attached atomic.Bool
 	// final is the subscription's last stats, set when Run returns.
-	final netlinksrc.Stats
+	final srcinfo.Stats
 
 	// Guarded by m.mu.
 	events, decodeErrors uint64
@@ -44,7 +45,7 @@ type sink struct {
 	// does, so that the notices are what the metrics count.
 	seq                sequence.Tracker
 	shownUp, shownDown bool
-	last               netlinksrc.Stats
+	last               srcinfo.Stats
 }
 
 // decodeErrorNotice is a decode error waiting for its place in a batch.
@@ -201,8 +202,8 @@ func (s *sink) checkSeq(now time.Time, ev *decoder.Event) {
 // poll prints what changed in the source's stats since the last poll: it
 // attached or went down, the kernel dropped datagrams, senders were
 // rejected. final is the subscription's last stats, after it stopped.
-func (s *sink) poll(st netlinksrc.Stats, final bool) {
-	if st.Up || st.Datagrams > 0 {
+func (s *sink) poll(st srcinfo.Stats, final bool) {
+	if st.Up() || st.Datagrams > 0 {
 		s.attached.Store(true)
 	}
 	e, m := s.enc, s.m
@@ -211,13 +212,13 @@ func (s *sink) poll(st netlinksrc.Stats, final bool) {
 	now := time.Now()
 	if !final {
 		switch {
-		case st.Up && !s.shownUp:
+		case st.Up() && !s.shownUp:
 			b := s.appendWhere(e.AppendNotice(m.line[:0], now, "up"))
 			b = e.AppendUint(b, "groups_joined", uint64(st.GroupsJoined))
 			b = e.AppendUint(b, "receive_buffer_bytes", uint64(st.ReceiveBufferBytes))
 			m.writeLocked(e.EndNotice(b))
 			s.shownUp, s.shownDown = true, false
-		case !st.Up && !s.shownDown && (s.shownUp || now.Sub(m.start) >= downAfter):
+		case !st.Up() && !s.shownDown && (s.shownUp || now.Sub(m.start) >= downAfter):
 			b := s.appendWhere(e.AppendNotice(m.line[:0], now, "down"))
 			m.writeLocked(e.EndNotice(b))
 			s.shownUp, s.shownDown = false, true
@@ -233,9 +234,9 @@ func (s *sink) poll(st netlinksrc.Stats, final bool) {
 	if st.Rejected != s.last.Rejected {
 		b := e.AppendNotice(m.line[:0], now, "rejected")
 		var total uint64
-		for i, n := range st.Rejected {
-			if d := n - s.last.Rejected[i]; d > 0 {
-				b = e.AppendUint(b, netlinksrc.RejectReasons[i], d)
+		for r, n := range st.Rejected {
+			if d := n - s.last.Rejected[r]; d > 0 {
+				b = e.AppendUint(b, srcinfo.RejectReason(r).String(), d)
 			}
 			total += n
 		}

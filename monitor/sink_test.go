@@ -19,7 +19,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
-	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // testName is the monitor's name in the tests' messages.
@@ -120,7 +120,7 @@ func TestSinkConcurrent(t *testing.T) {
 	}
 	for i := range uint64(50) {
 		for _, s := range sinks {
-			s.poll(netlinksrc.Stats{Up: true, Lost: i}, false)
+			s.poll(srcinfo.Stats{State: srcinfo.StateUp, Lost: i}, false)
 		}
 	}
 	wg.Wait()

@@ -16,6 +16,9 @@ import (
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/internal/ratelimit"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // coalesceNotes is how long a subscription whose family changed waits for
@@ -353,12 +356,12 @@ func (s *Subscription) runFamily(ctx context.Context) {
 			return
 		}
 		if denied(err) {
-			s.setState(StateDenied)
+			s.setState(srcinfo.StateDenied)
 		} else {
-			s.setState(StateFailed)
+			s.setState(srcinfo.StateFailed)
 		}
-		if q, ok := s.openErrors.allow(); ok {
-			level.Error(s.logger).Log(quieted(q, "msg", "Generic netlink controller failed; starting over", "err", err, "retry_in", backoff)...)
+		if q, ok := s.openErrors.Allow(); ok {
+			level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Generic netlink controller failed; starting over", "err", err, "retry_in", backoff)...)
 		}
 		select {
 		case <-ctx.Done():
@@ -407,8 +410,8 @@ func (s *Subscription) nextNote(ctrl controller, quit <-chan struct{}) (note, er
 // would undo what the lookup finds. Those that arrive after the queue is
 // empty only repeat or follow the lookup's state.
 func (s *Subscription) resync(ctrl controller, quit <-chan struct{}, cause error) (note, error) {
-	if q, ok := s.readErrors.allow(); ok {
-		level.Warn(s.logger).Log(quieted(q, "msg", "Generic netlink controller notifications lost; looking the family up again", "err", cause)...)
+	if q, ok := s.readErrors.Allow(); ok {
+		level.Warn(s.logger).Log(ratelimit.Quieted(q, "msg", "Generic netlink controller notifications lost; looking the family up again", "err", cause)...)
 	}
 	for {
 		select {
@@ -433,9 +436,9 @@ func (s *Subscription) resync(ctrl controller, quit <-chan struct{}, cause error
 // rejectNote counts and logs a controller notification from a sender that
 // is not the kernel, as handle does a datagram.
 func (s *Subscription) rejectNote(port uint32) {
-	s.rejected[RejectNotKernel].Add(1)
-	if q, ok := s.rejectLogger.allow(); ok {
-		level.Warn(s.logger).Log(quieted(q, "msg", "Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total", "reason", RejectNotKernel, "sender_port_id", port)...)
+	s.rejected[srcinfo.RejectNotKernel].Add(1)
+	if q, ok := s.rejectLogger.Allow(); ok {
+		level.Warn(s.logger).Log(ratelimit.Quieted(q, "msg", "Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total", "reason", srcinfo.RejectNotKernel, "sender_port_id", port)...)
 	}
 }
 
@@ -477,9 +480,9 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		ids, byID, missing := fam.wanted(s.cfg.GroupNames)
 		if !fam.present || len(ids) == 0 {
 			if !fam.present {
-				s.setState(StateWaiting)
+				s.setState(srcinfo.StateWaiting)
 			} else {
-				s.setState(StateFailed)
+				s.setState(srcinfo.StateFailed)
 			}
 			if !announced {
 				announced = true
@@ -509,14 +512,14 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		c, joined, err := s.open(unix.NETLINK_GENERIC, ids, byID)
 		if err != nil {
 			if denied(err) {
-				s.setState(StateDenied)
-				if q, ok := s.openErrors.allow(); ok {
-					level.Error(s.logger).Log(quieted(q, "msg", "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)", "err", err)...)
+				s.setState(srcinfo.StateDenied)
+				if q, ok := s.openErrors.Allow(); ok {
+					level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Not permitted to join the family's multicast groups: they are flagged for CAP_NET_ADMIN (GENL_UNS_ADMIN_PERM) or CAP_SYS_ADMIN (GENL_ADMIN_PERM)", "err", err)...)
 				}
 			} else {
-				s.setState(StateFailed)
-				if q, ok := s.openErrors.allow(); ok {
-					level.Error(s.logger).Log(quieted(q, "msg", "Cannot join the family's multicast groups", "err", err)...)
+				s.setState(srcinfo.StateFailed)
+				if q, ok := s.openErrors.Allow(); ok {
+					level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Cannot join the family's multicast groups", "err", err)...)
 				}
 			}
 			// Joining will not succeed before the family changes.
@@ -560,13 +563,13 @@ func (s *Subscription) followFamily(ctx context.Context, ctrl controller) (resol
 		case ctrlErr != nil:
 			return true, ctrlErr
 		case !next.present:
-			s.setState(StateWaiting)
+			s.setState(srcinfo.StateWaiting)
 			level.Warn(s.logger).Log("msg", "Generic netlink family unregistered (its module was unloaded?); waiting for it to come back")
 			announced = true
 		case err != nil:
-			s.setState(StateFailed)
-			if q, ok := s.openErrors.allow(); ok {
-				level.Error(s.logger).Log(quieted(q, "msg", "Netlink socket failed, reopening", "err", err)...)
+			s.setState(srcinfo.StateFailed)
+			if q, ok := s.openErrors.Allow(); ok {
+				level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Netlink socket failed, reopening", "err", err)...)
 			}
 		default:
 			level.Info(s.logger).Log("msg", "Generic netlink family's groups changed; joining them again", "family_id", next.id)

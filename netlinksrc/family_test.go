@@ -19,6 +19,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // fakeController is a generic netlink controller whose family the test
@@ -176,7 +177,7 @@ func TestFamilyFollowed(t *testing.T) {
 
 	const waiting = `source=fam family=kevent groups=events msg="Generic netlink family not registered: the kernel module that provides it is not loaded; waiting for it"`
 	waitUntil(t, "the wait is logged", func() bool { return strings.Contains(logs.String(), waiting) })
-	if s.Stats().Up {
+	if s.Stats().Up() {
 		t.Fatal("up with the family absent")
 	}
 
@@ -191,8 +192,8 @@ func TestFamilyFollowed(t *testing.T) {
 	// Nor do those from a sender that is not the kernel
 	// (TestForgedControllerNotes forges them on the host kernel).
 	ctrl.notes <- fakeDatagram{port: 4242, msgs: []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil)}}
-	waitUntil(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[RejectNotKernel] == 1 })
-	if !s.Stats().Up {
+	waitUntil(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[srcinfo.RejectNotKernel] == 1 })
+	if !s.Stats().Up() {
 		t.Fatal("down after a forged unregistration")
 	}
 
@@ -200,7 +201,7 @@ func TestFamilyFollowed(t *testing.T) {
 	// datagram each. Down at once.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELMCAST_GRP, "kevent", 40, map[string]uint32{"events": notify}))
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil))
-	waitUntil(t, "the source is down", func() bool { return !s.Stats().Up })
+	waitUntil(t, "the source is down", func() bool { return !s.Stats().Up() })
 	const gone = `msg="Generic netlink family unregistered (its module was unloaded?); waiting for it to come back"`
 	waitUntil(t, "the unregistration is logged", func() bool { return strings.Contains(logs.String(), gone) })
 
@@ -231,7 +232,7 @@ func TestFamilyMissingGroup(t *testing.T) {
 	down := startFamily(t, Config{Name: "none", Family: "kevent", GroupNames: []string{"nosuch"}}, ctrl2, logs)
 	const none = `source=none family=kevent groups=nosuch msg="Generic netlink family has none of the configured groups; waiting for them" missing=nosuch family_groups=events`
 	waitUntil(t, "the missing groups are logged", func() bool { return strings.Contains(logs.String(), none) })
-	if down.Stats().Up {
+	if down.Stats().Up() {
 		t.Fatal("up without any group")
 	}
 	// The group appears (NEWMCAST_GRP): joined.
@@ -252,7 +253,7 @@ func TestRealFamilies(t *testing.T) {
 	waitUntil(t, "the wait is logged", func() bool {
 		return strings.Contains(logs.String(), "Generic netlink family not registered")
 	})
-	if s.Stats().Up {
+	if s.Stats().Up() {
 		t.Fatal("up on a missing family")
 	}
 }
@@ -336,12 +337,12 @@ func TestForgedControllerNotes(t *testing.T) {
 	// The forger's probe notification came first: one for the absent
 	// family's source, three more for the other.
 	waitUntil(t, "the forged notifications are rejected", func() bool {
-		return absent.Stats().Rejected[RejectNotKernel] == 4 && present.Stats().Rejected[RejectNotKernel] == 4
+		return absent.Stats().Rejected[srcinfo.RejectNotKernel] == 4 && present.Stats().Rejected[srcinfo.RejectNotKernel] == 4
 	})
-	if absent.Stats().Up {
+	if absent.Stats().Up() {
 		t.Error("a forged announcement brought the absent family's source up")
 	}
-	if st := present.Stats(); !st.Up || st.GroupsJoined != 1 {
+	if st := present.Stats(); !st.Up() || st.GroupsJoined != 1 {
 		t.Errorf("a forged unregistration took the source down: %+v", st)
 	}
 	const rejected = `msg="Rejected a controller notification from a sender that is not the kernel; see kevent_datagrams_rejected_total" reason=not_kernel sender_port_id=`
@@ -404,7 +405,7 @@ func TestControllerOverrun(t *testing.T) {
 	var dials, lookups atomic.Int32
 	sk := newSink()
 	// Events are forged too, on netdev's mgmt group: senders any.
-	s := New(Config{Name: "netdev", Family: "netdev", GroupNames: []string{"mgmt"}, Senders: SendersAny}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
+	s := New(Config{Name: "netdev", Family: "netdev", GroupNames: []string{"mgmt"}, Senders: srcinfo.SendersAny}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
 	s.dialController = func() (controller, error) {
 		dials.Add(1)
 		c, err := dialController()
@@ -461,7 +462,7 @@ func TestControllerOverrun(t *testing.T) {
 	// The lookup ends the resync, which reads what is queued first: the
 	// rejected count is final once it began.
 	waitUntil(t, "the family is looked up again", func() bool { return lookups.Load() >= 2 })
-	rejected := s.Stats().Rejected[RejectNotKernel]
+	rejected := s.Stats().Rejected[srcinfo.RejectNotKernel]
 	send(100)
 
 	waitUntil(t, "every event sent is received or lost", func() bool {
@@ -470,7 +471,7 @@ func TestControllerOverrun(t *testing.T) {
 	})
 	e, _ := sk.counts()
 	st := s.Stats()
-	got := fmt.Sprintf("events=%d lost=%d up=%v", e, st.Lost, st.Up)
+	got := fmt.Sprintf("events=%d lost=%d up=%v", e, st.Lost, st.Up())
 	t.Logf("forged=%d rejected=%d (the rest dropped at the controller's socket), sent=%d %s", forged, rejected, sent, got)
 	if want := fmt.Sprintf("events=%d lost=0 up=true", sent); got != want {
 		t.Errorf("%s, want %s; log:\n%s", got, want, logs)
@@ -511,7 +512,7 @@ func TestResyncDiscardsStale(t *testing.T) {
 	if n := ctrl.lookupCount(); n != 1 {
 		t.Errorf("%d lookups, want 1", n)
 	}
-	if n := s.Stats().Rejected[RejectNotKernel]; n != 1 {
+	if n := s.Stats().Rejected[srcinfo.RejectNotKernel]; n != 1 {
 		t.Errorf("rejected = %d, want 1", n)
 	}
 }
@@ -591,7 +592,7 @@ func TestSettleBounded(t *testing.T) {
 		}
 	}()
 	const rejoined = `msg="Generic netlink family's groups changed; joining them again" family_id=40`
-	waitUntil(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up })
+	waitUntil(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up() })
 	close(stop)
 	t.Logf("%d notifications streamed", <-streamed)
 }

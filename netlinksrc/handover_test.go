@@ -13,6 +13,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // running is a subscription started by a test, with its sink and the
@@ -21,11 +22,11 @@ type running struct {
 	s      *Subscription
 	sk     *sink
 	cancel context.CancelFunc
-	final  chan Stats
+	final  chan srcinfo.Stats
 }
 
 func run(cfg Config, logger log.Logger, prev *running) (*running, bool) {
-	r := &running{s: New(cfg, decoder.NewRaw(nil), logger), sk: newSink(), final: make(chan Stats, 1)}
+	r := &running{s: New(cfg, decoder.NewRaw(nil), logger), sk: newSink(), final: make(chan srcinfo.Stats, 1)}
 	handed := prev != nil && prev.s.HandOver(r.s)
 	if prev != nil {
 		prev.cancel()
@@ -45,8 +46,8 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 	const group, other, sent, handovers = 26, 27, 100000, 100
 	cfgs := []Config{
 		{Groups: []uint32{group}, ReceiveBufferBytes: 64 << 10},
-		{Groups: []uint32{group, other}, ReceiveBufferBytes: 1 << 20, Senders: SendersAny},
-		{Groups: []uint32{other, group}, ReceiveBufferBytes: 256 << 10, Senders: SendersRoot},
+		{Groups: []uint32{group, other}, ReceiveBufferBytes: 1 << 20, Senders: srcinfo.SendersAny},
+		{Groups: []uint32{other, group}, ReceiveBufferBytes: 256 << 10, Senders: srcinfo.SendersRoot},
 	}
 	for i := range cfgs {
 		cfgs[i].Name, cfgs[i].Protocol = "handover", unix.NETLINK_USERSOCK
@@ -88,13 +89,13 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 		if !handed {
 			t.Fatalf("handover %d refused", k)
 		}
-		var st Stats
+		var st srcinfo.Stats
 		select {
 		case st = <-prev.final:
 		case <-time.After(30 * time.Second):
 			t.Fatal("a subscription handing its socket over did not stop within 30s")
 		}
-		if st.Up {
+		if st.Up() {
 			t.Errorf("handover %d: the stopped subscription reports itself up", k)
 		}
 		e, _ := prev.sk.counts()
@@ -128,6 +129,11 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 	logger := log.NewLogfmtLogger(logs)
 	first, _ := run(Config{Name: "unjoinable", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, logger, nil)
 	first.sk.hold, first.sk.held = make(chan struct{}), make(chan struct{})
+	// Told once the stop has set the socket's read deadline: only then
+	// may the held reader go on, or it could read the queue itself
+	// before it sees the stop.
+	told := make(chan struct{})
+	first.s.stopping = func() { close(told) }
 	waitUp(t, first.s)
 	snd := newSender(t, group)
 	for i := 0; i < sent; i++ {
@@ -143,6 +149,7 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 	if !handed {
 		t.Fatal("handover refused")
 	}
+	<-told
 	close(first.sk.hold)
 	st1 := <-first.final
 	waitUntil(t, "the successor fails to join its groups", func() bool { return strings.Contains(logs.String(), "joining group 40") })

@@ -1,72 +1,10 @@
 package netlinksrc
 
 import (
-	"fmt"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
-
-// Senders says whose datagrams a subscription decodes. Root userspace can
-// multicast on the kernel's own protocols too, so a forged uevent would
-// look like the kernel's if nobody looked at the sender's port ID (the
-// kernel's is 0), as libudev's monitor does.
-type Senders int
-
-const (
-	// SendersDefault trusts what the protocol's usual senders are: only
-	// the kernel, except on NETLINK_USERSOCK (userspace by design) and on
-	// udev's uevent group 2, where root's userspace senders are trusted
-	// too.
-	SendersDefault Senders = iota
-	// SendersKernel takes only datagrams from the kernel (port ID 0).
-	SendersKernel
-	// SendersRoot takes datagrams from the kernel and from userspace
-	// senders with uid 0 in their SCM_CREDENTIALS.
-	SendersRoot
-	// SendersAny takes every datagram.
-	SendersAny
-)
-
-// SendersNames are the names of the Senders values, as the configuration
-// writes them.
-var SendersNames = map[string]Senders{"kernel": SendersKernel, "root": SendersRoot, "any": SendersAny}
-
-func (s Senders) String() string {
-	for name, v := range SendersNames {
-		if v == s {
-			return name
-		}
-	}
-	return "default"
-}
-
-// RejectReason says why a datagram was not decoded.
-type RejectReason int
-
-const (
-	// RejectNotKernel: the source takes only the kernel's datagrams and
-	// this one came from userspace.
-	RejectNotKernel RejectReason = iota
-	// RejectNotRoot: the sender was a userspace process whose credentials
-	// were not root's.
-	RejectNotRoot
-	// RejectNoCredentials: the sender's credentials were needed and the
-	// kernel passed none.
-	RejectNoCredentials
-
-	numRejectReasons
-)
-
-// RejectReasons names the reasons, in the order of their values: the
-// reason label of kevent_datagrams_rejected_total.
-var RejectReasons = [numRejectReasons]string{"not_kernel", "not_root", "no_credentials"}
-
-func (r RejectReason) String() string {
-	if r >= 0 && r < numRejectReasons {
-		return RejectReasons[r]
-	}
-	return fmt.Sprintf("RejectReason(%d)", int(r))
-}
 
 // udevGroupMask is the group mask of udev's re-broadcasts on
 // NETLINK_KOBJECT_UEVENT (group 2); the kernel sends on group 1.
@@ -74,50 +12,50 @@ const udevGroupMask = 1 << 1
 
 // trustFor says whose datagrams sent to the group mask groups (0: a
 // unicast) the subscription takes.
-func (s *Subscription) trustFor(groups uint32) Senders {
-	if s.cfg.Senders != SendersDefault {
+func (s *Subscription) trustFor(groups uint32) srcinfo.Senders {
+	switch s.cfg.Senders {
+	case srcinfo.SendersKernel, srcinfo.SendersRoot, srcinfo.SendersAny:
 		return s.cfg.Senders
-	}
-	switch s.cfg.Protocol {
-	case unix.NETLINK_USERSOCK:
-		return SendersRoot
-	case unix.NETLINK_KOBJECT_UEVENT:
-		if groups == udevGroupMask {
-			return SendersRoot
+	case srcinfo.SendersDefault:
+		if s.cfg.Protocol == unix.NETLINK_USERSOCK ||
+			s.cfg.Protocol == unix.NETLINK_KOBJECT_UEVENT && groups == udevGroupMask {
+			return srcinfo.SendersRoot
 		}
 	}
-	return SendersKernel
+	// The kernel only: by default, and for a value srcinfo does not
+	// define, which fails closed.
+	return srcinfo.SendersKernel
 }
 
 // needsCredentials says whether any datagram may need its sender's
 // credentials checked, so that SO_PASSCRED is set only where it is used.
 func (s *Subscription) needsCredentials() bool {
 	switch s.cfg.Senders {
-	case SendersRoot:
+	case srcinfo.SendersRoot:
 		return true
-	case SendersDefault:
-		return s.trustFor(udevGroupMask) == SendersRoot || s.trustFor(0) == SendersRoot
+	case srcinfo.SendersDefault:
+		return s.trustFor(udevGroupMask) == srcinfo.SendersRoot || s.trustFor(0) == srcinfo.SendersRoot
 	}
 	return false
 }
 
 // check says whether the i'th datagram of the batch comes from a sender
 // the subscription trusts, and if not why.
-func (s *Subscription) check(b *batch, i int) (RejectReason, bool) {
+func (s *Subscription) check(b *batch, i int) (srcinfo.RejectReason, bool) {
 	port, groups := b.sender(i)
 	trust := s.trustFor(groups)
-	if trust == SendersAny || port == 0 {
+	if trust == srcinfo.SendersAny || port == 0 {
 		return 0, true
 	}
-	if trust == SendersKernel {
-		return RejectNotKernel, false
+	if trust == srcinfo.SendersKernel {
+		return srcinfo.RejectNotKernel, false
 	}
 	uid, ok := b.uid(i)
 	switch {
 	case !ok:
-		return RejectNoCredentials, false
+		return srcinfo.RejectNoCredentials, false
 	case uid != 0:
-		return RejectNotRoot, false
+		return srcinfo.RejectNotRoot, false
 	}
 	return 0, true
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // rejected returns the subscription's rejected counts by reason name.
@@ -22,7 +23,7 @@ func rejected(s *Subscription) map[string]uint64 {
 	m := make(map[string]uint64)
 	for i, n := range s.Stats().Rejected {
 		if n > 0 {
-			m[RejectReasons[i]] = n
+			m[srcinfo.RejectReason(i).String()] = n
 		}
 	}
 	return m
@@ -135,18 +136,20 @@ func setMTU(t *testing.T, name string, mtu uint32) {
 
 // TestUsersockSenders checks the senders setting on usersock, where
 // userspace senders are the norm: by default root's, with "any" everyone's,
-// with "kernel" nobody's.
+// with "kernel" nobody's, with a value srcinfo does not define nobody's
+// either (it fails closed).
 func TestUsersockSenders(t *testing.T) {
 	for _, c := range []struct {
-		senders  Senders
+		senders  srcinfo.Senders
 		group    uint32
 		events   int
 		rejected string
 	}{
-		{SendersDefault, 26, 1, "map[not_root:1]"},
-		{SendersRoot, 27, 1, "map[not_root:1]"},
-		{SendersAny, 28, 2, "map[]"},
-		{SendersKernel, 29, 0, "map[not_kernel:2]"},
+		{srcinfo.SendersDefault, 26, 1, "map[not_root:1]"},
+		{srcinfo.SendersRoot, 27, 1, "map[not_root:1]"},
+		{srcinfo.SendersAny, 28, 2, "map[]"},
+		{srcinfo.SendersKernel, 29, 0, "map[not_kernel:2]"},
+		{srcinfo.Senders(99), 30, 0, "map[not_kernel:2]"},
 	} {
 		t.Run(c.senders.String(), func(t *testing.T) {
 			sk := newSink()
@@ -188,7 +191,7 @@ func TestStopAccountsForQueue(t *testing.T) {
 			s.stopDecodeTimeout = c.decodeTimeout
 			s.stopping = func() { close(told) }
 			ctx, cancel := context.WithCancel(context.Background())
-			final := make(chan Stats, 1)
+			final := make(chan srcinfo.Stats, 1)
 			go func() { final <- s.Run(ctx, sk) }()
 			waitUp(t, s)
 			snd := newSender(t, group)
@@ -203,7 +206,7 @@ func TestStopAccountsForQueue(t *testing.T) {
 			cancel()
 			<-told // the receive loop ends at its next read: the rest is read at stop
 			close(sk.hold)
-			var st Stats
+			var st srcinfo.Stats
 			select {
 			case st = <-final:
 			case <-time.After(30 * time.Second):

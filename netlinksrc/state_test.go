@@ -14,21 +14,15 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // waitState waits until s reports state st.
-func waitState(t *testing.T, s *Subscription, st State) Stats {
+func waitState(t *testing.T, s *Subscription, st srcinfo.State) srcinfo.Stats {
 	t.Helper()
-	var got Stats
-	waitUntil(t, "the state is "+stateName(st), func() bool { got = s.Stats(); return got.State == st })
-	if got.Up != (st == StateUp) {
-		t.Fatalf("state %s with Up %t", stateName(st), got.Up)
-	}
+	var got srcinfo.Stats
+	waitUntil(t, "the state is "+st.String(), func() bool { got = s.Stats(); return got.State == st })
 	return got
-}
-
-func stateName(st State) string {
-	return map[State]string{StateWaiting: "waiting", StateUp: "up", StateDenied: "denied", StateFailed: "failed"}[st]
 }
 
 // TestStateWaitingProtocol: a protocol no module registered is waiting,
@@ -42,7 +36,7 @@ func TestStateWaitingProtocol(t *testing.T) {
 	}
 	first := protocols.readCount()
 	waitUntil(t, "the socket table has been read twice more", func() bool { return protocols.readCount() >= first+2 })
-	if st := waitState(t, s, StateWaiting); st.Attachments != 0 {
+	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
 }
@@ -51,11 +45,11 @@ func TestStateWaitingProtocol(t *testing.T) {
 // source failed; with one group it may join, it is up, attached once.
 func TestStateFailed(t *testing.T) {
 	down := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), nil)
-	if st := waitState(t, down, StateFailed); st.Attachments != 0 {
+	if st := waitState(t, down, srcinfo.StateFailed); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
 	up := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{26, 40}}, decoder.NewRaw(nil), newSink(), nil)
-	if st := waitState(t, up, StateUp); st.Attachments != 1 {
+	if st := waitState(t, up, srcinfo.StateUp); st.Attachments != 1 {
 		t.Fatalf("attachments = %d, want 1", st.Attachments)
 	}
 }
@@ -92,7 +86,7 @@ func TestStateDenied(t *testing.T) {
 			t.Error("source did not stop within 5s of its context ending")
 		}
 	})
-	waitState(t, s, StateDenied)
+	waitState(t, s, srcinfo.StateDenied)
 	if want := `msg="Not permitted to subscribe to the multicast groups`; !strings.Contains(logs.String(), want) {
 		t.Fatalf("log lacks %s:\n%s", want, logs)
 	}
@@ -119,18 +113,18 @@ func TestStateFamily(t *testing.T) {
 	ctrl := newFakeController(nil)
 	s := startFamily(t, Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, ctrl, &syncbuf.Buffer{})
 	waitUntil(t, "the family is looked up", func() bool { return ctrl.lookupCount() == 1 })
-	if st := waitState(t, s, StateWaiting); st.Attachments != 0 {
+	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_NEWFAMILY, "kevent", 40, map[string]uint32{"events": notify}))
-	waitState(t, s, StateUp)
+	waitState(t, s, srcinfo.StateUp)
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil))
-	if st := waitState(t, s, StateWaiting); st.Attachments != 1 {
+	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 1 {
 		t.Fatalf("attachments = %d, want 1", st.Attachments)
 	}
 	// Back, but its group is gone: a person must look.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_NEWFAMILY, "kevent", 41, map[string]uint32{"other": notify}))
-	waitState(t, s, StateFailed)
+	waitState(t, s, srcinfo.StateFailed)
 }
 
 // TestStateControllerDenied: a controller that cannot be opened for want
@@ -139,11 +133,11 @@ func TestStateFamily(t *testing.T) {
 func TestStateControllerDenied(t *testing.T) {
 	for _, c := range []struct {
 		err  error
-		want State
+		want srcinfo.State
 	}{
-		{unix.EPERM, StateDenied},
-		{unix.EACCES, StateDenied},
-		{errors.New("nlctrl has no \"notify\" group"), StateFailed},
+		{unix.EPERM, srcinfo.StateDenied},
+		{unix.EACCES, srcinfo.StateDenied},
+		{errors.New("nlctrl has no \"notify\" group"), srcinfo.StateFailed},
 	} {
 		s := New(Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, decoder.NewRaw(nil), log.NewNopLogger())
 		s.dialController = func() (controller, error) { return nil, c.err }

@@ -101,7 +101,7 @@ func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf
 func waitUp(t *testing.T, s *Subscription) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !s.Stats().Up {
+	for !s.Stats().Up() {
 		if time.Now().After(deadline) {
 			t.Fatal("source not up after 5s")
 		}
@@ -246,7 +246,7 @@ func TestUnregisteredProtocol(t *testing.T) {
 	// down and logs once.
 	first := protocols.readCount()
 	waitUntil(t, "the socket table has been read 5 more times", func() bool { return protocols.readCount() >= first+5 })
-	if s.Stats().Up {
+	if s.Stats().Up() {
 		t.Fatal("source is up on an unregistered protocol")
 	}
 	out := logs.String()
@@ -274,7 +274,7 @@ func TestJoinGroupError(t *testing.T) {
 	waitUntil(t, "the join error is logged", func() bool {
 		return strings.Contains(logs.String(), `source=big protocol=2 groups=[40] msg="Cannot open netlink socket" err="joining group 40: invalid argument"`)
 	})
-	if down.Stats().Up {
+	if down.Stats().Up() {
 		t.Fatal("source up although joining its only group failed")
 	}
 

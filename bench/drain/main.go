@@ -35,6 +35,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // checkingSink checks sequence numbers, then counts in the collector.
@@ -116,10 +117,13 @@ func main() {
 
 	cfg := netlinksrc.Config{Name: "drain", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{uint32(*group)}, ReceiveBufferBytes: *rcvbuf}
 	if *family != "" {
-		cfg = netlinksrc.Config{Name: "drain", Family: *family, GroupNames: []string{*groupName}, ReceiveBufferBytes: *rcvbuf, Senders: netlinksrc.SendersAny}
+		cfg = netlinksrc.Config{Name: "drain", Family: *family, GroupNames: []string{*groupName}, ReceiveBufferBytes: *rcvbuf, Senders: srcinfo.SendersAny}
 	}
 	if *senders != "" {
-		cfg.Senders = netlinksrc.SendersNames[*senders]
+		if cfg.Senders, err = srcinfo.ParseSenders(*senders); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 	}
 	src := netlinksrc.New(cfg, dec, log.NewLogfmtLogger(os.Stderr))
 	metrics := collector.NewSourceMetrics("drain", collector.SourceOptions{PayloadInfo: true})
@@ -127,7 +131,7 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Run(ctx, sink)
-	for !src.Stats().Up {
+	for !src.Stats().Up() {
 		time.Sleep(time.Millisecond)
 	}
 	fmt.Println("ready")

@@ -233,20 +233,9 @@ func (e *Exporter) TryScrape() (map[string]*dto.MetricFamily, error) {
 // name, value pairs, and whether it exists. Labels not given may have any
 // value; the first matching series counts.
 func Value(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-	mf, ok := mfs[name]
-	if !ok {
-		return 0, false
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		have := make(map[string]string)
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
+	for _, m := range mfs[name].GetMetric() {
+		if !hasLabels(m, labels) {
+			continue
 		}
 		switch {
 		case m.Counter != nil:
@@ -260,19 +249,26 @@ next:
 	return 0, false
 }
 
+// hasLabels says whether m has labels, name and value pairs.
+func hasLabels(m *dto.Metric, labels []string) bool {
+	have := make(map[string]string)
+	for _, lp := range m.GetLabel() {
+		have[lp.GetName()] = lp.GetValue()
+	}
+	for i := 0; i+1 < len(labels); i += 2 {
+		if have[labels[i]] != labels[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
 // Sum adds the values of all series of name that have labels.
 func Sum(mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	var sum float64
-next:
 	for _, m := range mfs[name].GetMetric() {
-		have := make(map[string]string)
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
+		if !hasLabels(m, labels) {
+			continue
 		}
 		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
 	}

@@ -30,6 +30,8 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kevent-exporter/kevent_exporter/internal/ratelimit"
 )
 
 const (
@@ -42,8 +44,6 @@ const (
 	// client has to read at least chunkSize per WriteStallTimeout
 	// (64 KiB per 10 s, about 6.5 kB/s) to get a response.
 	chunkSize = 64 << 10
-	// logInterval is the least time between two log lines of one kind.
-	logInterval = 10 * time.Second
 )
 
 // Options configures the handler of NewHandler. The zero value is usable.
@@ -79,7 +79,7 @@ type handler struct {
 	pending   chan struct{} // nil: no limit
 	stall     time.Duration
 	logger    log.Logger
-	writeErrs throttle
+	writeErrs ratelimit.Limiter
 }
 
 // NewHandler returns an http.Handler that serves the metrics of g, in the
@@ -198,10 +198,9 @@ func (h *handler) write(w http.ResponseWriter, r *http.Request, rsp *response) {
 }
 
 func (h *handler) logWriteError(r *http.Request, err error, written, size int) {
-	if suppressed, ok := h.writeErrs.allow(); ok {
-		level.Warn(h.logger).Log("msg", "Dropped a scrape: writing to the client failed",
-			"remote", r.RemoteAddr, "written_bytes", written, "size_bytes", size, "err", err,
-			"suppressed", suppressed)
+	if q, ok := h.writeErrs.Allow(); ok {
+		level.Warn(h.logger).Log(ratelimit.Quieted(q, "msg", "Dropped a scrape: writing to the client failed",
+			"remote", r.RemoteAddr, "written_bytes", written, "size_bytes", size, "err", err)...)
 	}
 }
 
@@ -267,34 +266,12 @@ func (r *response) statusCode() int {
 // scrape and encoding errors once per metric family, so it is throttled too.
 type errorLog struct {
 	logger log.Logger
-	throttle
+	limit  ratelimit.Limiter
 }
 
 func (l *errorLog) Println(v ...any) {
-	if suppressed, ok := l.allow(); ok {
-		level.Error(l.logger).Log("msg", "Error serving metrics",
-			"err", strings.TrimSuffix(fmt.Sprintln(v...), "\n"), "suppressed", suppressed)
+	if q, ok := l.limit.Allow(); ok {
+		level.Error(l.logger).Log(ratelimit.Quieted(q, "msg", "Error serving metrics",
+			"err", strings.TrimSuffix(fmt.Sprintln(v...), "\n"))...)
 	}
-}
-
-// throttle lets one log line through per logInterval and counts the others.
-type throttle struct {
-	mu         sync.Mutex
-	next       time.Time
-	suppressed int
-}
-
-// allow reports whether a line may be logged now and, if so, how many were
-// suppressed since the last one.
-func (t *throttle) allow() (suppressed int, ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if now.Before(t.next) {
-		t.suppressed++
-		return 0, false
-	}
-	suppressed, t.suppressed = t.suppressed, 0
-	t.next = now.Add(logInterval)
-	return suppressed, true
 }

@@ -522,3 +522,17 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("the second request did not reuse the connection: %v", reused)
 	}
 }
+
+// TestErrorLogRateLimited: promhttp's errors are logged once per interval,
+// as the exporter's other repeating errors are, under the same key: none
+// while nothing was kept quiet.
+func TestErrorLogRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	l := &errorLog{logger: log.NewLogfmtLogger(&buf)}
+	for range 3 {
+		l.Println("boom")
+	}
+	if got, want := buf.String(), "level=error msg=\"Error serving metrics\" err=boom\n"; got != want {
+		t.Errorf("logged %q, want %q", got, want)
+	}
+}

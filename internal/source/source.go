@@ -10,6 +10,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc"
+	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
 // NewDecoder makes the decoder a configured source names.
@@ -20,6 +21,9 @@ func NewDecoder(sc config.Source) (decoder.Decoder, error) {
 // NewSubscription makes the netlink subscription of a configured source,
 // decoding with d.
 func NewSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *netlinksrc.Subscription {
+	// config.Parse refuses the values ParseSenders does not know; one
+	// that got here anyway trusts only the kernel.
+	senders, _ := srcinfo.ParseSenders(sc.Senders)
 	return netlinksrc.New(netlinksrc.Config{
 		Name:               sc.Name,
 		Protocol:           int(sc.Protocol),
@@ -27,8 +31,7 @@ func NewSubscription(sc config.Source, d decoder.Decoder, logger log.Logger) *ne
 		Family:             sc.Family,
 		GroupNames:         sc.GroupNames,
 		ReceiveBufferBytes: sc.ReceiveBufferBytes,
-		// Empty (the protocol's usual senders) is SendersDefault.
-		Senders: netlinksrc.SendersNames[sc.Senders],
+		Senders:            senders,
 		// The proc connector's subscription, rtnetlink's link dump.
 		Requests: decoder.Requests(sc.Decoder),
 	}, d, logger)
