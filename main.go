@@ -28,6 +28,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
 	"github.com/kevent-exporter/kevent_exporter/internal/logging"
+	"github.com/kevent-exporter/kevent_exporter/internal/manager"
 	"github.com/kevent-exporter/kevent_exporter/internal/scrape"
 	"github.com/kevent-exporter/kevent_exporter/monitor"
 )
@@ -115,7 +116,7 @@ func run(args []string) int {
 		case <-returned:
 		}
 	}()
-	cfg, err := loadContext(shutdown, loadConfig)
+	cfg, err := manager.LoadContext(shutdown, loadConfig)
 	if shutdown.Err() != nil {
 		level.Info(logger).Log("msg", "Interrupted while loading the config", "file", *configFile)
 		if *configCheck {
@@ -136,33 +137,20 @@ func run(args []string) int {
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
 
 	metrics := collector.New()
-	manager := newSourceManager(logger, metrics)
-	rl := &reloader{
-		file: *configFile, load: loadConfig, apply: manager.apply, logger: logger,
-		success: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kevent", Name: "config_last_reload_successful",
-			Help: "Whether the last configuration reload succeeded.",
-		}),
-		successTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kevent", Name: "config_last_reload_success_timestamp_seconds",
-			Help: "Unix time of the last successful configuration load.",
-		}),
+	sources := manager.New(logger, metrics)
+	if err := sources.Apply(cfg); err != nil {
+		level.Error(logger).Log("msg", "Error starting sources", "err", err)
+		return 1
 	}
+	defer sources.StopAll()
+	rl := manager.NewReloader(*configFile, loadConfig, sources.Apply, logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		metrics, rl.success, rl.successTime,
+		metrics, rl,
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-
-	if err := manager.apply(cfg); err != nil {
-		level.Error(logger).Log("msg", "Error starting sources", "err", err)
-		return 1
-	}
-	defer manager.stopAll()
-	rl.success.Set(1)
-	rl.successTime.SetToCurrentTime()
 
 	mux := http.NewServeMux()
 	// The scrape handler builds each response in memory before writing
@@ -184,12 +172,12 @@ func run(args []string) int {
 			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := rl.reload(shutdown); err != nil {
+		if err := rl.Reload(shutdown); err != nil {
 			code := http.StatusInternalServerError
 			switch {
-			case errors.Is(err, errShuttingDown):
+			case errors.Is(err, manager.ErrShuttingDown):
 				code = http.StatusServiceUnavailable
-			case errors.Is(err, errSuperseded):
+			case errors.Is(err, manager.ErrSuperseded):
 				// A reload that began later has decided.
 				code = http.StatusConflict
 			}
@@ -234,7 +222,7 @@ loop:
 		select {
 		case <-hup:
 			// In the background, so that SIGTERM is not kept waiting.
-			go rl.reload(shutdown)
+			go rl.Reload(shutdown)
 		case <-shutdown.Done():
 			break loop
 		case err := <-serveErr:
@@ -250,7 +238,7 @@ loop:
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		manager.stopAll()
+		sources.StopAll()
 	}()
 	defer func() { <-stopped }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

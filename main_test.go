@@ -27,9 +27,9 @@ import (
 // format, 2 source states, 3-5 shutdown with a second signal, 6-7
 // reloads during a flood, 8-9 reload flood on a new socket, 10-16 monitor
 // (10-11 output, 12 decode errors, 13 exit status, 14 flood, 16 second
-// signal), 18-19 shutdown flood, 20-24 source manager, 25 counts, 26-27
-// reload, 28 lint (tests that only bind may share 28), 29 Prometheus, 30-31
-// reload flood with the socket handed over.
+// signal), 18-19 shutdown flood, 25 counts, 26-27 reload, 28 lint (tests
+// that only bind may share 28), 29 Prometheus, 30-31 reload flood with the
+// socket handed over.
 
 var exporterBinary string
 

@@ -31,6 +31,7 @@ trap cleanup EXIT
 
 gcc -O2 -Wall -o "$out/flood" bench/flood.c
 gcc -O2 -Wall -o "$out/baseline" bench/baseline.c
+gcc -O2 -Wall -o "$out/sockets" bench/sockets.c
 go build -o "$out/drain" ./bench/drain
 go build -o "$out/kevent_exporter" .
 
@@ -66,7 +67,7 @@ drain() {
 }
 
 metric() { # metric NAME LABELS: sum of the series of NAME whose labels contain LABELS
-	curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$1" -v l="$2" '$1 ~ "^"n"({|$)" && index($1, l) {s += $2} END {printf "%.0f\n", s}'
+	curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$1" -v l="$2" '$1 ~ "^"n"({|$)" && (l == "" || index($1, l)) {s += $2} END {printf "%.0f\n", s}'
 }
 
 start_exporter() { # start_exporter DECODER RCVBUF
@@ -209,7 +210,57 @@ if ! $short; then
 	t1=$(ticks)
 	stop_exporter
 	pct=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", 100 * d / hz / 10}')
-	check "idle cost" "$(awk -v p="$pct" 'BEGIN {print (p <= 2)}')" "256 waiting sources use ${pct}% of a core (target <= 2%; one watcher reads /proc/net/netlink every 100 ms for all)"
+	check "idle cost" "$(awk -v p="$pct" 'BEGIN {print (p <= 2)}')" "256 waiting sources use ${pct}% of a core (target <= 2%; one watcher looks every 100 ms for all)"
+	echo
+
+	echo "## idle cost: 1 source waiting for an unregistered protocol (29) with 10000 netlink sockets open, CPU over 10 s"
+	mkfifo "$out/sockets.fifo"
+	"$out/sockets" -n 10000 <"$out/sockets.fifo" >"$out/sockets.out" &
+	sockets_pid=$!
+	exec 4>"$out/sockets.fifo"
+	wait_line "$out/sockets.out" ready
+	printf 'sources:\n  - {name: wait, protocol: 29, groups: [1], decoder: raw}\n' >"$out/wait.yml"
+	port=$((20000 + RANDOM % 20000))
+	"$out/kevent_exporter" --config.file="$out/wait.yml" --web.listen-address="127.0.0.1:$port" 2>"$out/exporter.log" &
+	exporter_pid=$!
+	for _ in $(seq 500); do curl -sf "http://127.0.0.1:$port/metrics" >/dev/null && break; sleep 0.01; done
+	sleep 2
+	t0=$(ticks)
+	sleep 10
+	t1=$(ticks)
+	stop_exporter
+	exec 4>&-
+	wait "$sockets_pid"
+	pct=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", 100 * d / hz / 10}')
+	check "idle cost with 10000 sockets" "$(awk -v p="$pct" 'BEGIN {print (p <= 2)}')" "1 waiting source uses ${pct}% of a core (target <= 2%; sock_diag, not /proc/net/netlink)"
+	echo
+
+	echo "## memory: 500 family sources (nlctrl/notify), then 5 reloads that replace them all"
+	family_config() { # family_config GENERATION
+		echo "sources:"
+		for i in $(seq 0 499); do echo "  - {name: fam${i}_$1, family: nlctrl, groups: [notify], decoder: genl}"; done
+	}
+	all_up() {
+		for _ in $(seq 1000); do [ "$(metric kevent_source_up '' 2>/dev/null)" = 500 ] && return 0; sleep 0.05; done
+		echo "the 500 sources did not come up" >&2; return 1
+	}
+	memory() { sleep 1; echo "RSS $(( $(metric process_resident_memory_bytes '') >> 20 )) MiB, heap $(( $(metric go_memstats_heap_alloc_bytes '') >> 20 )) MiB"; }
+	family_config 0 >"$out/families.yml"
+	port=$((20000 + RANDOM % 20000))
+	"$out/kevent_exporter" --config.file="$out/families.yml" --web.listen-address="127.0.0.1:$port" 2>"$out/exporter.log" &
+	exporter_pid=$!
+	all_up
+	read -r _ rss0 _ _ heap0 _ < <(memory)
+	for g in 1 2 3 4 5; do
+		family_config "$g" >"$out/families.yml"
+		curl -sf -X POST "http://127.0.0.1:$port/-/reload" >/dev/null
+		all_up
+	done
+	read -r _ rss1 _ _ heap1 _ < <(memory)
+	stop_exporter
+	echo "started: RSS $rss0 MiB, heap $heap0 MiB; after 5 reloads: RSS $rss1 MiB, heap $heap1 MiB"
+	check "memory of 500 sources" "$([ "$heap0" -le 32 ] && [ $((rss1 - rss0)) -le 64 ] && echo 1)" \
+		"heap $heap0 MiB (target <= 32 MiB), RSS +$((rss1 - rss0)) MiB after 5 reloads (target <= 64 MiB)"
 	echo
 	echo "## allocations and cost per message (go test -bench Handle -benchmem ./netlinksrc/)"
 	go test -run '^$' -bench Handle -benchmem ./netlinksrc/ | grep Benchmark

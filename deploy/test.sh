@@ -275,7 +275,7 @@ lo_change() { # N: fires N net/change uevents for the host's lo
 	for _ in $(seq "$1"); do echo change >/sys/class/net/lo/uevent; done
 }
 up='kevent_source_up{source="uevent"}'
-changes='kevent_events_total{event="net/change",object="",source="uevent"}'
+changes='kevent_events_total{event="net/change",object="lo",source="uevent"}'
 rcvbuf='kevent_source_receive_buffer_bytes{source="uevent"}'
 
 # ---------------------------------------------------------------- a. host network, embedded config
@@ -384,7 +384,7 @@ check "c: the host's lo uevents reach the host-network container ($host_before -
 # Uevents of kobjects outside the network namespaces (no namespace tag: block,
 # mem, usb...) go to every network namespace of the initial user namespace:
 # these do reach the bridge container. /dev/null's is harmless to repeat.
-mem='kevent_events_total{event="mem/change",object="",source="uevent"}'
+mem='kevent_events_total{event="mem/change",object="null",source="uevent"}'
 host_before=$(value "$host_url" "$mem")
 bridge_before=$(value "$bridge_url" "$mem")
 echo change >/sys/class/mem/null/uevent

@@ -1,6 +1,8 @@
 package netlinksrc
 
 import (
+	"slices"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +20,9 @@ const (
 	// controlSize holds the SCM_CREDENTIALS message of SO_PASSCRED
 	// (CMSG_SPACE(sizeof(struct ucred)) is 32) with room to spare.
 	controlSize = 64
+	// maxSpareBytes caps the memory of the batches kept for reuse while
+	// no source reads with them: four batches of the initial size.
+	maxSpareBytes = 4 * batchSlots * initialSlotSize
 )
 
 // batch is a set of receive buffers filled by one recvmmsg call, with each
@@ -30,6 +35,50 @@ type batch struct {
 	msgs     []unix.Mmsghdr
 	names    []unix.RawSockaddrNetlink
 	control  []byte
+}
+
+// A batchPool lends batches to the sources that have something to read.
+// A source takes one when its socket is readable and gives it back when
+// the socket has nothing more, so that idle sources, most of a config's,
+// hold none (a batch of the initial size is 2 MiB). Reuse keeps receiving
+// free of allocations; what the pool keeps between uses is capped at
+// maxSpareBytes, the batches given back least recently going first.
+type batchPool struct {
+	mu    sync.Mutex
+	spare []*batch // oldest first
+	bytes int
+}
+
+// batches is the pool every subscription of the process shares.
+var batches = &batchPool{spare: make([]*batch, 0, maxSpareBytes/(batchSlots*initialSlotSize))}
+
+// get returns a batch of slotSize-byte slots.
+func (p *batchPool) get(slotSize int) *batch {
+	p.mu.Lock()
+	for i := len(p.spare) - 1; i >= 0; i-- {
+		if b := p.spare[i]; b.slotSize == slotSize {
+			p.spare = slices.Delete(p.spare, i, i+1)
+			p.bytes -= len(b.buf)
+			p.mu.Unlock()
+			return b
+		}
+	}
+	p.mu.Unlock()
+	return newBatch(slotSize)
+}
+
+// put gives b back for reuse.
+func (p *batchPool) put(b *batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.spare) > 0 && (p.bytes+len(b.buf) > maxSpareBytes || len(p.spare) == cap(p.spare)) {
+		p.bytes -= len(p.spare[0].buf)
+		p.spare = slices.Delete(p.spare, 0, 1)
+	}
+	if len(b.buf) <= maxSpareBytes {
+		p.spare = append(p.spare, b)
+		p.bytes += len(b.buf)
+	}
 }
 
 func newBatch(slotSize int) *batch {

@@ -34,8 +34,8 @@ func TestStateWaitingProtocol(t *testing.T) {
 		unix.Close(fd)
 		t.Fatalf("netlink protocol %d is registered on this host; this test needs it unregistered", proto)
 	}
-	first := protocols.readCount()
-	waitUntil(t, "the socket table has been read twice more", func() bool { return protocols.readCount() >= first+2 })
+	first := protocols.lookCount()
+	waitUntil(t, "the socket table has been read twice more", func() bool { return protocols.lookCount() >= first+2 })
 	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}

@@ -26,12 +26,12 @@ import (
 )
 
 const (
-	// protocolRetryInterval is how often the table of netlink sockets is
-	// read while a subscription's protocol is not registered, so that it
-	// attaches well within a second of a module creating its socket.
+	// protocolRetryInterval is how often the protocol watcher looks for
+	// the sockets of protocols that subscriptions wait for, so that they
+	// attach well within a second of a module creating its socket.
 	protocolRetryInterval = 100 * time.Millisecond
 	// unlistedRetryInterval is how often a subscription whose protocol is
-	// not registered tries again when /proc/net/netlink cannot tell it
+	// not registered tries again when the protocol watcher cannot tell it
 	// when the protocol appears.
 	unlistedRetryInterval = 5 * time.Second
 	// maxRetryInterval caps the backoff after other errors.
@@ -151,14 +151,19 @@ type Subscription struct {
 	adopt        *handover
 	adoptedDrops uint32
 
-	// Receive state, owned by the Run goroutine.
-	sink      Sink
-	malformed MalformedSink
-	batch     *batch
-	events    []decoder.Event
-	n         int
-	errno     unix.Errno
-	readOne   func(fd uintptr) bool
+	// Receive state, owned by the Run goroutine. batch is borrowed from
+	// batches while the socket has something to read, nil otherwise;
+	// slotSize is the slot size it asks for. eventsUsed is how many of
+	// events may point into the batch.
+	sink       Sink
+	malformed  MalformedSink
+	batch      *batch
+	slotSize   int
+	events     []decoder.Event
+	eventsUsed int
+	n          int
+	errno      unix.Errno
+	readOne    func(fd uintptr) bool
 }
 
 // New returns a Subscription that decodes what it receives with dec. It
@@ -171,20 +176,46 @@ func New(cfg Config, dec decoder.Decoder, logger log.Logger) *Subscription {
 		logger = log.With(logger, "source", cfg.Name, "protocol", cfg.Protocol, "groups", fmt.Sprint(cfg.Groups))
 	}
 	s := &Subscription{
-		cfg:    cfg,
-		dec:    dec,
-		logger: logger,
-		batch:  newBatch(initialSlotSize),
+		cfg:      cfg,
+		dec:      dec,
+		logger:   logger,
+		slotSize: initialSlotSize,
 
 		stopDecodeTimeout: stopDecodeTimeout,
 		dialController:    dialController,
 	}
 	// Made once: a closure built per read would be allocated per read.
 	s.readOne = func(fd uintptr) bool {
-		s.n, s.errno = s.batch.recv(int(fd))
-		return s.errno != unix.EAGAIN && s.errno != unix.EWOULDBLOCK
+		s.n, s.errno = s.takeBatch().recv(int(fd))
+		if s.errno == unix.EAGAIN || s.errno == unix.EWOULDBLOCK {
+			// Nothing more to read: wait without a batch.
+			s.releaseBatch()
+			return false
+		}
+		return true
 	}
 	return s
+}
+
+// takeBatch returns the batch to receive into, borrowing one if the
+// subscription has none.
+func (s *Subscription) takeBatch() *batch {
+	if s.batch == nil {
+		s.batch = batches.get(s.slotSize)
+	}
+	return s.batch
+}
+
+// releaseBatch gives the batch back, and drops the events that point into
+// it so that they do not keep it alive.
+func (s *Subscription) releaseBatch() {
+	if s.batch == nil {
+		return
+	}
+	clear(s.events[:s.eventsUsed])
+	s.eventsUsed = 0
+	batches.put(s.batch)
+	s.batch = nil
 }
 
 // Stats reports the subscription's socket. Reading it reads the kernel's
@@ -339,6 +370,7 @@ func (s *Subscription) session(ctx context.Context, c *netlink.Conn, joined []ui
 	if ctx.Err() != nil || interrupted.Load() {
 		s.drain(c, joined)
 	}
+	s.releaseBatch()
 	s.mu.Lock()
 	s.readDropsLocked()
 	s.conn = nil
@@ -563,7 +595,7 @@ func (s *Subscription) drain(c *netlink.Conn, joined []uint32) {
 	err := s.control(c, func(fd int) error {
 		for {
 			var n int
-			n, errno = s.batch.recv(fd)
+			n, errno = s.takeBatch().recv(fd)
 			switch errno {
 			case 0:
 			case unix.ENOBUFS:
@@ -648,8 +680,11 @@ func (s *Subscription) handle(n int) {
 		}
 	}
 	s.sink.Record(s.events, bytes, bad)
-	if grow > 0 && s.batch.slotSize < maxSlotSize {
-		s.batch = newBatch(min(maxSlotSize, 1<<bits.Len(uint(grow))))
+	s.eventsUsed = max(s.eventsUsed, len(s.events))
+	if grow > 0 && s.slotSize < maxSlotSize {
+		// The next read borrows a batch with room for it.
+		s.slotSize = min(maxSlotSize, 1<<bits.Len(uint(grow)))
+		s.releaseBatch()
 	}
 }
 

@@ -4,6 +4,8 @@ package vmtest
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,11 +62,16 @@ func TestFamilyLifecycle(t *testing.T) {
 	check(t, mfs, 1, "kevent_event_last_payload_info", "source", "fam", "event", "disk_full", "payload", "/dev/sda1")
 
 	// A burst, then "sync" events to reveal a loss at its very end: the
-	// sequence tracker sees a gap only when a later message arrives, and
-	// a sync sent while the small buffer is still full is lost as well,
-	// so one is sent each second until both sources have one.
+	// sequence tracker sees a gap only when a later message arrives. The
+	// kernel drops every multicast to a netlink socket that overflowed
+	// until its reader has emptied it, so the first sync waits until the
+	// sockets are empty, and one more is sent each second until both
+	// sources have one (a dropped sync is accounted as lost).
 	if err := kwrite(sysKevent+"/burst", fmt.Sprintf("flood 1 %d", burstEvents)); err != nil {
 		t.Fatal(err)
+	}
+	if !poll(30*time.Second, 10*time.Millisecond, func() bool { return genlQueued(t) == 0 }) {
+		t.Fatalf("generic netlink sockets still hold %d bytes 30 s after the burst", genlQueued(t))
 	}
 	syncs := 0
 	synced := func() bool {
@@ -159,4 +166,27 @@ sources:
 		check(t, mfs, 0, "kevent_decode_errors_total", "source", src)
 	}
 	t.Logf("one emit counted once by the family source and once by the classic source")
+}
+
+// genlQueued returns the bytes queued on the generic netlink sockets of the
+// namespace: the Rmem column of /proc/net/netlink.
+func genlQueued(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/netlink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != "16" {
+			continue
+		}
+		n, err := strconv.Atoi(f[4])
+		if err != nil {
+			t.Fatalf("/proc/net/netlink: Rmem %q: %v", f[4], err)
+		}
+		queued += n
+	}
+	return queued
 }

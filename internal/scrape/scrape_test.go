@@ -5,14 +5,17 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,31 +153,86 @@ func logLines(buf *syncbuf.Buffer) []string {
 	return strings.Split(s, "\n")
 }
 
-// TestStuckClientsDoNotStarveScrapes reproduces the outage of promhttp's
-// own limit: as many clients as MaxRequestsInFlight scrape and never read.
+// stuckScrape sends a scrape, reads the status line of the response and
+// then reads no more.
+func stuckScrape(t *testing.T, addr string) (net.Conn, int) {
+	t.Helper()
+	c := stuckClient(t, addr)
+	c.SetReadDeadline(time.Now().Add(hangGuard))
+	line, err := bufio.NewReaderSize(c, 16).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the status line: %v", err)
+	}
+	var proto string
+	var code int
+	if _, err := fmt.Sscanf(line, "%s %d", &proto, &code); err != nil {
+		t.Fatalf("status line %q: %v", line, err)
+	}
+	return c, code
+}
+
+// closedAfter reads c to its end and returns how many bytes that was,
+// failing if the server does not close it.
+func closedAfter(t *testing.T, c net.Conn) int64 {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(hangGuard))
+	n, err := io.Copy(io.Discard, c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the connection is still open")
+	}
+	return n
+}
+
+// heapBytes returns the live heap after the collections that empty the
+// chunk pool.
+func heapBytes() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestStuckClientsDoNotStarveScrapes: as many clients as
+// MaxRequestsInFlight scrape and never read (promhttp's own limit then
+// refuses every scrape). They hold no more than MaxPendingBytes, and once
+// they have had their responses for WriteTimeout, a scrape that needs the
+// memory drops the oldest and is served.
 func TestStuckClientsDoNotStarveScrapes(t *testing.T) {
 	var logs syncbuf.Buffer
-	// A stall timeout far beyond the test keeps all stuck clients stuck
-	// until the test closes them; TestStalledClientsAreDropped covers it.
+	const maxBytes = 48 << 20 // two responses of bigRegistry
 	h := NewHandler(bigRegistry(t), Options{
 		MaxRequestsInFlight: 40,
-		WriteStallTimeout:   10 * time.Minute,
+		MaxPendingBytes:     maxBytes,
+		WriteTimeout:        time.Second,
+		MinWriteRate:        1, // no client is dropped for its pace here
 		Logger:              log.NewLogfmtLogger(&logs),
 	}).(*handler)
 	addr := serve(t, h)
 
-	var stuck []net.Conn
+	codes := map[int]int{}
+	var stuck []net.Conn // those that got a response
 	for range 40 {
-		stuck = append(stuck, stuckClient(t, addr))
+		c, code := stuckScrape(t, addr)
+		codes[code]++
+		if code == http.StatusOK {
+			stuck = append(stuck, c)
+		}
+		if held := h.pendingBytes(); held > maxBytes {
+			t.Fatalf("responses hold %d bytes, more than %d", held, maxBytes)
+		}
 	}
-	waitFor(t, "the 40 stuck scrapes are encoded and writing", func() bool {
-		return len(h.pending) == 40 && len(h.inFlight) == 0
-	})
+	t.Logf("40 clients that do not read: status codes %v; responses hold %.1f MiB", codes, float64(h.pendingBytes())/(1<<20))
+	if codes[http.StatusOK] == 0 || codes[http.StatusOK]+codes[http.StatusServiceUnavailable] != 40 {
+		t.Fatalf("status codes %v: want 200 and 503 only, some 200", codes)
+	}
 
-	r := get("http://" + addr + "/metrics")
-	if r.err != nil || r.status != http.StatusOK {
-		t.Fatalf("scrape with 40 stuck clients: status %d, %v: %.200s", r.status, r.err, r.body)
-	}
+	// Retried until the stuck responses are a second old.
+	var r result
+	waitFor(t, "a scrape is served", func() bool {
+		r = get("http://" + addr + "/metrics")
+		return r.err == nil && r.status == http.StatusOK
+	})
 	size := len(r.body)
 	t.Logf("response: %d bytes (%.1f MiB)", size, float64(size)/(1<<20))
 	if size <= 16<<20 {
@@ -183,33 +241,120 @@ func TestStuckClientsDoNotStarveScrapes(t *testing.T) {
 	if n := parseText(t, bytes.NewReader(r.body))["scrape_test_series"]; n != bigSeries {
 		t.Fatalf("parsed %d series, want %d", n, bigSeries)
 	}
-	// The 40 are still stuck: the scrape succeeded while they held their
-	// responses.
-	if n := len(h.pending); n != 40 {
-		t.Fatalf("%d responses pending after the scrape, want the 40 stuck ones", n)
+	// The oldest stuck client that got a response was disconnected to
+	// make room, with less than the whole of it.
+	if n := closedAfter(t, stuck[0]); n >= int64(size) {
+		t.Fatalf("the oldest stuck connection got %d bytes, the whole response", n)
 	}
-
 	for _, c := range stuck {
 		c.Close()
 	}
-	waitFor(t, "the server gave up on the closed clients", func() bool { return len(h.pending) == 0 })
+	waitFor(t, "the responses are freed", func() bool { return h.pendingBytes() == 0 })
 	lines := logLines(&logs)
-	t.Logf("%d log lines for 40 failed writes: %q", len(lines), lines)
-	if len(lines) > 5 {
-		t.Fatalf("%d log lines, want at most 5", len(lines))
+	t.Logf("%d log lines: %q", len(lines), lines)
+	if len(lines) > 5 || !strings.Contains(lines[0], "to make room for a newer scrape") {
+		t.Fatalf("%d log lines, want at most 5, the first about making room", len(lines))
 	}
 }
 
-// TestStalledClientsAreDropped checks that a client that stops reading is
-// dropped after WriteStallTimeout without progress, and that a client that
-// reads slowly, longer than WriteStallTimeout in all, gets the whole
-// response.
-func TestStalledClientsAreDropped(t *testing.T) {
-	var logs syncbuf.Buffer
-	const stall = time.Second
+// TestPendingBytesBounded: clients that do not read, one after the other,
+// each with a response of its own, take no more memory than
+// MaxPendingBytes; the scrapes beyond it get 503. (The limit counted
+// responses: 200 such clients held 3.1 GB.)
+func TestPendingBytesBounded(t *testing.T) {
+	const maxBytes = 40 << 20
 	h := NewHandler(bigRegistry(t), Options{
 		MaxRequestsInFlight: 4,
-		WriteStallTimeout:   stall,
+		MaxPendingBytes:     maxBytes,
+		WriteTimeout:        10 * time.Minute,
+	}).(*handler)
+	addr := serve(t, h)
+	before := heapBytes()
+	codes := map[int]int{}
+	for range 24 {
+		_, code := stuckScrape(t, addr)
+		codes[code]++
+	}
+	grew := heapBytes() - before
+	held := h.pendingBytes()
+	t.Logf("24 clients that do not read: status codes %v; responses hold %.1f MiB, heap +%.1f MiB (limit %d MiB)",
+		codes, float64(held)/(1<<20), float64(grew)/(1<<20), maxBytes>>20)
+	if codes[http.StatusOK] == 0 || codes[http.StatusServiceUnavailable] == 0 {
+		t.Fatalf("status codes %v: want some 200 and some 503", codes)
+	}
+	if held > maxBytes {
+		t.Fatalf("responses hold %d bytes, more than %d", held, maxBytes)
+	}
+	// The heap holds the responses and what the scrapes left for the next
+	// collection to free.
+	if grew > maxBytes+8<<20 {
+		t.Fatalf("heap grew by %.1f MiB, more than the %d MiB limit and 8 MiB", float64(grew)/(1<<20), maxBytes>>20)
+	}
+	r := get("http://" + addr + "/metrics?name[]=none")
+	want := fmt.Sprintf("Limit of memory for responses waiting for clients reached (%d bytes), try again later.\n", maxBytes)
+	if r.err != nil || r.status != http.StatusServiceUnavailable || string(r.body) != want {
+		t.Fatalf("scrape over the limit: status %d, %v, %q; want 503 %q", r.status, r.err, r.body, want)
+	}
+}
+
+// TestCrowdSharesResponse: 16 clients that scrape at once, while a scrape
+// is gathered, share its response, and read none of it: the memory is
+// that of one response and further scrapes are served. (16 such clients
+// with --web.max-requests=4 held every slot.)
+func TestCrowdSharesResponse(t *testing.T) {
+	c := &blockingCollector{
+		desc:    prometheus.NewDesc("scrape_test_blocking", "Blocks.", nil, nil),
+		entered: make(chan struct{}, 10),
+		release: make(chan struct{}),
+	}
+	reg := bigRegistry(t)
+	reg.MustRegister(c)
+	h := NewHandler(reg, Options{MaxRequestsInFlight: 4, WriteTimeout: 10 * time.Minute}).(*handler)
+	addr := serve(t, h)
+
+	const crowd = 16
+	codes := make(chan int, crowd)
+	for range crowd {
+		go func() {
+			_, code := stuckScrape(t, addr)
+			codes <- code
+		}()
+	}
+	waitFor(t, "the crowd waits for one response", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, rsp := range h.encoding {
+			return len(h.encoding) == 1 && rsp.refs == crowd
+		}
+		return false
+	})
+	close(c.release)
+	for range crowd {
+		if code := <-codes; code != http.StatusOK {
+			t.Fatalf("a client of the crowd got %d", code)
+		}
+	}
+	held := h.pendingBytes()
+	r := get("http://" + addr + "/metrics")
+	t.Logf("%d clients that do not read share %.1f MiB; a later scrape: status %d, %d bytes", crowd, float64(held)/(1<<20), r.status, len(r.body))
+	if r.err != nil || r.status != http.StatusOK || parseText(t, bytes.NewReader(r.body))["scrape_test_series"] != bigSeries {
+		t.Fatalf("scrape after the crowd: status %d, %v", r.status, r.err)
+	}
+	if held > int64(len(r.body))+chunkSize {
+		t.Fatalf("the crowd holds %d bytes for a %d-byte response", held, len(r.body))
+	}
+}
+
+// TestSlowClients checks the pace of the package comment: a client that
+// reads faster than MinWriteRate gets the whole response though it takes
+// longer than WriteTimeout, one that reads slower is dropped, and so are
+// those that do not read.
+func TestSlowClients(t *testing.T) {
+	var logs syncbuf.Buffer
+	h := NewHandler(bigRegistry(t), Options{
+		MaxRequestsInFlight: 4,
+		WriteTimeout:        time.Second,
+		MinWriteRate:        2 << 20,
 		Logger:              log.NewLogfmtLogger(&logs),
 	}).(*handler)
 	addr := serve(t, h)
@@ -218,41 +363,35 @@ func TestStalledClientsAreDropped(t *testing.T) {
 	for range 3 {
 		stuck = append(stuck, stuckClient(t, addr))
 	}
-	slow := make(chan result, 1)
 	start := time.Now()
-	go func() { slow <- slowScrape(addr, 300*time.Millisecond) }()
+	paced, slow := make(chan result, 1), make(chan result, 1)
+	go func() { paced <- slowScrape(addr, 300*time.Millisecond) }() // about 3.3 MiB/s
+	go func() { slow <- slowScrape(addr, 1500*time.Millisecond) }() // about 0.7 MiB/s
 
-	var r result
-	select {
-	case r = <-slow:
-	case <-time.After(hangGuard):
-		t.Fatal("the slow scrape hangs")
-	}
-	waitFor(t, "the stuck clients were dropped", func() bool { return len(h.pending) == 0 })
+	r := <-paced
 	if r.err != nil || r.status != http.StatusOK {
-		t.Fatalf("slow scrape: status %d, %v", r.status, r.err)
+		t.Fatalf("client reading 3.3 MiB/s: status %d, %v", r.status, r.err)
 	}
 	if want := r.header.Get("Content-Length"); strconv.Itoa(len(r.body)) != want {
-		t.Fatalf("slow scrape got %d bytes, Content-Length %s", len(r.body), want)
+		t.Fatalf("client reading 3.3 MiB/s got %d bytes, Content-Length %s", len(r.body), want)
 	}
-	t.Logf("the slow client read %d bytes in %v", len(r.body), time.Since(start).Round(time.Millisecond))
+	t.Logf("the client reading 3.3 MiB/s read %d bytes in %v", len(r.body), time.Since(start).Round(time.Millisecond))
 	if n := parseText(t, bytes.NewReader(r.body))["scrape_test_series"]; n != bigSeries {
 		t.Fatalf("parsed %d series, want %d", n, bigSeries)
 	}
-
-	// The server closed the stuck connections: reading them yields what
-	// was buffered, then the end, and less than the whole response.
+	s := <-slow
+	t.Logf("the client reading 0.7 MiB/s: %d bytes in %v, %v", len(s.body), time.Since(start).Round(time.Millisecond), s.err)
+	if s.err == nil || len(s.body) >= len(r.body) {
+		t.Fatalf("the client reading 0.7 MiB/s got %d of %d bytes, error %v; want it dropped", len(s.body), len(r.body), s.err)
+	}
 	for i, c := range stuck {
-		c.SetReadDeadline(time.Now().Add(hangGuard))
-		n, err := io.Copy(io.Discard, c)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("stuck connection %d is still open", i)
-		}
+		n := closedAfter(t, c)
+		t.Logf("stuck connection %d: closed after %d bytes", i, n)
 		if n >= int64(len(r.body)) {
 			t.Fatalf("stuck connection %d got %d bytes, the whole response", i, n)
 		}
-		t.Logf("stuck connection %d: closed after %d bytes (%v)", i, n, err)
 	}
+	waitFor(t, "the responses are freed", func() bool { return h.pendingBytes() == 0 })
 	lines := logLines(&logs)
 	t.Logf("log: %q", lines)
 	if len(lines) != 1 || !strings.Contains(lines[0], "i/o timeout") {
@@ -300,18 +439,22 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// blockingCollector's Collect waits until release is closed.
+// blockingCollector's Collect waits until release is closed, unless
+// passing is set.
 type blockingCollector struct {
 	desc    *prometheus.Desc
 	entered chan struct{}
 	release chan struct{}
+	passing atomic.Bool
 }
 
 func (c *blockingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *blockingCollector) Collect(ch chan<- prometheus.Metric) {
-	c.entered <- struct{}{}
-	<-c.release
+	if !c.passing.Load() {
+		c.entered <- struct{}{}
+		<-c.release
+	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1)
 }
 
@@ -325,10 +468,19 @@ func TestMaxRequestsInFlight(t *testing.T) {
 	reg.MustRegister(c)
 	h := NewHandler(reg, Options{MaxRequestsInFlight: 2})
 	url := "http://" + serve(t, h) + "/metrics"
+	// Until a first response gives their size, responses are encoded one
+	// at a time.
+	c.passing.Store(true)
+	if r := get(url); r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("first scrape: status %d, %v, %q", r.status, r.err, r.body)
+	}
+	c.passing.Store(false)
 
+	// Scrapes that ask for the same response share it: these ask for
+	// different ones.
 	results := make(chan result, 2)
-	for range 2 {
-		go func() { results <- get(url) }()
+	for _, q := range []string{"?a", "?b"} {
+		go func() { results <- get(url + q) }()
 	}
 	for range 2 {
 		select {
@@ -338,7 +490,7 @@ func TestMaxRequestsInFlight(t *testing.T) {
 		}
 	}
 
-	r := get(url)
+	r := get(url + "?c")
 	want := "Limit of concurrent requests reached (2), try again later.\n"
 	if r.err != nil || r.status != http.StatusServiceUnavailable || string(r.body) != want {
 		t.Fatalf("3rd scrape: status %d, %v, %q; want 503 %q", r.status, r.err, r.body, want)
@@ -356,58 +508,24 @@ func TestMaxRequestsInFlight(t *testing.T) {
 	}
 }
 
-func TestMaxPendingWrites(t *testing.T) {
-	h := NewHandler(bigRegistry(t), Options{
-		MaxPendingWrites:  3,
-		WriteStallTimeout: 10 * time.Minute,
-	}).(*handler)
-	addr := serve(t, h)
-	// name[] keeps the checking scrapes' responses small.
-	url := "http://" + addr + "/metrics?name[]=none"
-
-	var stuck []net.Conn
-	for range 3 {
-		stuck = append(stuck, stuckClient(t, addr))
-	}
-	waitFor(t, "the 3 stuck scrapes are encoded and writing", func() bool {
-		return len(h.pending) == 3 && len(h.inFlight) == 0
-	})
-
-	r := get(url)
-	want := "Limit of responses waiting for clients reached (3), try again later.\n"
-	if r.err != nil || r.status != http.StatusServiceUnavailable || string(r.body) != want {
-		t.Fatalf("scrape over the bound: status %d, %v, %q; want 503 %q", r.status, r.err, r.body, want)
-	}
-
-	for _, c := range stuck {
-		c.Close()
-	}
-	waitFor(t, "the server gave up on the closed clients", func() bool { return len(h.pending) == 0 })
-	if r := get(url); r.err != nil || r.status != http.StatusOK {
-		t.Fatalf("scrape after the stuck clients left: status %d, %v, %q", r.status, r.err, r.body)
-	}
-}
-
 func TestDefaults(t *testing.T) {
 	for _, tc := range []struct {
-		opts              Options
-		inFlight, pending int // -1: no limit
+		opts     Options
+		inFlight int   // -1: no limit
+		maxBytes int64 // -1: no limit
 	}{
-		{Options{}, -1, MinPendingWrites},
-		{Options{MaxRequestsInFlight: 2}, 2, MinPendingWrites},
-		{Options{MaxRequestsInFlight: 40}, 40, 160},
-		{Options{MaxRequestsInFlight: 40, MaxPendingWrites: 50}, 40, 50},
-		{Options{MaxRequestsInFlight: 40, MaxPendingWrites: -1}, 40, -1},
+		{Options{}, -1, DefaultMaxPendingBytes},
+		{Options{MaxRequestsInFlight: 2}, 2, DefaultMaxPendingBytes},
+		{Options{MaxRequestsInFlight: 40, MaxPendingBytes: 50}, 40, 50},
+		{Options{MaxPendingBytes: -1}, -1, -1},
 	} {
 		h := NewHandler(prometheus.NewRegistry(), tc.opts).(*handler)
-		limit := func(c chan struct{}) int {
-			if c == nil {
-				return -1
-			}
-			return cap(c)
+		inFlight := -1
+		if h.inFlight != nil {
+			inFlight = cap(h.inFlight)
 		}
-		if limit(h.inFlight) != tc.inFlight || limit(h.pending) != tc.pending || h.stall != DefaultWriteStallTimeout {
-			t.Errorf("%+v: in flight %d, pending %d, stall %v", tc.opts, limit(h.inFlight), limit(h.pending), h.stall)
+		if inFlight != tc.inFlight || max(h.maxBytes, -1) != tc.maxBytes || h.timeout != DefaultWriteTimeout || h.rate != DefaultMinWriteRate {
+			t.Errorf("%+v: in flight %d, bytes %d, timeout %v, rate %d", tc.opts, inFlight, h.maxBytes, h.timeout, h.rate)
 		}
 	}
 }
@@ -491,7 +609,7 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", NewHandler(reg, Options{WriteStallTimeout: stall}))
+	mux.Handle("/metrics", NewHandler(reg, Options{WriteTimeout: stall}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "Healthy") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)

@@ -1,17 +1,13 @@
-package main
+package manager
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
@@ -20,65 +16,6 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
-
-func newTestReloader(load func() (*config.Config, error), apply func(*config.Config) error) (*reloader, *syncbuf.Buffer) {
-	logs := &syncbuf.Buffer{}
-	return &reloader{
-		file: "test.yml", load: load, apply: apply, logger: log.NewLogfmtLogger(logs),
-		success:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "s"}),
-		successTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "t"}),
-	}, logs
-}
-
-// TestReloadAbandonedAtShutdown has a reload whose configuration takes
-// long to read when shutdown begins: the reload returns at once, and the
-// configuration, read later, is never applied.
-func TestReloadAbandonedAtShutdown(t *testing.T) {
-	release := make(chan struct{})
-	loaded := make(chan struct{})
-	var applied atomic.Bool
-	r, logs := newTestReloader(func() (*config.Config, error) {
-		<-release
-		defer close(loaded)
-		return config.Default(), nil
-	}, func(*config.Config) error {
-		applied.Store(true)
-		return nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.reload(ctx) }()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, errShuttingDown) {
-			t.Fatalf("reload: %v, want %v", err, errShuttingDown)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("reload still waiting for the configuration 10s after shutdown began")
-	}
-	close(release)
-	<-loaded
-	if applied.Load() {
-		t.Fatal("a configuration read after shutdown began was applied")
-	}
-	if want := `msg="Reload abandoned: shutting down"`; !strings.Contains(logs.String(), want) {
-		t.Errorf("log lacks %s:\n%s", want, logs)
-	}
-}
-
-func TestReloadErrorsKeepOldConfig(t *testing.T) {
-	r, logs := newTestReloader(func() (*config.Config, error) { return nil, errors.New("bad file") }, func(*config.Config) error {
-		t.Fatal("applied a configuration that failed to load")
-		return nil
-	})
-	if err := r.reload(context.Background()); err == nil || err.Error() != "bad file" {
-		t.Fatalf("reload: %v, want the load error", err)
-	}
-	if want := `msg="Error reloading config, keeping the old one" file=test.yml err="bad file"`; !strings.Contains(logs.String(), want) {
-		t.Errorf("log lacks %s:\n%s", want, logs)
-	}
-}
 
 func mustParse(t *testing.T, yml string) *config.Config {
 	t.Helper()
@@ -96,10 +33,10 @@ func TestSourceManagerApply(t *testing.T) {
 	testenv.RequireRoot(t, "subscriptions on NETLINK_USERSOCK")
 	logs := &syncbuf.Buffer{}
 	c := collector.New()
-	m := newSourceManager(log.NewLogfmtLogger(logs), c)
-	defer m.stopAll()
+	m := New(log.NewLogfmtLogger(logs), c)
+	defer m.StopAll()
 
-	if err := m.apply(mustParse(t, `
+	if err := m.Apply(mustParse(t, `
 sources:
   - {name: keep, protocol: usersock, groups: [21, 20], decoder: raw}
   - {name: change, protocol: usersock, groups: [22], decoder: raw}
@@ -141,7 +78,7 @@ sources:
 
 	// keep: only cosmetic changes (group order, an empty event_names);
 	// change: a new buffer size; drop: gone; add: new.
-	if err := m.apply(mustParse(t, `
+	if err := m.Apply(mustParse(t, `
 sources:
   - {name: add, protocol: usersock, groups: [24], decoder: raw}
   - {name: change, protocol: usersock, groups: [22], decoder: raw, receive_buffer_bytes: 65536}
@@ -196,7 +133,7 @@ sources:
 	before := m.running["change"]
 	bad := mustParse(t, "sources:\n  - {name: change, protocol: usersock, groups: [22], decoder: raw, max_events: 5}\n")
 	bad.Sources[0].Decoder = "nosuch"
-	if err := m.apply(bad); err == nil {
+	if err := m.Apply(bad); err == nil {
 		t.Fatal("apply of an unknown decoder succeeded")
 	}
 	if m.running["change"] != before || len(m.running) != 4 {
@@ -205,76 +142,19 @@ sources:
 
 	// After shutdown stopped every source, a reload that raced it starts
 	// none again.
-	m.stopAll()
-	if err := m.apply(mustParse(t, "sources:\n  - {name: late, protocol: usersock, groups: [24], decoder: raw}\n")); !errors.Is(err, errShuttingDown) {
-		t.Errorf("apply after stopAll: %v, want %v", err, errShuttingDown)
+	m.StopAll()
+	if err := m.Apply(mustParse(t, "sources:\n  - {name: late, protocol: usersock, groups: [24], decoder: raw}\n")); !errors.Is(err, ErrShuttingDown) {
+		t.Errorf("apply after StopAll: %v, want %v", err, ErrShuttingDown)
 	}
 	if len(m.running) != 0 {
-		t.Errorf("%d sources running after stopAll and a late apply", len(m.running))
-	}
-}
-
-// TestReloadNewestWins runs two reloads at once: the first reads its file
-// slowly, the second quickly. The second's configuration is applied; the
-// first's, read after it, is not, and leaves the success gauge as the
-// newest reload set it, also when that one failed.
-func TestReloadNewestWins(t *testing.T) {
-	for _, newerFails := range []bool{false, true} {
-		t.Run(fmt.Sprintf("newer_fails=%v", newerFails), func(t *testing.T) {
-			older, newer := config.Default(), &config.Config{}
-			slowStarted, releaseSlow := make(chan struct{}), make(chan struct{})
-			var loads atomic.Int32
-			var applied []*config.Config
-			r, logs := newTestReloader(func() (*config.Config, error) {
-				if loads.Add(1) == 1 {
-					close(slowStarted)
-					<-releaseSlow
-					return older, nil
-				}
-				if newerFails {
-					return nil, errors.New("bad file")
-				}
-				return newer, nil
-			}, func(c *config.Config) error {
-				applied = append(applied, c)
-				return nil
-			})
-			first := make(chan error, 1)
-			go func() { first <- r.reload(context.Background()) }()
-			<-slowStarted
-			err := r.reload(context.Background())
-			if newerFails != (err != nil) {
-				t.Fatalf("newer reload: %v", err)
-			}
-			close(releaseSlow)
-			if err := <-first; !errors.Is(err, errSuperseded) {
-				t.Errorf("older reload: %v, want %v", err, errSuperseded)
-			}
-			want := []*config.Config{newer}
-			if newerFails {
-				want = nil
-			}
-			if len(applied) != len(want) || len(want) > 0 && applied[0] != newer {
-				t.Errorf("applied %d configurations (newer first: %v), want only the newer one's", len(applied), len(applied) > 0 && applied[0] == newer)
-			}
-			wantGauge := 1.0
-			if newerFails {
-				wantGauge = 0
-			}
-			if got := testutil.ToFloat64(r.success); got != wantGauge {
-				t.Errorf("kevent_config_last_reload_successful = %v, want %v", got, wantGauge)
-			}
-			if want := `msg="Reload superseded by a newer one, not applied"`; !strings.Contains(logs.String(), want) {
-				t.Errorf("log lacks %s:\n%s", want, logs)
-			}
-		})
+		t.Errorf("%d sources running after StopAll and a late apply", len(m.running))
 	}
 }
 
 // TestStopAllInParallel: at shutdown every source is told to stop before
 // any has finished, so that their queues are read together.
 func TestStopAllInParallel(t *testing.T) {
-	m := newSourceManager(log.NewNopLogger(), collector.New())
+	m := New(log.NewNopLogger(), collector.New())
 	const n = 4
 	told := make(chan string, n)
 	var sources []*runningSource
@@ -290,14 +170,14 @@ func TestStopAllInParallel(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		m.stopAll()
+		m.StopAll()
 	}()
 	// No source finishes stopping before all were told to.
 	for range n {
 		select {
 		case <-told:
 		case <-time.After(10 * time.Second):
-			t.Fatal("stopAll waits for a source to stop before it tells the next")
+			t.Fatal("StopAll waits for a source to stop before it tells the next")
 		}
 	}
 	for _, rs := range sources {

@@ -1,4 +1,8 @@
-package main
+// Package manager runs the configured sources of the exporter and applies
+// a new configuration to them on reload: Manager starts, replaces and stops
+// their subscriptions, Reloader reads the configuration file and hands it
+// to the Manager, one reload at a time.
+package manager
 
 import (
 	"context"
@@ -17,19 +21,20 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
 
-// sourceManager runs one netlink subscription per configured source and
+// Manager runs one netlink subscription per configured source and
 // swaps them on reload, keeping those whose configuration did not change
 // (and so their sockets and counts). A source whose configuration changed
 // goes on counting from where it was, and keeps its socket where it can:
 // the old subscription hands it over, still joined and with its queue, to
-// the new one (netlinksrc.Subscription.HandOver).
-type sourceManager struct {
+// the new one (netlinksrc.Subscription.HandOver). Its methods may be
+// called concurrently.
+type Manager struct {
 	logger    log.Logger
 	collector *collector.Collector
 
 	mu      sync.Mutex
 	running map[string]*runningSource
-	// closed is set by stopAll: a reload that raced shutdown must not
+	// closed is set by StopAll: a reload that raced shutdown must not
 	// start sources again.
 	closed bool
 }
@@ -48,19 +53,21 @@ type runningSource struct {
 	final srcinfo.Stats
 }
 
-func newSourceManager(logger log.Logger, c *collector.Collector) *sourceManager {
-	return &sourceManager{logger: logger, collector: c, running: make(map[string]*runningSource)}
+// New returns a Manager, running no source yet, whose sources log to
+// logger and are counted by c.
+func New(logger log.Logger, c *collector.Collector) *Manager {
+	return &Manager{logger: logger, collector: c, running: make(map[string]*runningSource)}
 }
 
-// apply makes the running sources those of cfg. Decoders are made before
+// Apply makes the running sources those of cfg. Decoders are made before
 // anything is stopped, so a configuration that fails here changes nothing.
 // The sources that stop stop together; each replaced one's successor
 // starts as it stops.
-func (m *sourceManager) apply(cfg *config.Config) error {
+func (m *Manager) Apply(cfg *config.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return errShuttingDown
+		return ErrShuttingDown
 	}
 
 	decoders := make(map[string]decoder.Decoder)
@@ -110,7 +117,7 @@ func (m *sourceManager) apply(cfg *config.Config) error {
 
 // start runs rs's subscription, with new metrics or, for a source that
 // was replaced, its metrics reconfigured.
-func (m *sourceManager) start(rs *runningSource) {
+func (m *Manager) start(rs *runningSource) {
 	sc := rs.cfg
 	include, exclude := sc.Objects.Regexps()
 	opts := collector.SourceOptions{
@@ -145,7 +152,7 @@ func (m *sourceManager) start(rs *runningSource) {
 // first accounts for what is queued on the socket: received + lost is then
 // every datagram the kernel delivered to the source while it was joined to
 // its groups.
-func (m *sourceManager) stop(rs *runningSource, why string) {
+func (m *Manager) stop(rs *runningSource, why string) {
 	rs.cancel()
 	<-rs.done
 	events, decodeErrors := rs.metrics.Totals()
@@ -162,8 +169,9 @@ func (m *sourceManager) stop(rs *runningSource, why string) {
 	level.Info(m.logger).Log(kv...)
 }
 
-// stopAll stops every source, all at once, and waits for them.
-func (m *sourceManager) stopAll() {
+// StopAll stops every source, all at once, and waits for them. After it,
+// Apply returns ErrShuttingDown.
+func (m *Manager) StopAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
