@@ -102,16 +102,11 @@ const (
 	MaxGroup = 1024
 )
 
+// routeProtocol and netfilterProtocol are NETLINK_ROUTE and
+// NETLINK_NETFILTER, whose groups a source may name.
 const (
-	// routeProtocol and connectorProtocol are NETLINK_ROUTE and
-	// NETLINK_CONNECTOR, which the rtnetlink and proc decoders read.
 	routeProtocol     Protocol = 0
-	connectorProtocol Protocol = 11
-	// netfilterProtocol is NETLINK_NETFILTER, which the conntrack decoder
-	// reads.
 	netfilterProtocol Protocol = decoder.ConntrackProtocol
-	// procGroup is CN_IDX_PROC, the process events' group.
-	procGroup = 1
 )
 
 const (
@@ -327,15 +322,10 @@ func withGroupNumbers(node *yaml.Node, names map[string]uint32) *yaml.Node {
 }
 
 // groupNameList lists group names for errors, by number.
-func groupNameList(groups map[string]uint32, withNumbers bool) string {
+func groupNameList(groups map[string]uint32) string {
 	names := slices.SortedFunc(maps.Keys(groups), func(a, b string) int {
 		return int(groups[a]) - int(groups[b])
 	})
-	if withNumbers {
-		for i, n := range names {
-			names[i] = fmt.Sprintf("%s (%d)", n, groups[n])
-		}
-	}
 	return strings.Join(names, ", ")
 }
 
@@ -357,7 +347,7 @@ func checkSourceValue(key string, v *yaml.Node, family bool, p Protocol, names m
 			for _, g := range rv.Content {
 				if rg := resolve(g); names != nil && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
 					if _, ok := names[strings.ToLower(rg.Value)]; !ok {
-						return fmt.Errorf("line %d: groups: unknown group %q for protocol %s (known: %s)", g.Line, rg.Value, protocolNames[p], groupNameList(names, false))
+						return fmt.Errorf("line %d: groups: unknown group %q for protocol %s (known: %s)", g.Line, rg.Value, protocolNames[p], groupNameList(names))
 					}
 					continue
 				}
@@ -601,17 +591,11 @@ func (s *Source) validate() error {
 		return fmt.Errorf("receive_buffer_bytes %d out of range 0-%d", s.ReceiveBufferBytes, maxReceiveBufferBytes)
 	case s.MaxEvents < 1 || s.MaxEvents > maxMaxEvents:
 		return fmt.Errorf("max_events %d out of range 1-%d", s.MaxEvents, maxMaxEvents)
-	case len(s.EventNames) > 0 && s.Decoder != "raw" && s.Decoder != "genl":
-		return errors.New("event_names applies to the raw and genl decoders only")
-	case slices.Contains(familyDecoders, s.Decoder) && s.Family == "":
-		return fmt.Errorf("the %s decoder reads generic netlink families: set family, not protocol", s.Decoder)
-	case s.Decoder == "rtnetlink" && (s.Family != "" || s.Protocol != routeProtocol):
-		return fmt.Errorf("the rtnetlink decoder reads protocol %s", routeProtocol.describe())
-	case s.Decoder == "proc" && (s.Family != "" || s.Protocol != connectorProtocol):
-		return fmt.Errorf("the proc decoder reads protocol %s", connectorProtocol.describe())
-	case s.Decoder == "conntrack" && (s.Family != "" || s.Protocol != netfilterProtocol):
-		return fmt.Errorf("the conntrack decoder reads protocol %s", netfilterProtocol.describe())
-	case sendersErr != nil:
+	}
+	if err := s.validateDecoder(); err != nil {
+		return err
+	}
+	if sendersErr != nil {
 		return sendersErr
 	}
 	if s.Family != "" {
@@ -630,21 +614,58 @@ func (s *Source) validate() error {
 		if g > maxGroup {
 			return fmt.Errorf("groups: group %d out of range 1-%d for protocol %s", g, maxGroup, s.Protocol.describe())
 		}
-		if s.Decoder == "rtnetlink" && !slices.Contains(slices.Collect(maps.Values(decoder.RtnetlinkGroups)), g) {
-			return fmt.Errorf("groups: group %d is not one the rtnetlink decoder reads: %s", g, groupNameList(decoder.RtnetlinkGroups, true))
-		}
-		if s.Decoder == "conntrack" && !slices.Contains(slices.Collect(maps.Values(decoder.ConntrackGroups)), g) {
-			return fmt.Errorf("groups: group %d is not one the conntrack decoder reads: %s", g, groupNameList(decoder.ConntrackGroups, true))
-		}
-		if s.Decoder == "proc" && g != procGroup {
-			return fmt.Errorf("groups: group %d is not the proc decoder's: it reads group %d (CN_IDX_PROC)", g, procGroup)
+		if err := s.validateDecoderGroup(g); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// familyDecoders read generic netlink families only.
-var familyDecoders = []string{"genl", "thermal", "acpi", "quota"}
+// validateDecoder checks that the source's decoder reads its protocol or
+// family and takes its event_names, as the decoder's registry entry says.
+func (s *Source) validateDecoder() error {
+	d, _ := decoder.Lookup(s.Decoder)
+	switch {
+	case len(s.EventNames) > 0 && !d.EventNames:
+		var takers []string
+		for _, d := range decoder.Infos() {
+			if d.EventNames {
+				takers = append(takers, d.Name)
+			}
+		}
+		return fmt.Errorf("event_names applies to the %s decoders only", joinAnd(takers))
+	case d.Protocol == decoder.NoProtocol && s.Family == "":
+		return fmt.Errorf("the %s decoder reads generic netlink families: set family, not protocol", d.Name)
+	case d.Protocol >= 0 && (s.Family != "" || s.Protocol != Protocol(d.Protocol)):
+		return fmt.Errorf("the %s decoder reads protocol %s", d.Name, Protocol(d.Protocol).describe())
+	}
+	return nil
+}
+
+// validateDecoderGroup checks that group g is one the source's decoder
+// reads, if it reads a protocol of its own.
+func (s *Source) validateDecoderGroup(g uint32) error {
+	d, _ := decoder.Lookup(s.Decoder)
+	if d.Protocol < 0 || len(d.Groups) == 0 || slices.ContainsFunc(d.Groups, func(dg decoder.Group) bool { return dg.Number == g }) {
+		return nil
+	}
+	if len(d.Groups) == 1 {
+		return fmt.Errorf("groups: group %d is not the %s decoder's: it reads group %d (%s)", g, d.Name, d.Groups[0].Number, d.Groups[0].Name)
+	}
+	names := make([]string, len(d.Groups))
+	for i, dg := range d.Groups {
+		names[i] = fmt.Sprintf("%s (%d)", dg.Name, dg.Number)
+	}
+	return fmt.Errorf("groups: group %d is not one the %s decoder reads: %s", g, d.Name, strings.Join(names, ", "))
+}
+
+// joinAnd joins words as a list in a sentence: "a", "a and b", "a, b and c".
+func joinAnd(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+}
 
 // genlNameMax is the longest family or group name: GENL_NAMSIZ less the NUL.
 const genlNameMax = 15

@@ -56,6 +56,7 @@ const (
 //
 // Payloads are built in the decoder's own memory (see Genl).
 type ACPI struct {
+	faults
 	buf []byte
 }
 
@@ -72,27 +73,47 @@ func (d *ACPI) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *ACPI) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewACPI())
+}
+
+// acpiAttrNames names the family's one attribute.
+var acpiAttrNames = attrNames{ACPIAttrEvent: "ACPI_GENL_ATTR_EVENT"}
+
 func (d *ACPI) decodeMessage(ev *Event, m message) bool {
-	if len(m.Payload) < genlHeaderLen || m.Payload[0] != ACPICmdEvent {
+	cmd, ok := d.genlCommand(m)
+	if !ok {
 		return false
 	}
+	if cmd != ACPICmdEvent {
+		return d.fail(m, faultf("generic netlink command %d is not ACPI_GENL_CMD_EVENT (%d)", int(cmd), ACPICmdEvent))
+	}
+	// The kernel sends one event attribute; of several, the last
+	// counts.
 	var e []byte
-	r := attrReader{b: m.Payload[genlHeaderLen:]}
-	for r.next() {
-		if r.typ == ACPIAttrEvent {
-			e = r.v
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, acpiAttrNames)
+	for typ, v := range ad.All {
+		if typ&nlaTypeMask == ACPIAttrEvent {
+			e = v
 		}
 	}
-	if r.bad || len(e) < ACPIEventLen {
-		return false
+	if ad.Failed() {
+		return d.fail(m, ad.Err())
+	}
+	if e == nil {
+		return d.fail(m, attrFaultf(acpiAttrNames, ACPIAttrEvent, "no attribute %s"))
+	}
+	if len(e) < ACPIEventLen {
+		return d.fail(m, ad.Faultf(e, "attribute %s at byte %d carries %d bytes, want at least %d (struct acpi_genl_event)", len(e), ACPIEventLen))
 	}
 	class, ok := cField(e[:ACPIDeviceClassLen])
 	if !ok || len(class) == 0 {
-		return false
+		return d.fail(m, ad.Faultf(e, "attribute %s at byte %d: device_class is empty or lacks its NUL"))
 	}
 	busID, ok := cField(e[ACPIDeviceClassLen : ACPIDeviceClassLen+ACPIBusIDLen])
 	if !ok {
-		return false
+		return d.fail(m, ad.Faultf(e, "attribute %s at byte %d: bus_id lacks its NUL"))
 	}
 	ev.Name, ev.Object = class, busID
 	ev.Value = float64(binary.NativeEndian.Uint32(e[ACPIEventTypeOffset:]))

@@ -35,20 +35,20 @@ func TestACPI(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		datagram []byte
-		want     []objectEvent
+		want     []event
 		bad      int
 	}{
 		{"power button", power,
-			[]objectEvent{{Name: "button/power", Object: "LNXPWRBN:00", Value: 0x80, HasValue: true, Payload: "0x00000001"}}, 0},
+			[]event{{Name: "button/power", Object: "LNXPWRBN:00", Value: 0x80, HasValue: true, Payload: "0x00000001"}}, 0},
 		{"battery, longest names", acpiMsg(acpiStruct(strings.Repeat("c", 19), strings.Repeat("b", 14), 0x81, 0xdeadbeef)),
-			[]objectEvent{{Name: strings.Repeat("c", 19), Object: strings.Repeat("b", 14), Value: 0x81, HasValue: true, Payload: "0xdeadbeef"}}, 0},
+			[]event{{Name: strings.Repeat("c", 19), Object: strings.Repeat("b", 14), Value: 0x81, HasValue: true, Payload: "0xdeadbeef"}}, 0},
 		{"no bus id", acpiMsg(acpiStruct("ac_adapter", "", 0x80, 0)),
-			[]objectEvent{{Name: "ac_adapter", Value: 0x80, HasValue: true, Payload: "0x00000000"}}, 0},
+			[]event{{Name: "ac_adapter", Value: 0x80, HasValue: true, Payload: "0x00000000"}}, 0},
 		{"a longer struct, other attributes", genlMsg(decoder.ACPICmdEvent, nlsend.AppendAttr(nil, 2, u32(7)),
 			nlsend.AppendAttr(nil, decoder.ACPIAttrEvent, append(acpiStruct("video/brightnessup", "BRTUP", 0x86, 0), 1, 2, 3, 4))),
-			[]objectEvent{{Name: "video/brightnessup", Object: "BRTUP", Value: 0x86, HasValue: true, Payload: "0x00000000"}}, 0},
+			[]event{{Name: "video/brightnessup", Object: "BRTUP", Value: 0x86, HasValue: true, Payload: "0x00000000"}}, 0},
 		{"two messages", concat(power, acpiMsg(acpiStruct("button/power", "LNXPWRBN:00", 0x80, 2))),
-			[]objectEvent{
+			[]event{
 				{Name: "button/power", Object: "LNXPWRBN:00", Value: 0x80, HasValue: true, Payload: "0x00000001"},
 				{Name: "button/power", Object: "LNXPWRBN:00", Value: 0x80, HasValue: true, Payload: "0x00000002"},
 			}, 0},
@@ -63,10 +63,10 @@ func TestACPI(t *testing.T) {
 		{"attribute length past the message", genlMsg(decoder.ACPICmdEvent, rawAttr(200, decoder.ACPIAttrEvent, acpiStruct("x", "y", 1, 1))), nil, 1},
 		{"truncated attribute header", genlMsg(decoder.ACPICmdEvent, []byte{48, 0}), nil, 1},
 		{"bad message beside a good one", concat(acpiMsg(acpiStruct("", "y", 1, 1)), power),
-			[]objectEvent{{Name: "button/power", Object: "LNXPWRBN:00", Value: 0x80, HasValue: true, Payload: "0x00000001"}}, 1},
+			[]event{{Name: "button/power", Object: "LNXPWRBN:00", Value: 0x80, HasValue: true, Payload: "0x00000001"}}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkObjectDecode(t, decoder.NewACPI(), c.datagram, c.want, c.bad)
+			checkDecode(t, decoder.NewACPI(), c.datagram, c.want, c.bad)
 		})
 	}
 }
@@ -83,8 +83,8 @@ func TestACPIBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkObjectDecode(t, d2, acpiMsg(acpiStruct("processor", "CPU0", 0x80, 0)),
-		[]objectEvent{{Name: "processor", Object: "CPU0", Value: 0x80, HasValue: true, Payload: "0x00000000"}}, 0)
+	checkDecode(t, d2, acpiMsg(acpiStruct("processor", "CPU0", 0x80, 0)),
+		[]event{{Name: "processor", Object: "CPU0", Value: 0x80, HasValue: true, Payload: "0x00000000"}}, 0)
 }
 
 func FuzzACPI(f *testing.F) {

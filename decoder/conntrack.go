@@ -143,6 +143,7 @@ var conntrackTCPStates = [...][]byte{
 // types give no events. Names and objects are built in the decoder's own
 // memory for the batch, as the genl decoder does.
 type Conntrack struct {
+	faults
 	buf []byte
 }
 
@@ -158,6 +159,27 @@ func (d *Conntrack) Decode(events []Event, datagram []byte) ([]Event, int) {
 	}
 	return appendMessages(events, datagram, d)
 }
+
+func (d *Conntrack) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewConntrack())
+}
+
+// The headers' names of the attributes the decoder reads, for faults.
+var (
+	ctAttrNames = attrNames{
+		ConntrackAttrTupleOrig: "CTA_TUPLE_ORIG", 2: "CTA_TUPLE_REPLY", ConntrackAttrStatus: "CTA_STATUS",
+		ConntrackAttrProtoinfo: "CTA_PROTOINFO", ConntrackAttrCountersOrig: "CTA_COUNTERS_ORIG",
+		ConntrackAttrCountersReply: "CTA_COUNTERS_REPLY", ConntrackAttrZone: "CTA_ZONE",
+		ConntrackAttrTimestamp: "CTA_TIMESTAMP",
+	}
+	ctTupleAttrNames     = attrNames{1: "CTA_TUPLE_IP", ConntrackAttrTupleProto: "CTA_TUPLE_PROTO", ConntrackAttrTupleZone: "CTA_TUPLE_ZONE"}
+	ctProtoAttrNames     = attrNames{ConntrackAttrProtoNum: "CTA_PROTO_NUM"}
+	ctProtoinfoAttrNames = attrNames{ConntrackAttrProtoinfoTCP: "CTA_PROTOINFO_TCP"}
+	ctTCPAttrNames       = attrNames{ConntrackAttrProtoinfoTCPState: "CTA_PROTOINFO_TCP_STATE"}
+	ctCountersAttrNames  = attrNames{1: "CTA_COUNTERS_PACKETS", ConntrackAttrCountersBytes: "CTA_COUNTERS_BYTES", 3: "CTA_COUNTERS32_PACKETS", ConntrackAttrCounters32Bytes: "CTA_COUNTERS32_BYTES"}
+	ctTimestampAttrNames = attrNames{ConntrackAttrTimestampStart: "CTA_TIMESTAMP_START", ConntrackAttrTimestampStop: "CTA_TIMESTAMP_STOP"}
+	ctExpectAttrNames    = attrNames{1: "CTA_EXPECT_MASTER", ConntrackAttrExpectTuple: "CTA_EXPECT_TUPLE", ConntrackAttrExpectHelpName: "CTA_EXPECT_HELP_NAME", ConntrackAttrExpectZone: "CTA_EXPECT_ZONE"}
+)
 
 // ctKind is what a message announces.
 type ctKind uint8
@@ -197,27 +219,24 @@ func (d *Conntrack) appendMessage(events []Event, m message) ([]Event, bool) {
 		return events, true
 	}
 	if len(m.Payload) < nfgenmsgLen {
-		return events, false
+		return events, d.fail(m, faultf("ctnetlink message with a %d-byte payload, too short for struct nfgenmsg (%d bytes)", len(m.Payload), nfgenmsgLen))
 	}
-	attrs := m.Payload[nfgenmsgLen:]
-	start := len(d.buf)
 	var (
 		ev   Event
 		good bool
 	)
 	if kind >= ctExpNew {
-		good = d.expectation(&ev, kind, attrs)
+		good = d.expectation(&ev, kind, m)
 	} else {
-		good = d.connection(&ev, kind, attrs)
+		good = d.connection(&ev, kind, m)
 	}
 	if !good {
-		d.buf = d.buf[:start]
 		return events, false
 	}
 	return append(events, ev), true
 }
 
-// ctInfo is what a connection message tells of the connection.
+// ctInfo is what a message tells of a connection or an expectation.
 type ctInfo struct {
 	proto, tcpState   int // -1 where absent
 	zone              int
@@ -227,44 +246,47 @@ type ctInfo struct {
 	hasBytes          bool
 	tsStart, tsStop   uint64
 	hasStart, hasStop bool
+	helper            []byte
 }
 
-// connection decodes a connection's message, of enum ctattr_type attributes.
-func (d *Conntrack) connection(ev *Event, kind ctKind, attrs []byte) bool {
+// connection decodes a connection's message, of enum ctattr_type
+// attributes, whose numbers are in network byte order. Each nest is read
+// by a method of its own, which keeps the walks inlined.
+func (d *Conntrack) connection(ev *Event, kind ctKind, m message) bool {
 	ci := ctInfo{proto: -1, tcpState: -1}
-	r := attrReader{b: attrs}
-	for r.next() {
-		switch r.typ {
+	var ad attrDecoder
+	d.attrs(&ad, m, nfgenmsgLen, ctAttrNames)
+	for typ, v := range ad.All {
+		ok := true
+		switch typ & nlaTypeMask {
 		case ConntrackAttrTupleOrig:
-			if !ci.tuple(r.v) {
-				return false
-			}
+			ok = d.tuple(&ci, &ad, v, m)
 		case ConntrackAttrStatus:
-			if len(r.v) != 4 {
-				return false
+			if v := ad.Sized(v, 4); v != nil {
+				ci.status, ci.hasStatus = binary.BigEndian.Uint32(v), true
 			}
-			ci.status, ci.hasStatus = binary.BigEndian.Uint32(r.v), true
 		case ConntrackAttrProtoinfo:
-			if !ci.protoinfo(r.v) {
-				return false
-			}
+			ok = d.protoinfo(&ci, &ad, v, m)
 		case ConntrackAttrCountersOrig, ConntrackAttrCountersReply:
-			if !ci.counters(r.v) {
-				return false
-			}
+			ok = d.counters(&ci, &ad, v, m)
 		case ConntrackAttrZone:
-			if len(r.v) != 2 {
-				return false
+			if v := ad.Sized(v, 2); v != nil {
+				ci.zone = int(binary.BigEndian.Uint16(v))
 			}
-			ci.zone = int(binary.BigEndian.Uint16(r.v))
 		case ConntrackAttrTimestamp:
-			if !ci.timestamp(r.v) {
-				return false
-			}
+			ok = d.timestamp(&ci, &ad, v, m)
+		}
+		if !ok {
+			return false
 		}
 	}
-	if r.bad || ci.proto < 0 || !ci.hasStatus {
-		return false
+	switch {
+	case ad.Failed():
+		return d.fail(m, ad.Err())
+	case ci.proto < 0:
+		return d.fail(m, faultf("no CTA_PROTO_NUM in CTA_TUPLE_ORIG, which every connection's message carries"))
+	case !ci.hasStatus:
+		return d.fail(m, attrFaultf(ctAttrNames, ConntrackAttrStatus, "no attribute %s, which every connection's message carries"))
 	}
 	b := d.buf
 	start := len(b)
@@ -283,12 +305,8 @@ func (d *Conntrack) connection(ev *Event, kind ctKind, attrs []byte) bool {
 		}
 	}
 	ev.Name = b[start:len(b):len(b)]
-	if ci.zone != 0 {
-		start = len(b)
-		b = strconv.AppendUint(b, uint64(ci.zone), 10)
-		ev.Object = b[start:len(b):len(b)]
-	}
 	d.buf = b
+	d.zone(ev, ci.zone)
 	if kind == ctDestroy {
 		switch {
 		case ci.hasStart && ci.hasStop && ci.tsStop >= ci.tsStart:
@@ -300,148 +318,167 @@ func (d *Conntrack) connection(ev *Event, kind ctKind, attrs []byte) bool {
 	return true
 }
 
-// tuple reads the protocol and zone of a tuple (enum ctattr_tuple).
-func (ci *ctInfo) tuple(b []byte) bool {
-	r := attrReader{b: b}
-	for r.next() {
-		switch r.typ {
+// zone makes a zone other than the default one ev's object.
+func (d *Conntrack) zone(ev *Event, zone int) {
+	if zone != 0 {
+		start := len(d.buf)
+		d.buf = strconv.AppendUint(d.buf, uint64(zone), 10)
+		ev.Object = d.buf[start:len(d.buf):len(d.buf)]
+	}
+}
+
+// tuple reads the protocol and zone of a tuple v of ad's (enum
+// ctattr_tuple), or fails m.
+func (d *Conntrack) tuple(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	var t attrDecoder
+	ad.Nested(&t, v, ctTupleAttrNames)
+	for typ, v := range t.All {
+		switch typ & nlaTypeMask {
 		case ConntrackAttrTupleProto:
-			p, ok := tupleProto(r.v)
-			if !ok {
+			if !d.proto(ci, &t, v, m) {
 				return false
 			}
-			ci.proto = p
 		case ConntrackAttrTupleZone:
-			if len(r.v) != 2 {
-				return false
-			}
-			if ci.zone == 0 {
-				ci.zone = int(binary.BigEndian.Uint16(r.v))
+			if v := t.Sized(v, 2); v != nil && ci.zone == 0 {
+				ci.zone = int(binary.BigEndian.Uint16(v))
 			}
 		}
 	}
-	return !r.bad
+	if t.Failed() {
+		return d.fail(m, t.Err())
+	}
+	return true
 }
 
-// tupleProto returns the protocol number of a tuple's CTA_TUPLE_PROTO.
-func tupleProto(b []byte) (int, bool) {
-	proto := -1
-	r := attrReader{b: b}
-	for r.next() {
-		if r.typ == ConntrackAttrProtoNum {
-			if len(r.v) != 1 {
-				return 0, false
+// proto reads the protocol number of a tuple's CTA_TUPLE_PROTO v of ad's
+// (enum ctattr_l4proto), or fails m.
+func (d *Conntrack) proto(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	var p attrDecoder
+	ad.Nested(&p, v, ctProtoAttrNames)
+	for typ, v := range p.All {
+		if typ&nlaTypeMask == ConntrackAttrProtoNum {
+			if v := p.Sized(v, 1); v != nil {
+				ci.proto = int(v[0])
 			}
-			proto = int(r.v[0])
 		}
 	}
-	return proto, !r.bad && proto >= 0
+	if p.Failed() {
+		return d.fail(m, p.Err())
+	}
+	return true
 }
 
-// protoinfo reads TCP's state from CTA_PROTOINFO.
-func (ci *ctInfo) protoinfo(b []byte) bool {
-	r := attrReader{b: b}
-	for r.next() {
-		if r.typ != ConntrackAttrProtoinfoTCP {
-			continue
-		}
-		t := attrReader{b: r.v}
-		for t.next() {
-			if t.typ == ConntrackAttrProtoinfoTCPState {
-				if len(t.v) != 1 {
-					return false
-				}
-				ci.tcpState = int(t.v[0])
-			}
-		}
-		if t.bad {
+// protoinfo reads TCP's state from a CTA_PROTOINFO v of ad's, or fails m.
+func (d *Conntrack) protoinfo(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	var p attrDecoder
+	ad.Nested(&p, v, ctProtoinfoAttrNames)
+	for typ, v := range p.All {
+		if typ&nlaTypeMask == ConntrackAttrProtoinfoTCP && !d.tcpState(ci, &p, v, m) {
 			return false
 		}
 	}
-	return !r.bad
-}
-
-// counters adds the bytes of a direction's counters (enum
-// ctattr_counters), 64 or 32 bits.
-func (ci *ctInfo) counters(b []byte) bool {
-	r := attrReader{b: b}
-	for r.next() {
-		switch {
-		case r.typ == ConntrackAttrCountersBytes && len(r.v) == 8:
-			ci.bytes += binary.BigEndian.Uint64(r.v)
-		case r.typ == ConntrackAttrCounters32Bytes && len(r.v) == 4:
-			ci.bytes += uint64(binary.BigEndian.Uint32(r.v))
-		case r.typ == ConntrackAttrCountersBytes || r.typ == ConntrackAttrCounters32Bytes:
-			return false
-		default:
-			continue
-		}
-		ci.hasBytes = true
+	if p.Failed() {
+		return d.fail(m, p.Err())
 	}
-	return !r.bad
+	return true
 }
 
-// timestamp reads a connection's start and stop, in nanoseconds (enum
-// ctattr_tstamp).
-func (ci *ctInfo) timestamp(b []byte) bool {
-	r := attrReader{b: b}
-	for r.next() {
-		switch r.typ {
-		case ConntrackAttrTimestampStart, ConntrackAttrTimestampStop:
-			if len(r.v) != 8 {
-				return false
-			}
-			v := binary.BigEndian.Uint64(r.v)
-			if r.typ == ConntrackAttrTimestampStart {
-				ci.tsStart, ci.hasStart = v, true
-			} else {
-				ci.tsStop, ci.hasStop = v, true
+// tcpState reads the state of a CTA_PROTOINFO_TCP v of ad's, or fails m.
+func (d *Conntrack) tcpState(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	var t attrDecoder
+	ad.Nested(&t, v, ctTCPAttrNames)
+	for typ, v := range t.All {
+		if typ&nlaTypeMask == ConntrackAttrProtoinfoTCPState {
+			if v := t.Sized(v, 1); v != nil {
+				ci.tcpState = int(v[0])
 			}
 		}
 	}
-	return !r.bad
+	if t.Failed() {
+		return d.fail(m, t.Err())
+	}
+	return true
+}
+
+// counters adds the bytes of a direction's counters v of ad's (enum
+// ctattr_counters), 64 or 32 bits, or fails m.
+func (d *Conntrack) counters(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	var c attrDecoder
+	ad.Nested(&c, v, ctCountersAttrNames)
+	for typ, v := range c.All {
+		switch typ & nlaTypeMask {
+		case ConntrackAttrCountersBytes:
+			if v := c.Sized(v, 8); v != nil {
+				ci.bytes, ci.hasBytes = ci.bytes+binary.BigEndian.Uint64(v), true
+			}
+		case ConntrackAttrCounters32Bytes:
+			if v := c.Sized(v, 4); v != nil {
+				ci.bytes, ci.hasBytes = ci.bytes+uint64(binary.BigEndian.Uint32(v)), true
+			}
+		}
+	}
+	if c.Failed() {
+		return d.fail(m, c.Err())
+	}
+	return true
+}
+
+// timestamp reads a connection's start and stop in nanoseconds from a
+// CTA_TIMESTAMP v of ad's (enum ctattr_tstamp), or fails m.
+func (d *Conntrack) timestamp(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	var t attrDecoder
+	ad.Nested(&t, v, ctTimestampAttrNames)
+	for typ, v := range t.All {
+		switch typ & nlaTypeMask {
+		case ConntrackAttrTimestampStart:
+			if v := t.Sized(v, 8); v != nil {
+				ci.tsStart, ci.hasStart = binary.BigEndian.Uint64(v), true
+			}
+		case ConntrackAttrTimestampStop:
+			if v := t.Sized(v, 8); v != nil {
+				ci.tsStop, ci.hasStop = binary.BigEndian.Uint64(v), true
+			}
+		}
+	}
+	if t.Failed() {
+		return d.fail(m, t.Err())
+	}
+	return true
 }
 
 // expectation decodes an expectation's message, of enum ctattr_expect
 // attributes.
-func (d *Conntrack) expectation(ev *Event, kind ctKind, attrs []byte) bool {
-	var (
-		ci     = ctInfo{proto: -1}
-		helper []byte
-	)
-	r := attrReader{b: attrs}
-	for r.next() {
-		switch r.typ {
+func (d *Conntrack) expectation(ev *Event, kind ctKind, m message) bool {
+	ci := ctInfo{proto: -1}
+	var ad attrDecoder
+	d.attrs(&ad, m, nfgenmsgLen, ctExpectAttrNames)
+	for typ, v := range ad.All {
+		switch typ & nlaTypeMask {
 		case ConntrackAttrExpectTuple:
-			if !ci.tuple(r.v) {
+			if !d.tuple(&ci, &ad, v, m) {
 				return false
 			}
 		case ConntrackAttrExpectHelpName:
-			helper = cString(r.v)
-			if len(helper) > conntrackHelperNameMax {
-				return false
+			if ci.helper = cString(v); len(ci.helper) > conntrackHelperNameMax {
+				return d.fail(m, ad.Faultf(v, "attribute %s at byte %d names a helper of %d bytes, longer than %d", len(ci.helper), conntrackHelperNameMax))
 			}
 		case ConntrackAttrExpectZone:
-			if len(r.v) != 2 {
-				return false
+			if v := ad.Sized(v, 2); v != nil {
+				ci.zone = int(binary.BigEndian.Uint16(v))
 			}
-			ci.zone = int(binary.BigEndian.Uint16(r.v))
 		}
 	}
-	if r.bad || ci.proto < 0 {
-		return false
+	switch {
+	case ad.Failed():
+		return d.fail(m, ad.Err())
+	case ci.proto < 0:
+		return d.fail(m, faultf("no CTA_PROTO_NUM in CTA_EXPECT_TUPLE, which every expectation's message carries"))
 	}
-	b := d.buf
-	start := len(b)
-	b = append(b, ctKindPrefixes[kind]...)
-	b = append(b, conntrackProtos[ci.proto]...)
-	ev.Name = b[start:len(b):len(b)]
-	if ci.zone != 0 {
-		start = len(b)
-		b = strconv.AppendUint(b, uint64(ci.zone), 10)
-		ev.Object = b[start:len(b):len(b)]
-	}
-	d.buf = b
-	ev.Payload = helper
+	start := len(d.buf)
+	d.buf = append(d.buf, ctKindPrefixes[kind]...)
+	d.buf = append(d.buf, conntrackProtos[ci.proto]...)
+	ev.Name = d.buf[start:len(d.buf):len(d.buf)]
+	d.zone(ev, ci.zone)
+	ev.Payload = ci.helper
 	return true
 }

@@ -170,60 +170,62 @@ func TestConntrack(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		datagram []byte
-		want     []objectEvent
-		bad      int
+		want     []event
+		// reasons are Diagnose's, one per malformed message.
+		reasons []string
 	}{
-		{"new TCP connection", ctNewTCP.msg(), []objectEvent{{Name: "new/tcp"}}, 0},
+		{"new TCP connection", ctNewTCP.msg(), []event{{Name: "new/tcp"}}, nil},
 		{"new IPv6 ICMP", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgNew, nlmCreateExcl, afInet6,
 			ctTuple(decoder.ConntrackAttrTupleOrig, 58), be32attr(decoder.ConntrackAttrStatus, ipsConfirmed)),
-			[]objectEvent{{Name: "new/icmpv6"}}, 0},
-		{"protocol without a name", odd.msg(), []objectEvent{{Name: "new/253"}}, 0},
-		{"update", update.msg(), []objectEvent{{Name: "update/tcp/established"}}, 0},
-		{"destroyed in TIME_WAIT", ctTimeWait.msg(), []objectEvent{{Name: "destroy/tcp/time_wait"}}, 0},
+			[]event{{Name: "new/icmpv6"}}, nil},
+		{"protocol without a name", odd.msg(), []event{{Name: "new/253"}}, nil},
+		{"update", update.msg(), []event{{Name: "update/tcp/established"}}, nil},
+		{"destroyed in TIME_WAIT", ctTimeWait.msg(), []event{{Name: "destroy/tcp/time_wait"}}, nil},
 		{"lifetime from the timestamps, before the bytes", timed.msg(),
-			[]objectEvent{{Name: "destroy/tcp/time_wait", Value: 1.5, HasValue: true}}, 0},
+			[]event{{Name: "destroy/tcp/time_wait", Value: 1.5, HasValue: true}}, nil},
 		{"bytes without a stop", started.msg(),
-			[]objectEvent{{Name: "destroy/tcp/time_wait", Value: 100, HasValue: true}}, 0},
-		{"refused connect", ctRefused.msg(), []objectEvent{{Name: "destroy/tcp/unreplied/close"}}, 0},
+			[]event{{Name: "destroy/tcp/time_wait", Value: 100, HasValue: true}}, nil},
+		{"refused connect", ctRefused.msg(), []event{{Name: "destroy/tcp/unreplied/close"}}, nil},
 		{"UDP without an answer, counted", counted.msg(),
-			[]objectEvent{{Name: "destroy/udp/unreplied", Value: 100, HasValue: true}}, 0},
-		{"zone", zoned.msg(), []objectEvent{{Name: "destroy/udp", Object: "7"}}, 0},
-		{"TCP state conntrack -E does not name", oddState.msg(), []objectEvent{{Name: "destroy/tcp/200"}}, 0},
+			[]event{{Name: "destroy/udp/unreplied", Value: 100, HasValue: true}}, nil},
+		{"zone", zoned.msg(), []event{{Name: "destroy/udp", Object: "7"}}, nil},
+		{"TCP state conntrack -E does not name", oddState.msg(), []event{{Name: "destroy/tcp/200"}}, nil},
 		{"32-bit counters", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet,
 			ctTuple(decoder.ConntrackAttrTupleOrig, 17), be32attr(decoder.ConntrackAttrStatus, seenReply),
 			nested(decoder.ConntrackAttrCountersReply, be32attr(decoder.ConntrackAttrCounters32Bytes, 77))),
-			[]objectEvent{{Name: "destroy/udp", Value: 77, HasValue: true}}, 0},
+			[]event{{Name: "destroy/udp", Value: 77, HasValue: true}}, nil},
 		{"zone in the original tuple", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet,
 			nested(decoder.ConntrackAttrTupleOrig, nested(decoder.ConntrackAttrTupleProto,
 				nlsend.AppendAttr(nil, decoder.ConntrackAttrProtoNum, []byte{17})), be16attr(decoder.ConntrackAttrTupleZone, 3)),
 			be32attr(decoder.ConntrackAttrStatus, seenReply)),
-			[]objectEvent{{Name: "destroy/udp", Object: "3"}}, 0},
+			[]event{{Name: "destroy/udp", Object: "3"}}, nil},
 		{"expectation of a helper", expect(decoder.ConntrackExpMsgNew, "ftp", 0),
-			[]objectEvent{{Name: "expect/new/tcp", Payload: "ftp"}}, 0},
+			[]event{{Name: "expect/new/tcp", Payload: "ftp"}}, nil},
 		{"expectation's end, in a zone", expect(decoder.ConntrackExpMsgDelete, "", 2),
-			[]objectEvent{{Name: "expect/destroy/tcp", Object: "2"}}, 0},
+			[]event{{Name: "expect/destroy/tcp", Object: "2"}}, nil},
 		{"burst", concat(ctNewTCP.msg(), ctRefused.msg(), ctUDPUnreplied.msg(), ctTimeWait.msg()),
-			[]objectEvent{{Name: "new/tcp"}, {Name: "destroy/tcp/unreplied/close"}, {Name: "destroy/udp/unreplied"}, {Name: "destroy/tcp/time_wait"}}, 0},
+			[]event{{Name: "new/tcp"}, {Name: "destroy/tcp/unreplied/close"}, {Name: "destroy/udp/unreplied"}, {Name: "destroy/tcp/time_wait"}}, nil},
 		{"other subsystems and types", concat(
 			ctMsg(3, 0, 0, afInet, u32attr(1, 1)),         // NFNL_SUBSYS_QUEUE
 			ctMsg(decoder.ConntrackSubsys, 1, 0, afInet)), // IPCTNL_MSG_CT_GET
-			nil, 0},
+			nil, nil},
 
-		{"no nfgenmsg", nlsend.AppendMessage(nil, decoder.ConntrackSubsys<<8|decoder.ConntrackMsgDelete, 0, []byte{2, 0}), nil, 1},
-		{"no status", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, noStatus...), nil, 1},
-		{"status of 16 bits", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, shortStatus...), nil, 1},
-		{"protocol of 32 bits", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, wideProto...), nil, 1},
-		{"no protocol", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, noProto...), nil, 1},
-		{"TCP state of 32 bits", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, wideState...), nil, 1},
-		{"protocol information that cannot be framed", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, badNest...), nil, 1},
-		{"expectation without a tuple", ctMsg(decoder.ConntrackSubsysExp, decoder.ConntrackExpMsgNew, 0, afInet, strAttr(decoder.ConntrackAttrExpectHelpName, "ftp")), nil, 1},
-		{"helper name too long", expect(decoder.ConntrackExpMsgNew, strings.Repeat("h", 16), 0), nil, 1},
+		{"no nfgenmsg", nlsend.AppendMessage(nil, decoder.ConntrackSubsys<<8|decoder.ConntrackMsgDelete, 0, []byte{2, 0}), nil, []string{"ctnetlink message with a 2-byte payload, too short for struct nfgenmsg (4 bytes)"}},
+		{"no status", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, noStatus...), nil, []string{"no attribute CTA_STATUS (3), which every connection's message carries"}},
+		{"status of 16 bits", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, shortStatus...), nil, []string{"attribute CTA_STATUS (3) at byte 124 carries 2 bytes, want 4"}},
+		{"protocol of 32 bits", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, wideProto...), nil, []string{"attribute CTA_PROTO_NUM (1) at byte 28 carries 4 bytes, want 1"}},
+		{"no protocol", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, noProto...), nil, []string{"no CTA_PROTO_NUM in CTA_TUPLE_ORIG, which every connection's message carries"}},
+		{"TCP state of 32 bits", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, wideState...), nil, []string{"attribute CTA_PROTOINFO_TCP_STATE (1) at byte 156 carries 4 bytes, want 1"}},
+		{"protocol information that cannot be framed", ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, badNest...), nil, []string{"attribute CTA_PROTOINFO_TCP (1) at byte 152 has length 40, outside 4-8 (its header to the end of the message)"}},
+		{"expectation without a tuple", ctMsg(decoder.ConntrackSubsysExp, decoder.ConntrackExpMsgNew, 0, afInet, strAttr(decoder.ConntrackAttrExpectHelpName, "ftp")), nil, []string{"no CTA_PROTO_NUM in CTA_EXPECT_TUPLE, which every expectation's message carries"}},
+		{"helper name too long", expect(decoder.ConntrackExpMsgNew, strings.Repeat("h", 16), 0), nil, []string{"attribute CTA_EXPECT_HELP_NAME (6) at byte 184 names a helper of 16 bytes, longer than 15"}},
 		{"malformed among good ones", concat(ctNewTCP.msg(), ctMsg(decoder.ConntrackSubsys, decoder.ConntrackMsgDelete, 0, afInet, noStatus...), ctRefused.msg()),
-			[]objectEvent{{Name: "new/tcp"}, {Name: "destroy/tcp/unreplied/close"}}, 1},
-		{"truncated datagram", ctRefused.msg()[:40], nil, 1},
+			[]event{{Name: "new/tcp"}, {Name: "destroy/tcp/unreplied/close"}}, []string{"no attribute CTA_STATUS (3), which every connection's message carries"}},
+		{"truncated datagram", ctRefused.msg()[:40], nil, []string{"message length 180 runs past the end of the datagram (40 bytes left)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkObjectDecode(t, decoder.NewConntrack(), c.datagram, c.want, c.bad)
+			checkDecode(t, decoder.NewConntrack(), c.datagram, c.want, len(c.reasons))
+			checkReasons(t, decoder.NewConntrack(), c.datagram, c.reasons...)
 		})
 	}
 }
@@ -259,8 +261,13 @@ func FuzzConntrack(f *testing.F) {
 	f.Add(concat(ctTimeWait.msg(), ctRefused.msg()))
 	f.Add(ctConn{typ: decoder.ConntrackMsgDelete, proto: 17, zone: 3, bytes: [2]uint64{1, 2}, start: 1, stop: 2}.msg())
 	f.Fuzz(func(t *testing.T, datagram []byte) {
-		events, bad := decoder.NewConntrack().Decode(nil, datagram)
+		d := decoder.NewConntrack()
+		events, bad := d.Decode(nil, datagram)
 		checkMessageCounts(t, datagram, events, bad)
+		// Diagnose explains every malformed message.
+		if p := decoder.Diagnose(d, datagram); len(p) != bad {
+			t.Fatalf("%d malformed, Diagnose found %v", bad, p)
+		}
 	})
 }
 

@@ -10,7 +10,9 @@
 package decoder
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 )
 
 // Event is one decoded kernel event.
@@ -52,43 +54,193 @@ type Decoder interface {
 // Options tune a decoder.
 type Options struct {
 	// TypeNames maps netlink message types (raw decoder) or generic
-	// netlink commands (genl decoder) to event names.
+	// netlink commands (genl decoder) to event names: a source's
+	// event_names, for a decoder whose Info says EventNames.
 	TypeNames map[uint16]string
 	// Genl says the messages come from a generic netlink family, with a
-	// generic netlink header after the netlink header.
+	// generic netlink header after the netlink header: the source names
+	// a family.
 	Genl bool
 }
 
-// Names lists the decoders New knows.
-var Names = []string{"raw", "uevent", "kevent", "genl", "thermal", "acpi", "quota", "rtnetlink", "proc", "conntrack"}
+// An Info describes a decoder: how to make one, and what a source of it
+// reads and sends. The configuration checks sources against it, the
+// sources and the monitor make decoders and requests from it, and a test
+// checks README's tables against it.
+type Info struct {
+	// Name is the decoder's name, a source's decoder key.
+	Name string
+	// New makes a decoder; each source has its own.
+	New func(Options) Decoder
+	// Protocol is the classic netlink protocol the decoder reads, the
+	// only one a source of it may name; AnyProtocol for any, and
+	// NoProtocol for a decoder of generic netlink families only.
+	Protocol int
+	// Families says the decoder reads generic netlink families (a
+	// source's family key). Family, if set, is the family it is written
+	// for; a source may name another.
+	Families bool
+	Family   string
+	// Groups are the multicast groups the decoder reads. For a decoder
+	// of one protocol they are the only ones a source of it may join;
+	// for one written for a family, they are the family's groups.
+	Groups []Group
+	// Requests, if not nil, returns the messages a source sends the
+	// kernel each time its socket opens (netlinksrc.Config.Requests).
+	Requests func() [][]byte
+	// EventNames says the decoder takes a source's event_names: names of
+	// netlink message types, or of a family's commands.
+	EventNames bool
+}
+
+// A Group is a multicast group a decoder reads.
+type Group struct {
+	// Name is a family's group name, or the name of a protocol's group:
+	// the one a source may give it, or the kernel's.
+	Name string
+	// Number is a protocol's group, numbered from 1 as a source's groups
+	// are; 0 for a family's, whose ids the kernel assigns at run time.
+	Number uint32
+}
+
+const (
+	// AnyProtocol is the Protocol of a decoder of any classic protocol.
+	AnyProtocol = -1
+	// NoProtocol is the Protocol of a decoder of generic netlink families
+	// only.
+	NoProtocol = -2
+)
+
+// registry describes every decoder, in the order Names lists them. Adding
+// a decoder is a file of its own, its test file and an entry here.
+var registry = []Info{
+	{
+		Name:       "raw",
+		New:        func(o Options) Decoder { return NewRaw(o.TypeNames) },
+		Protocol:   AnyProtocol,
+		Families:   true,
+		EventNames: true,
+	},
+	{
+		Name:     "uevent",
+		New:      func(Options) Decoder { return NewUevent() },
+		Protocol: AnyProtocol,
+		Families: true,
+	},
+	{
+		Name: "kevent",
+		New: func(o Options) Decoder {
+			if o.Genl {
+				return NewKeventGenl()
+			}
+			return NewKevent()
+		},
+		Protocol: AnyProtocol,
+		Families: true,
+		Family:   KeventGenlFamily,
+		Groups:   []Group{{Name: KeventGenlGroup}},
+	},
+	{
+		Name:       "genl",
+		New:        func(o Options) Decoder { return NewGenl(o.TypeNames) },
+		Protocol:   NoProtocol,
+		Families:   true,
+		EventNames: true,
+	},
+	{
+		Name:     "thermal",
+		New:      func(Options) Decoder { return NewThermal() },
+		Protocol: NoProtocol,
+		Families: true,
+		Family:   ThermalGenlFamily,
+		Groups:   []Group{{Name: ThermalGenlEventGroup}, {Name: ThermalGenlSamplingGroup}},
+	},
+	{
+		Name:     "acpi",
+		New:      func(Options) Decoder { return NewACPI() },
+		Protocol: NoProtocol,
+		Families: true,
+		Family:   ACPIGenlFamily,
+		Groups:   []Group{{Name: ACPIGenlGroup}},
+	},
+	{
+		Name:     "quota",
+		New:      func(Options) Decoder { return NewQuota() },
+		Protocol: NoProtocol,
+		Families: true,
+		Family:   QuotaGenlFamily,
+		Groups:   []Group{{Name: QuotaGenlGroup}},
+	},
+	{
+		Name:     "rtnetlink",
+		New:      func(Options) Decoder { return NewRtnetlink() },
+		Protocol: netlinkRoute,
+		Groups:   groupsByNumber(RtnetlinkGroups),
+		Requests: func() [][]byte { return [][]byte{RtnetlinkDumpRequest()} },
+	},
+	{
+		Name:     "proc",
+		New:      func(Options) Decoder { return NewProc() },
+		Protocol: netlinkConnector,
+		Groups:   []Group{{Name: "CN_IDX_PROC", Number: cnIdxProc}},
+		Requests: ProcListenRequests,
+	},
+	{
+		Name:     "conntrack",
+		New:      func(Options) Decoder { return NewConntrack() },
+		Protocol: ConntrackProtocol,
+		Groups:   groupsByNumber(ConntrackGroups),
+	},
+}
+
+// groupsByNumber returns a protocol's named groups (RtnetlinkGroups,
+// ConntrackGroups) by number.
+func groupsByNumber(names map[string]uint32) []Group {
+	groups := make([]Group, 0, len(names))
+	for name, n := range names {
+		groups = append(groups, Group{Name: name, Number: n})
+	}
+	slices.SortFunc(groups, func(a, b Group) int { return cmp.Compare(a.Number, b.Number) })
+	return groups
+}
+
+// Names lists the decoders New knows, in the registry's order.
+var Names = func() []string {
+	names := make([]string, len(registry))
+	for i, d := range registry {
+		names[i] = d.Name
+	}
+	return names
+}()
+
+// Infos returns the description of every decoder, in the order of Names.
+func Infos() []Info {
+	return slices.Clone(registry)
+}
+
+// Lookup returns the description of the decoder called name.
+func Lookup(name string) (Info, bool) {
+	i := slices.IndexFunc(registry, func(d Info) bool { return d.Name == name })
+	if i < 0 {
+		return Info{}, false
+	}
+	return registry[i], true
+}
 
 // New returns the decoder called name.
 func New(name string, opts Options) (Decoder, error) {
-	switch name {
-	case "raw":
-		return NewRaw(opts.TypeNames), nil
-	case "uevent":
-		return NewUevent(), nil
-	case "kevent":
-		if opts.Genl {
-			return NewKeventGenl(), nil
-		}
-		return NewKevent(), nil
-	case "genl":
-		return NewGenl(opts.TypeNames), nil
-	case "thermal":
-		return NewThermal(), nil
-	case "acpi":
-		return NewACPI(), nil
-	case "quota":
-		return NewQuota(), nil
-	case "rtnetlink":
-		return NewRtnetlink(), nil
-	case "proc":
-		return NewProc(), nil
-	case "conntrack":
-		return NewConntrack(), nil
-	default:
+	d, ok := Lookup(name)
+	if !ok {
 		return nil, fmt.Errorf("unknown decoder %q", name)
 	}
+	return d.New(opts), nil
+}
+
+// Requests returns the messages a source of decoder name sends the kernel
+// each time its socket opens (netlinksrc.Config.Requests), or nil.
+func Requests(name string) [][]byte {
+	if d, ok := Lookup(name); ok && d.Requests != nil {
+		return d.Requests()
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
@@ -64,14 +65,18 @@ func diagLibudev(props string, off int, v []byte) []byte {
 const diagProps = "ACTION=change\x00DEVPATH=/devices/virtual/net/lo\x00SUBSYSTEM=net\x00SEQNUM=4\x00"
 
 // diagDecoders make the decoders Diagnose explains, by the name the tests
-// give them.
-var diagDecoders = map[string]func() decoder.Decoder{
-	"raw":         func() decoder.Decoder { return decoder.NewRaw(nil) },
-	"kevent":      func() decoder.Decoder { return decoder.NewKevent() },
-	"kevent-genl": func() decoder.Decoder { return decoder.NewKeventGenl() },
-	"genl":        func() decoder.Decoder { return decoder.NewGenl(nil) },
-	"uevent":      func() decoder.Decoder { return decoder.NewUevent() },
-}
+// give them: every decoder of the registry, and kevent-genl, the kevent
+// decoder of the module's generic netlink family.
+var diagDecoders = func() map[string]func() decoder.Decoder {
+	m := make(map[string]func() decoder.Decoder)
+	for _, d := range decoder.Infos() {
+		m[d.Name] = func() decoder.Decoder { return d.New(decoder.Options{}) }
+		if d.Name == "kevent" {
+			m["kevent-genl"] = func() decoder.Decoder { return d.New(decoder.Options{Genl: true}) }
+		}
+	}
+	return m
+}()
 
 // diagNames are the keys of diagDecoders, in a fixed order.
 var diagNames = slices.Sorted(maps.Keys(diagDecoders))
@@ -223,6 +228,156 @@ var diagnoseTests = []diagnoseTest{
 		datagram: []byte("Hello from kernel"),
 		want:     []decoder.Problem{{Offset: 0, Reason: "message length 1819043144 runs past the end of the datagram (17 bytes left)"}},
 	},
+	{name: "proc well-formed", decoder: "proc", datagram: diagConcat(procExit(42, 42, 0), cnMsg(1, 1, procEvent(procEventFork, 1, 1, 2, 2)))},
+	{
+		name: "proc another message type", decoder: "proc",
+		datagram: nlsend.AppendMessage(nil, 0x10, 1, make([]byte, 40)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "message type 0x10 is not the connector's NLMSG_DONE (0x3)"}},
+	},
+	{
+		name: "proc payload shorter than cn_msg", decoder: "proc",
+		datagram: diagConcat(procExit(42, 42, 0), nlsend.AppendMessage(nil, 3, 1, make([]byte, 12))),
+		want:     []decoder.Problem{{Offset: 76, Reason: "payload of 12 bytes, too short for struct cn_msg (20 bytes)"}},
+	},
+	{
+		name: "proc another connector", decoder: "proc",
+		datagram: cnMsg(2, 1, procEvent(procEventExit, 42, 42, 0)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "connector id 2:1 is not process events' (CN_IDX_PROC:CN_VAL_PROC, 1:1)"}},
+	},
+	{
+		name: "proc data length past the message", decoder: "proc",
+		datagram: func() []byte {
+			b := procExit(42, 42, 0)
+			binary.NativeEndian.PutUint16(b[32:34], 41)
+			return b
+		}(),
+		want: []decoder.Problem{{Offset: 0, Reason: "cn_msg length 41 runs past the message (40 bytes after struct cn_msg)"}},
+	},
+	{
+		name: "proc data shorter than an event", decoder: "proc",
+		datagram: cnMsg(1, 1, procEvent(procEventExit)[:12]),
+		want:     []decoder.Problem{{Offset: 0, Reason: "cn_msg length 12 is shorter than struct proc_event's header (16 bytes)"}},
+	},
+	{
+		name: "proc exit event cut short", decoder: "proc",
+		datagram: cnMsg(1, 1, procEvent(procEventExit, 42, 42)[:24]),
+		want:     []decoder.Problem{{Offset: 0, Reason: "exit event of 24 bytes, too short for its struct exit_proc_event (32 bytes)"}},
+	},
+	{name: "acpi well-formed", decoder: "acpi", datagram: acpiMsg(acpiStruct("button/power", "LNXPWRBN:00", 0x80, 1))},
+	{
+		name: "acpi another command", decoder: "acpi",
+		datagram: genlMsg(decoder.ACPICmdEvent+1, nlsend.AppendAttr(nil, decoder.ACPIAttrEvent, acpiStruct("x", "y", 1, 1))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "generic netlink command 2 is not ACPI_GENL_CMD_EVENT (1)"}},
+	},
+	{
+		name: "acpi no event attribute", decoder: "acpi",
+		datagram: diagConcat(acpiMsg(acpiStruct("x", "y", 1, 1)), genlMsg(decoder.ACPICmdEvent, nlsend.AppendAttr(nil, 2, u32(7)))),
+		want:     []decoder.Problem{{Offset: 68, Reason: "no attribute ACPI_GENL_ATTR_EVENT (1)"}},
+	},
+	{
+		name: "acpi struct one byte short", decoder: "acpi",
+		datagram: acpiMsg(acpiStruct("x", "y", 1, 1)[:decoder.ACPIEventLen-1]),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute ACPI_GENL_ATTR_EVENT (1) at byte 20 carries 43 bytes, " +
+			"want at least 44 (struct acpi_genl_event)"}},
+	},
+	{
+		name: "acpi empty device class", decoder: "acpi",
+		datagram: genlMsg(decoder.ACPICmdEvent, nlsend.AppendAttr(nil, 2, u32(7)), nlsend.AppendAttr(nil, decoder.ACPIAttrEvent, acpiStruct("", "y", 1, 1))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute ACPI_GENL_ATTR_EVENT (1) at byte 28: device_class is empty or lacks its NUL"}},
+	},
+	{
+		name: "acpi bus id without its NUL", decoder: "acpi",
+		datagram: acpiMsg(acpiStruct("battery", strings.Repeat("b", decoder.ACPIBusIDLen), 1, 1)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute ACPI_GENL_ATTR_EVENT (1) at byte 20: bus_id lacks its NUL"}},
+	},
+	{
+		name: "quota well-formed", decoder: "quota",
+		datagram: quotaWarning{warning: decoder.QuotaBHardWarn, major: 8, minor: 1, excessID: 1000, causedID: 1000, pad: true}.msg(),
+	},
+	{
+		name: "quota another command", decoder: "quota",
+		datagram: genlMsg(decoder.QuotaCmdWarning+1, quotaWarning{}.attrs()...),
+		want:     []decoder.Problem{{Offset: 0, Reason: "generic netlink command 2 is not QUOTA_NL_C_WARNING (1)"}},
+	},
+	{
+		name: "quota quota type of 8 bytes", decoder: "quota",
+		datagram: genlMsg(decoder.QuotaCmdWarning, append([][]byte{nlsend.AppendAttr(nil, decoder.QuotaAttrQtype, u64(0))}, quotaWarning{}.attrs()[1:]...)...),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute QUOTA_NL_A_QTYPE (1) at byte 20 carries 8 bytes, want 4"}},
+	},
+	{
+		name: "quota no caused_by", decoder: "quota",
+		datagram: genlMsg(decoder.QuotaCmdWarning, quotaWarning{}.attrs()[:5]...),
+		want:     []decoder.Problem{{Offset: 0, Reason: "no attribute QUOTA_NL_A_CAUSED_ID (6), which every warning carries"}},
+	},
+	{
+		name: "quota unknown warning", decoder: "quota",
+		datagram: quotaWarning{warning: decoder.QuotaBSoftBelow + 1}.msg(),
+		want:     []decoder.Problem{{Offset: 0, Reason: "warning 11 is not one quota.h defines (0-10)"}},
+	},
+	{name: "thermal well-formed", decoder: "thermal", datagram: diagConcat(tzCreate(3, "acpitz"), tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85000), cpuCaps(0, 1))},
+	{
+		name: "thermal missing attribute", decoder: "thermal",
+		datagram: diagConcat(tzCreate(3, "acpitz"), tzEvent(decoder.ThermalEventTzTripUp, 3)),
+		want:     []decoder.Problem{{Offset: 40, Reason: `no attribute THERMAL_GENL_ATTR_TZ_TRIP_ID (5), which every "trip/up" message (command 5) carries`}},
+	},
+	{
+		name: "thermal name without its NUL", decoder: "thermal",
+		datagram: genlMsg(decoder.ThermalEventTzCreate, u32attr(decoder.ThermalAttrTzID, 3), nlsend.AppendAttr(nil, decoder.ThermalAttrTzName, []byte("acpitz"))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_TZ_NAME (10) at byte 28 holds 6 bytes, not a NUL-terminated name of 1-19 characters"}},
+	},
+	{
+		name: "thermal zone id of 8 bytes", decoder: "thermal",
+		datagram: genlMsg(decoder.ThermalSamplingTemp, nlsend.AppendAttr(nil, decoder.ThermalAttrTzID, u64(3)), u32attr(decoder.ThermalAttrTzTemp, 85000)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_TZ_ID (2) at byte 20 carries 8 bytes, want 4"}},
+	},
+	{
+		name: "thermal nested attribute past its nest", decoder: "thermal",
+		datagram: genlMsg(decoder.ThermalEventCPUCapabilityChange,
+			nlsend.AppendAttr(nil, decoder.ThermalAttrCPUCapability|nlaFNested, rawAttr(100, decoder.ThermalAttrCPUCapabilityID, u32(1)))),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute THERMAL_GENL_ATTR_CPU_CAPABILITY_ID (21) at byte 24 has length 100, " +
+			"outside 4-8 (its header to the end of the message)"}},
+	},
+	{
+		name: "rtnetlink well-formed", decoder: "rtnetlink",
+		datagram: diagConcat(newlink(3, "kvA", operUp, 1), addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "kvA", 1, 1),
+			neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_FAILED, ip4b[:]), rtMsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, u32(0))),
+	},
+	{
+		name: "rtnetlink link message short of its header", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWLINK, 0, make([]byte, 8)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "link message with a 8-byte payload, too short for struct ifinfomsg (16 bytes)"}},
+	},
+	{
+		name: "rtnetlink link without its operational state", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(unix.AF_UNSPEC, 3, 0, 0), nlsend.AppendAttr(nil, unix.IFLA_IFNAME, cstr("kvA"))),
+		want:     []decoder.Problem{{Offset: 0, Reason: "no attribute IFLA_OPERSTATE (16), which every link message carries"}},
+	},
+	{
+		name: "rtnetlink link name too long", decoder: "rtnetlink",
+		datagram: diagConcat(newlink(3, "kvA", operUp, 1), link(unix.RTM_DELLINK, 4, 0, strings.Repeat("n", 16), operUp, 1)),
+		want:     []decoder.Problem{{Offset: 284, Reason: "attribute IFLA_IFNAME (3) at byte 316 holds a name of 16 bytes, want 1-15"}},
+	},
+	{
+		name: "rtnetlink operational state of 4 bytes", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(unix.AF_UNSPEC, 3, 0, 0), nlsend.AppendAttr(nil, unix.IFLA_IFNAME, cstr("kvA")),
+			nlsend.AppendAttr(nil, unix.IFLA_OPERSTATE, u32(operUp))),
+		want: []decoder.Problem{{Offset: 0, Reason: "attribute IFLA_OPERSTATE (16) at byte 40 carries 4 bytes, want 1"}},
+	},
+	{
+		name: "rtnetlink IPv4 address of 16 bytes", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWADDR, 0, ifaddrmsg(unix.AF_INET, 24, 3), nlsend.AppendAttr(nil, unix.IFA_LOCAL, ip6a[:])),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute IFA_LOCAL (2) at byte 24 carries 16 bytes, want 4"}},
+	},
+	{
+		name: "rtnetlink address without an address", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_DELADDR, 0, ifaddrmsg(unix.AF_INET6, 64, 3), cacheinfo(1, 1)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "no address: neither attribute IFA_LOCAL nor IFA_ADDRESS"}},
+	},
+	{
+		name: "rtnetlink neighbour attribute cut short", decoder: "rtnetlink",
+		datagram: rtMsg(unix.RTM_NEWNEIGH, 0, ndmsg(unix.AF_INET, 3, unix.NUD_FAILED), rawAttr(2, unix.NDA_DST, nil)),
+		want:     []decoder.Problem{{Offset: 0, Reason: "attribute NDA_DST (1) at byte 28 has length 2, outside 4-4 (its header to the end of the message)"}},
+	},
 	{name: "uevent kernel", decoder: "uevent", datagram: []byte("change@/devices/virtual/net/lo\x00" + diagProps)},
 	{name: "uevent libudev", decoder: "uevent", datagram: diagLibudev(diagProps, 0, nil)},
 	{
@@ -289,6 +444,20 @@ func TestDiagnose(t *testing.T) {
 	}
 }
 
+// TestDecodeAllocatesNothing decodes the datagrams of the Diagnose tests,
+// well-formed and malformed, and fails if decoding one allocates once the
+// decoder has seen it: a flood of bad messages costs no garbage either.
+func TestDecodeAllocatesNothing(t *testing.T) {
+	for _, tt := range diagnoseTests {
+		d := diagDecoders[tt.decoder]()
+		events := make([]decoder.Event, 0, 16)
+		events, _ = d.Decode(events, tt.datagram)
+		if n := testing.AllocsPerRun(10, func() { events, _ = d.Decode(events[:0], tt.datagram) }); n != 0 {
+			t.Errorf("%s: %v allocations per Decode", tt.name, n)
+		}
+	}
+}
+
 func TestDiagnoseProblemString(t *testing.T) {
 	p := decoder.Problem{Offset: 84, Reason: "no event name"}
 	if got, want := p.String(), "at byte 84: no event name"; got != want {
@@ -347,9 +516,6 @@ func TestDiagnoseAgreesWithDecoders(t *testing.T) {
 	seeds := make(map[string][][]byte)
 	for _, tt := range diagnoseTests {
 		seeds[tt.decoder] = append(seeds[tt.decoder], tt.datagram)
-	}
-	if len(seeds) != len(diagDecoders) {
-		t.Fatalf("test datagrams for %d decoders, want all %d", len(seeds), len(diagDecoders))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	n := 20000

@@ -5,13 +5,8 @@ import (
 	"strconv"
 )
 
-const (
-	// genlHeaderLen is the size of struct genlmsghdr: cmd, version,
-	// reserved.
-	genlHeaderLen = 4
-	// nlaFNested flags an attribute holding attributes.
-	nlaFNested = 0x8000
-)
+// genlHeaderLen is the size of struct genlmsghdr: cmd, version, reserved.
+const genlHeaderLen = 4
 
 // genlPayloadMax bounds the rendering of a message's attributes: the
 // collector keeps 256 bytes of a payload.
@@ -30,6 +25,7 @@ const genlPayloadMax = 256
 // another while the caller appends events, so that every event of a batch
 // keeps its own; a call with an empty events slice starts a new batch.
 type Genl struct {
+	faults
 	names map[uint8][]byte
 	buf   []byte
 }
@@ -53,11 +49,15 @@ func (d *Genl) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Genl) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewGenl(nil))
+}
+
 func (d *Genl) decodeMessage(ev *Event, m message) bool {
-	if len(m.Payload) < genlHeaderLen {
+	cmd, ok := d.genlCommand(m)
+	if !ok {
 		return false
 	}
-	cmd := m.Payload[0]
 	n, ok := d.names[cmd]
 	if !ok {
 		// Remembered: a command costs one allocation over the
@@ -67,21 +67,16 @@ func (d *Genl) decodeMessage(ev *Event, m message) bool {
 	}
 	ev.Name = n
 	start := len(d.buf)
-	b := m.Payload[genlHeaderLen:]
-	for len(b) > 0 {
-		if len(b) < nlaHeaderLen {
-			d.buf = d.buf[:start]
-			return false
-		}
-		l := int(binary.NativeEndian.Uint16(b[0:2]))
-		if l < nlaHeaderLen || l > len(b) {
-			d.buf = d.buf[:start]
-			return false
-		}
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, nil)
+	for typ, v := range ad.All {
 		if len(d.buf)-start < genlPayloadMax {
-			d.appendAttr(start, binary.NativeEndian.Uint16(b[2:4]), b[nlaHeaderLen:l])
+			d.appendAttr(start, typ&nlaTypeMask, typ&nlaFNested != 0, v)
 		}
-		b = skipAligned(b, l)
+	}
+	if ad.Failed() {
+		d.buf = d.buf[:start]
+		return d.fail(m, ad.Err())
 	}
 	end := min(len(d.buf), start+genlPayloadMax)
 	ev.Payload = d.buf[start:end:end]
@@ -90,13 +85,13 @@ func (d *Genl) decodeMessage(ev *Event, m message) bool {
 
 // appendAttr renders one attribute after the others of the message whose
 // rendering starts at start.
-func (d *Genl) appendAttr(start int, typ uint16, v []byte) {
+func (d *Genl) appendAttr(start int, typ uint16, nested bool, v []byte) {
 	if len(d.buf) > start {
 		d.buf = append(d.buf, ' ')
 	}
-	d.buf = strconv.AppendUint(d.buf, uint64(typ&nlaTypeMask), 10)
+	d.buf = strconv.AppendUint(d.buf, uint64(typ), 10)
 	d.buf = append(d.buf, '=')
-	if typ&nlaFNested != 0 {
+	if nested {
 		d.buf = append(d.buf, '<')
 		d.buf = strconv.AppendInt(d.buf, int64(len(v)), 10)
 		d.buf = append(d.buf, 'B', '>')

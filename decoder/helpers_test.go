@@ -127,6 +127,20 @@ func checkDecode(t *testing.T, d decoder.Decoder, datagram []byte, want []event,
 	}
 }
 
+// checkReasons fails unless Diagnose explains the malformed messages of
+// datagram for d with reasons, in order.
+func checkReasons(t *testing.T, d decoder.Decoder, datagram []byte, reasons ...string) {
+	t.Helper()
+
+	var got []string
+	for _, p := range decoder.Diagnose(d, datagram) {
+		got = append(got, p.Reason)
+	}
+	if diff := cmp.Diff(reasons, got); diff != "" {
+		t.Errorf("unexpected reasons (-want +got):\n%s", diff)
+	}
+}
+
 // checkMessageCounts fails unless a netlink decoder could have found events
 // and bad malformed messages in datagram: bad is not negative, and there are
 // no more in all than datagram holds message headers, plus one for a rest

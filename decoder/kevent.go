@@ -1,7 +1,5 @@
 package decoder
 
-import "encoding/binary"
-
 // The kevent wire format, as kmod/kevent_netlink.h defines it. A test checks
 // these against the header.
 const (
@@ -21,10 +19,28 @@ const (
 	KeventObjectMax  = 64
 )
 
+// The kevent module's generic netlink family, as kmod/kevent_netlink.h
+// defines it (KEVENT_GENL_*, enum kevent_cmd). A test checks these against
+// the header.
+//
+// A message of the family is a netlink header whose type is the family's id
+// (assigned at run time: resolve KeventGenlFamily with the generic netlink
+// controller's CTRL_CMD_GETFAMILY), a generic netlink header whose command is
+// KeventCmdEvent and version KeventGenlVersion, then the same attributes as
+// the classic KeventMsgEvent message (KeventAttrSeq ... KeventAttrPad).
 const (
-	nlaHeaderLen = 4
-	// nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER.
-	nlaTypeMask = 0x3fff
+	// KeventGenlFamily is the name of the family (KEVENT_GENL_NAME). The
+	// family exists in the initial network namespace only.
+	KeventGenlFamily = "kevent"
+	// KeventGenlVersion is the family's version (KEVENT_GENL_VERSION), in
+	// CTRL_ATTR_VERSION and in every message's generic netlink header.
+	KeventGenlVersion = 1
+	// KeventGenlGroup is the name of the multicast group every event is
+	// sent to (KEVENT_GENL_MCGRP_EVENTS); its id is assigned at run time.
+	KeventGenlGroup = "events"
+	// KeventCmdEvent is the generic netlink command of an event message
+	// (KEVENT_CMD_EVENT).
+	KeventCmdEvent = 1
 )
 
 // Kevent decodes the reference kernel module's messages: netlink messages of
@@ -36,6 +52,7 @@ const (
 // netlink family (messages whose type is the family's id, with a generic
 // netlink header of command KeventCmdEvent in front of the attributes).
 type Kevent struct {
+	faults
 	genl bool
 }
 
@@ -54,47 +71,52 @@ func (d *Kevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Kevent) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, &Kevent{genl: d.genl})
+}
+
+// keventAttrNames are the names kmod/kevent_netlink.h gives the attributes.
+var keventAttrNames = attrNames{
+	KeventAttrSeq:         "KEVENT_A_SEQ",
+	KeventAttrInstance:    "KEVENT_A_INSTANCE",
+	KeventAttrTimestampNS: "KEVENT_A_TIMESTAMP_NS",
+	KeventAttrName:        "KEVENT_A_NAME",
+	KeventAttrValue:       "KEVENT_A_VALUE",
+	KeventAttrPayload:     "KEVENT_A_PAYLOAD",
+	KeventAttrPad:         "KEVENT_A_PAD",
+	KeventAttrObject:      "KEVENT_A_OBJECT",
+}
+
 // decodeMessage decodes one message's attributes into ev. A wrong-sized
-// number, a missing or overlong name or an overlong payload makes the message
-// malformed.
+// number, a missing or overlong name or an overlong payload or object makes
+// the message malformed.
 func (d *Kevent) decodeMessage(ev *Event, m message) bool {
-	b := m.Payload
+	skip := 0
 	if d.genl {
 		// The type is the family's id, which only the controller knows;
 		// the subscription's socket receives nothing else.
-		if len(b) < genlHeaderLen || b[0] != KeventCmdEvent {
+		cmd, ok := d.genlCommand(m)
+		if !ok {
 			return false
 		}
-		b = b[genlHeaderLen:]
+		if cmd != KeventCmdEvent {
+			return d.fail(m, faultf("generic netlink command %d is not KEVENT_CMD_EVENT (%d)", int(cmd), KeventCmdEvent))
+		}
+		skip = genlHeaderLen
 	} else if m.Type != KeventMsgEvent {
-		return false
+		return d.fail(m, faultf("message type %#x is not KEVENT_MSG_EVENT (%#x)", int(m.Type), KeventMsgEvent))
 	}
 	var haveSeq, haveInst bool
-	for len(b) > 0 {
-		if len(b) < nlaHeaderLen {
-			return false
-		}
-		l := int(binary.NativeEndian.Uint16(b[0:2]))
-		if l < nlaHeaderLen || l > len(b) {
-			return false
-		}
-		v := b[nlaHeaderLen:l]
-		switch binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask {
+	var ad attrDecoder
+	d.attrs(&ad, m, skip, keventAttrNames)
+	for typ, v := range ad.All {
+		switch typ & nlaTypeMask {
 		case KeventAttrSeq:
-			if len(v) != 8 {
-				return false
-			}
-			ev.Seq, haveSeq = binary.NativeEndian.Uint64(v), true
+			ev.Seq, haveSeq = ad.Uint64(v), true
 		case KeventAttrInstance:
-			if len(v) != 8 {
-				return false
-			}
-			ev.Instance, haveInst = binary.NativeEndian.Uint64(v), true
+			ev.Instance, haveInst = ad.Uint64(v), true
 		case KeventAttrValue:
-			if len(v) != 8 {
-				return false
-			}
-			ev.Value, ev.HasValue = float64(int64(binary.NativeEndian.Uint64(v))), true
+			ev.Value, ev.HasValue = float64(int64(ad.Uint64(v))), true
 		case KeventAttrName:
 			ev.Name = cString(v)
 		case KeventAttrPayload:
@@ -102,10 +124,18 @@ func (d *Kevent) decodeMessage(ev *Event, m message) bool {
 		case KeventAttrObject:
 			ev.Object = cString(v)
 		}
-		b = skipAligned(b, l)
 	}
-	if len(ev.Name) == 0 || len(ev.Name) >= KeventNameMax || len(ev.Payload) >= KeventPayloadMax || len(ev.Object) >= KeventObjectMax {
-		return false
+	switch {
+	case ad.Failed():
+		return d.fail(m, ad.Err())
+	case len(ev.Name) == 0:
+		return d.fail(m, faultf("no event name: KEVENT_A_NAME is missing or empty"))
+	case len(ev.Name) >= KeventNameMax:
+		return d.fail(m, faultf("event name of %d bytes, longer than %d (KEVENT_NAME_MAX with the NUL)", len(ev.Name), KeventNameMax-1))
+	case len(ev.Payload) >= KeventPayloadMax:
+		return d.fail(m, faultf("payload of %d bytes, longer than %d (KEVENT_PAYLOAD_MAX with the NUL)", len(ev.Payload), KeventPayloadMax-1))
+	case len(ev.Object) >= KeventObjectMax:
+		return d.fail(m, faultf("object of %d bytes, longer than %d (KEVENT_OBJECT_MAX with the NUL)", len(ev.Object), KeventObjectMax-1))
 	}
 	ev.HasSeq = haveSeq && haveInst
 	return true

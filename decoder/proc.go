@@ -108,7 +108,9 @@ func signalName(sig int) string {
 // threads run on (pthread_exit in main) counts when it exits, with its
 // status; and a multi-threaded process that calls execve from another
 // thread counts as exit/0, since the kernel ends its old leader.
-type Proc struct{}
+type Proc struct {
+	faults
+}
 
 // NewProc returns a proc decoder.
 func NewProc() *Proc {
@@ -144,22 +146,14 @@ func procRequest(seq uint32, data []byte) []byte {
 	return append(b, data...)
 }
 
-// Requests returns the messages a source of decoder name sends the kernel
-// each time its socket opens (netlinksrc.Config.Requests), or nil.
-func Requests(name string) [][]byte {
-	switch name {
-	case "proc":
-		return ProcListenRequests()
-	case "rtnetlink":
-		return [][]byte{RtnetlinkDumpRequest()}
-	}
-	return nil
-}
-
 // Decode implements Decoder. The connector sends one message per datagram,
 // of type NLMSG_DONE.
 func (d *Proc) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
+}
+
+func (d *Proc) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewProc())
 }
 
 func (d *Proc) appendMessage(events []Event, m message) ([]Event, bool) {
@@ -175,20 +169,28 @@ func (d *Proc) appendMessage(events []Event, m message) ([]Event, bool) {
 // whether it was well-formed.
 func (d *Proc) decode(ev *Event, m message) (ok, good bool) {
 	p := m.Payload
-	if m.Type != nlmsgDone || len(p) < cnMsgLen ||
-		binary.NativeEndian.Uint32(p[0:4]) != cnIdxProc || binary.NativeEndian.Uint32(p[4:8]) != cnValProc {
-		return false, false
+	switch {
+	case m.Type != nlmsgDone:
+		return false, d.fail(m, faultf("message type %#x is not the connector's NLMSG_DONE (%#x)", int(m.Type), nlmsgDone))
+	case len(p) < cnMsgLen:
+		return false, d.fail(m, faultf("payload of %d bytes, too short for struct cn_msg (%d bytes)", len(p), cnMsgLen))
+	}
+	if idx, val := binary.NativeEndian.Uint32(p[0:4]), binary.NativeEndian.Uint32(p[4:8]); idx != cnIdxProc || val != cnValProc {
+		return false, d.fail(m, faultf("connector id %d:%d is not process events' (CN_IDX_PROC:CN_VAL_PROC, %d:%d)", int(idx), int(val), cnIdxProc, cnValProc))
 	}
 	n := int(binary.NativeEndian.Uint16(p[16:18]))
-	if n > len(p)-cnMsgLen || n < procEventHeaderLen {
-		return false, false
+	switch {
+	case n > len(p)-cnMsgLen:
+		return false, d.fail(m, faultf("cn_msg length %d runs past the message (%d bytes after struct cn_msg)", n, len(p)-cnMsgLen))
+	case n < procEventHeaderLen:
+		return false, d.fail(m, faultf("cn_msg length %d is shorter than struct proc_event's header (%d bytes)", n, procEventHeaderLen))
 	}
 	e := p[cnMsgLen : cnMsgLen+n]
 	if binary.NativeEndian.Uint32(e[0:4]) != procEventExit {
 		return false, true
 	}
 	if len(e) < procEventHeaderLen+procExitLen {
-		return false, false
+		return false, d.fail(m, faultf("exit event of %d bytes, too short for its struct exit_proc_event (%d bytes)", len(e), procEventHeaderLen+procExitLen))
 	}
 	x := e[procEventHeaderLen:]
 	pid, tgid := binary.NativeEndian.Uint32(x[0:4]), binary.NativeEndian.Uint32(x[4:8])

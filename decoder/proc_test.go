@@ -48,36 +48,36 @@ func procExit(pid, tgid, code uint32) []byte {
 	return cnMsg(1, 1, procEvent(procEventExit, pid, tgid, code, 17, 1, 1))
 }
 
-func exitEv(name string, pid float64) rtEvent {
-	return rtEvent{Name: name, Value: pid, HasValue: true}
+func exitEv(name string, pid float64) event {
+	return event{Name: name, Value: pid, HasValue: true}
 }
 
 func TestProc(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		datagram []byte
-		want     []rtEvent
+		want     []event
 		bad      int
 	}{
-		{"exit 77", procExit(4242, 4242, 77<<8), []rtEvent{exitEv("exit/77", 4242)}, 0},
-		{"exit 0", procExit(1, 1, 0), []rtEvent{exitEv("exit/0", 1)}, 0},
-		{"exit 255", procExit(9, 9, 0xff00), []rtEvent{exitEv("exit/255", 9)}, 0},
+		{"exit 77", procExit(4242, 4242, 77<<8), []event{exitEv("exit/77", 4242)}, 0},
+		{"exit 0", procExit(1, 1, 0), []event{exitEv("exit/0", 1)}, 0},
+		{"exit 255", procExit(9, 9, 0xff00), []event{exitEv("exit/255", 9)}, 0},
 		{"a thread, not a process", procExit(4243, 4242, 77<<8), nil, 0},
-		{"killed", procExit(4242, 4242, 9), []rtEvent{exitEv("signal/SIGKILL", 4242)}, 0},
-		{"killed, dumping core", procExit(4242, 4242, 0x80|11), []rtEvent{exitEv("coredump/SIGSEGV", 4242)}, 0},
+		{"killed", procExit(4242, 4242, 9), []event{exitEv("signal/SIGKILL", 4242)}, 0},
+		{"killed, dumping core", procExit(4242, 4242, 0x80|11), []event{exitEv("coredump/SIGSEGV", 4242)}, 0},
 		{"a thread killed with its process", procExit(4244, 4242, 9), nil, 0},
 		{"real-time signals, named as glibc's kill -l names them", concat(procExit(5, 5, 39), procExit(6, 6, 34), procExit(7, 7, 50), procExit(8, 8, 64), procExit(9, 9, 32)),
-			[]rtEvent{exitEv("signal/SIGRTMIN+5", 5), exitEv("signal/SIGRTMIN", 6), exitEv("signal/SIGRTMAX-14", 7), exitEv("signal/SIGRTMAX", 8), exitEv("signal/32", 9)}, 0},
-		{"a signal Linux does not have", procExit(5, 5, 0x80|100), []rtEvent{exitEv("coredump/100", 5)}, 0},
-		{"bits above the status are ignored", procExit(5, 5, 0x10000|3<<8), []rtEvent{exitEv("exit/3", 5)}, 0},
+			[]event{exitEv("signal/SIGRTMIN+5", 5), exitEv("signal/SIGRTMIN", 6), exitEv("signal/SIGRTMAX-14", 7), exitEv("signal/SIGRTMAX", 8), exitEv("signal/32", 9)}, 0},
+		{"a signal Linux does not have", procExit(5, 5, 0x80|100), []event{exitEv("coredump/100", 5)}, 0},
+		{"bits above the status are ignored", procExit(5, 5, 0x10000|3<<8), []event{exitEv("exit/3", 5)}, 0},
 		{"the core dump's own event, a fork, an exec, an acknowledgement",
 			concat(cnMsg(1, 1, procEvent(procEventCoredump, 5, 5, 1, 1)), cnMsg(1, 1, procEvent(procEventFork, 1, 1, 5, 5)),
 				cnMsg(1, 1, procEvent(procEventExec, 5, 5)), cnMsg(1, 1, procEvent(0, 0))), nil, 0},
 		{"an event of a type to come", cnMsg(1, 1, procEvent(0x400, 5, 5)), nil, 0},
 		{"an exit event as short as the kernel's before parent pids", cnMsg(1, 1, procEvent(procEventExit, 5, 5, 2<<8, 17)[:32]),
-			[]rtEvent{exitEv("exit/2", 5)}, 0},
+			[]event{exitEv("exit/2", 5)}, 0},
 		{"the last message without padding", withoutPadding(cnMsg(1, 1, procEvent(procEventExit, 5, 5, 0, 17)[:33])),
-			[]rtEvent{exitEv("exit/0", 5)}, 0},
+			[]event{exitEv("exit/0", 5)}, 0},
 
 		{"not NLMSG_DONE", nlsend.AppendMessage(nil, 0x10, 7, procExit(5, 5, 0)[16:]), nil, 1},
 		{"short connector header", nlsend.AppendMessage(nil, unix.NLMSG_DONE, 7, make([]byte, 19)), nil, 1},
@@ -91,12 +91,12 @@ func TestProc(t *testing.T) {
 		{"data shorter than an event's header", cnMsg(1, 1, make([]byte, 15)), nil, 1},
 		{"exit event too short for its exit code", cnMsg(1, 1, procEvent(procEventExit, 5, 5, 0, 17)[:27]), nil, 1},
 		{"bad beside good", concat(cnMsg(2, 1, procEvent(procEventExit, 5, 5, 0, 17)), procExit(6, 6, 9)),
-			[]rtEvent{exitEv("signal/SIGKILL", 6)}, 1},
+			[]event{exitEv("signal/SIGKILL", 6)}, 1},
 		{"truncated netlink header", procExit(5, 5, 0)[:12], nil, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, bad := decoder.NewProc().Decode(nil, c.datagram)
-			if diff := cmp.Diff(c.want, toRtEvents(got)); diff != "" {
+			if diff := cmp.Diff(c.want, toEvents(got)); diff != "" {
 				t.Errorf("unexpected events (-want +got):\n%s", diff)
 			}
 			if bad != c.bad {
@@ -236,8 +236,8 @@ func TestProcBatch(t *testing.T) {
 	d := decoder.NewProc()
 	events, _ := d.Decode(nil, procExit(5, 5, 77<<8))
 	events, _ = d.Decode(events, procExit(6, 6, 9))
-	want := []rtEvent{exitEv("exit/77", 5), exitEv("signal/SIGKILL", 6)}
-	if diff := cmp.Diff(want, toRtEvents(events)); diff != "" {
+	want := []event{exitEv("exit/77", 5), exitEv("signal/SIGKILL", 6)}
+	if diff := cmp.Diff(want, toEvents(events)); diff != "" {
 		t.Fatalf("unexpected events (-want +got):\n%s", diff)
 	}
 }
@@ -364,16 +364,16 @@ int main(void) {
 	}
 	d := decoder.NewProc()
 	for name, dg := range m {
-		var want []rtEvent
+		var want []event
 		switch {
 		case name == "exit77":
-			want = []rtEvent{exitEv("exit/77", 4242)}
+			want = []event{exitEv("exit/77", 4242)}
 		case name == "coredump":
-			want = []rtEvent{exitEv("coredump/SIGSEGV", 4244)}
+			want = []event{exitEv("coredump/SIGSEGV", 4244)}
 		case strings.HasPrefix(name, "signal_"):
 			sig := strings.TrimPrefix(name, "signal_")
 			pid := binary.NativeEndian.Uint32(dg[16+20+16:])
-			want = []rtEvent{exitEv("signal/"+sig, float64(pid))}
+			want = []event{exitEv("signal/"+sig, float64(pid))}
 		case name == "thread", name == "fork", strings.HasPrefix(name, "listen"):
 		default:
 			t.Fatalf("unexpected datagram %s", name)
@@ -382,7 +382,7 @@ int main(void) {
 			continue
 		}
 		got, bad := d.Decode(nil, dg)
-		if diff := cmp.Diff(want, toRtEvents(got)); diff != "" || bad != 0 {
+		if diff := cmp.Diff(want, toEvents(got)); diff != "" || bad != 0 {
 			t.Errorf("%s: %d malformed, unexpected events (-want +got):\n%s", name, bad, diff)
 		}
 	}

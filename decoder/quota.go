@@ -1,7 +1,7 @@
 package decoder
 
 import (
-	"encoding/binary"
+	"math/bits"
 	"strconv"
 )
 
@@ -95,6 +95,7 @@ var quotaTypes = [QuotaTypeProject + 1]string{
 //
 // Objects and payloads are built in the decoder's own memory (see Genl).
 type Quota struct {
+	faults
 	buf []byte
 }
 
@@ -111,35 +112,55 @@ func (d *Quota) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Quota) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewQuota())
+}
+
+// quotaAttrNames are quota.h's names of the attributes.
+var quotaAttrNames = attrNames{
+	QuotaAttrQtype:    "QUOTA_NL_A_QTYPE",
+	QuotaAttrExcessID: "QUOTA_NL_A_EXCESS_ID",
+	QuotaAttrWarning:  "QUOTA_NL_A_WARNING",
+	QuotaAttrDevMajor: "QUOTA_NL_A_DEV_MAJOR",
+	QuotaAttrDevMinor: "QUOTA_NL_A_DEV_MINOR",
+	QuotaAttrCausedID: "QUOTA_NL_A_CAUSED_ID",
+	QuotaAttrPad:      "QUOTA_NL_A_PAD",
+}
+
 func (d *Quota) decodeMessage(ev *Event, m message) bool {
-	if len(m.Payload) < genlHeaderLen || m.Payload[0] != QuotaCmdWarning {
+	cmd, ok := d.genlCommand(m)
+	if !ok {
 		return false
+	}
+	if cmd != QuotaCmdWarning {
+		return d.fail(m, faultf("generic netlink command %d is not QUOTA_NL_C_WARNING (%d)", int(cmd), QuotaCmdWarning))
 	}
 	var (
 		has uint32
 		v   [quotaAttrCount]uint64
 	)
-	r := attrReader{b: m.Payload[genlHeaderLen:]}
-	for r.next() {
-		switch r.typ {
+	var ad attrDecoder
+	d.attrs(&ad, m, genlHeaderLen, quotaAttrNames)
+	for typ, a := range ad.All {
+		switch t := typ & nlaTypeMask; t {
 		case QuotaAttrQtype, QuotaAttrWarning, QuotaAttrDevMajor, QuotaAttrDevMinor:
-			if len(r.v) != 4 {
-				return false
-			}
-			v[r.typ] = uint64(binary.NativeEndian.Uint32(r.v))
+			v[t] = uint64(ad.Uint32(a))
 		case QuotaAttrExcessID, QuotaAttrCausedID:
-			if len(r.v) != 8 {
-				return false
-			}
-			v[r.typ] = binary.NativeEndian.Uint64(r.v)
+			v[t] = ad.Uint64(a)
 		default:
 			// QuotaAttrPad, or a later kernel's.
 			continue
 		}
-		has |= 1 << r.typ
+		has |= 1 << (typ & nlaTypeMask)
 	}
-	if r.bad || has&quotaAttrsRequired != quotaAttrsRequired || v[QuotaAttrWarning] >= quotaWarningCount {
-		return false
+	if ad.Failed() {
+		return d.fail(m, ad.Err())
+	}
+	if missing := quotaAttrsRequired &^ has; missing != 0 {
+		return d.fail(m, attrFaultf(quotaAttrNames, uint16(bits.TrailingZeros32(missing)), "no attribute %s, which every warning carries"))
+	}
+	if w := v[QuotaAttrWarning]; w >= quotaWarningCount {
+		return d.fail(m, faultf("warning %d is not one quota.h defines (0-%d)", int(w), quotaWarningCount-1))
 	}
 	ev.Name = quotaWarnings[v[QuotaAttrWarning]]
 

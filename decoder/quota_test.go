@@ -50,21 +50,21 @@ func TestQuota(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		datagram []byte
-		want     []objectEvent
+		want     []event
 		bad      int
 	}{
 		{"block soft limit", soft.msg(),
-			[]objectEvent{{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"}}, 0},
+			[]event{{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"}}, 0},
 		{"inode hard limit of a group, padded", quotaWarning{qtype: decoder.QuotaTypeGroup, warning: decoder.QuotaIHardWarn, major: 253, minor: 17, excessID: 100, causedID: 1001, pad: true}.msg(),
-			[]objectEvent{{Name: "inode_hard_limit", Object: "253:17", Payload: "type=group id=100 caused_by=1001"}}, 0},
+			[]event{{Name: "inode_hard_limit", Object: "253:17", Payload: "type=group id=100 caused_by=1001"}}, 0},
 		{"project, below the soft limit", quotaWarning{qtype: decoder.QuotaTypeProject, warning: decoder.QuotaBSoftBelow, major: 7, minor: 0, excessID: 42}.msg(),
-			[]objectEvent{{Name: "block_below_soft_limit", Object: "7:0", Payload: "type=project id=42 caused_by=0"}}, 0},
+			[]event{{Name: "block_below_soft_limit", Object: "7:0", Payload: "type=project id=42 caused_by=0"}}, 0},
 		{"a later kernel's quota type", quotaWarning{qtype: 5, warning: decoder.QuotaBHardWarn, major: 8, minor: 2, excessID: 4294967295, causedID: 65534}.msg(),
-			[]objectEvent{{Name: "block_hard_limit", Object: "8:2", Payload: "type=5 id=4294967295 caused_by=65534"}}, 0},
+			[]event{{Name: "block_hard_limit", Object: "8:2", Payload: "type=5 id=4294967295 caused_by=65534"}}, 0},
 		{"unknown attributes skipped", genlMsg(decoder.QuotaCmdWarning, append(soft.attrs(), u32attr(99, 1))...),
-			[]objectEvent{{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"}}, 0},
+			[]event{{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"}}, 0},
 		{"two messages", concat(soft.msg(), quotaWarning{warning: decoder.QuotaBHardWarn, major: 8, minor: 1, excessID: 1000, causedID: 1000}.msg()),
-			[]objectEvent{
+			[]event{
 				{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"},
 				{Name: "block_hard_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"},
 			}, 0},
@@ -77,10 +77,10 @@ func TestQuota(t *testing.T) {
 		{"attribute length past the message", genlMsg(decoder.QuotaCmdWarning, rawAttr(200, decoder.QuotaAttrQtype, u32(0))), nil, 1},
 		{"truncated attribute header", genlMsg(decoder.QuotaCmdWarning, append(soft.attrs(), []byte{8, 0})...), nil, 1},
 		{"bad message beside a good one", concat(genlMsg(decoder.QuotaCmdWarning, wrongSize...), soft.msg()),
-			[]objectEvent{{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"}}, 1},
+			[]event{{Name: "block_soft_limit", Object: "8:1", Payload: "type=user id=1000 caused_by=1000"}}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkObjectDecode(t, decoder.NewQuota(), c.datagram, c.want, c.bad)
+			checkDecode(t, decoder.NewQuota(), c.datagram, c.want, c.bad)
 		})
 	}
 }
@@ -103,18 +103,20 @@ func TestQuotaWarnings(t *testing.T) {
 	for w, name := range want {
 		evs, bad := decoder.NewQuota().Decode(nil, quotaWarning{warning: w, major: 8, minor: 1}.msg())
 		if len(evs) != 1 || bad != 0 || string(evs[0].Name) != name {
-			t.Errorf("warning %d: %v, %d malformed; want %s", w, toObjectEvents(evs), bad, name)
+			t.Errorf("warning %d: %v, %d malformed; want %s", w, toEvents(evs), bad, name)
 		}
 	}
 }
 
 // TestQuotaRequiredAttributes: a warning without an attribute the kernel
-// always sends is malformed, whichever it lacks.
+// always sends is malformed, whichever it lacks, and Diagnose names it.
 func TestQuotaRequiredAttributes(t *testing.T) {
 	attrs := quotaWarning{warning: decoder.QuotaBSoftWarn, major: 8, minor: 1}.attrs()
+	names := []string{"QTYPE (1)", "EXCESS_ID (2)", "WARNING (3)", "DEV_MAJOR (4)", "DEV_MINOR (5)", "CAUSED_ID (6)"}
 	for i := range attrs {
-		without := append(append([][]byte(nil), attrs[:i]...), attrs[i+1:]...)
-		checkObjectDecode(t, decoder.NewQuota(), genlMsg(decoder.QuotaCmdWarning, without...), nil, 1)
+		without := genlMsg(decoder.QuotaCmdWarning, append(append([][]byte(nil), attrs[:i]...), attrs[i+1:]...)...)
+		checkDecode(t, decoder.NewQuota(), without, nil, 1)
+		checkReasons(t, decoder.NewQuota(), without, "no attribute QUOTA_NL_A_"+names[i]+", which every warning carries")
 	}
 }
 

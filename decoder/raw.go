@@ -13,6 +13,7 @@ import (
 // A Raw keeps state (the names of the types it has seen): use one per
 // receive loop.
 type Raw struct {
+	faults
 	names map[uint16][]byte
 }
 
@@ -53,6 +54,10 @@ func (d *Raw) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Raw) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewRaw(nil))
+}
+
 // decodeMessage decodes m into ev. An NLMSG_ERROR message too short for its
 // errno is malformed.
 func (d *Raw) decodeMessage(ev *Event, m message) bool {
@@ -60,7 +65,7 @@ func (d *Raw) decodeMessage(ev *Event, m message) bool {
 	if m.Type == nlmsgError {
 		// struct nlmsgerr starts with the negative errno.
 		if len(m.Payload) < 4 {
-			return false
+			return d.fail(m, faultf("NLMSG_ERROR message with a %d-byte payload, too short for its errno (4 bytes)", len(m.Payload)))
 		}
 		ev.Value = float64(int32(binary.NativeEndian.Uint32(m.Payload)))
 		ev.HasValue = true

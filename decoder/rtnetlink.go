@@ -4,17 +4,15 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // RtnetlinkGroups are the rtnetlink multicast groups the rtnetlink decoder
 // reads, by the names a configuration may give them.
 var RtnetlinkGroups = map[string]uint32{
-	"link":        unix.RTNLGRP_LINK,
-	"neigh":       unix.RTNLGRP_NEIGH,
-	"ipv4_ifaddr": unix.RTNLGRP_IPV4_IFADDR,
-	"ipv6_ifaddr": unix.RTNLGRP_IPV6_IFADDR,
+	"link":        rtnlgrpLink,
+	"neigh":       rtnlgrpNeigh,
+	"ipv4_ifaddr": rtnlgrpIPv4Ifaddr,
+	"ipv6_ifaddr": rtnlgrpIPv6Ifaddr,
 }
 
 const (
@@ -128,6 +126,7 @@ type rtnlAddr struct {
 // dump's NLMSG_DONE) give no events. Objects and payloads are built in the
 // decoder's own memory for the batch, as the genl decoder does.
 type Rtnetlink struct {
+	faults
 	links map[int32]rtnlLink
 	addrs map[rtnlAddr]struct{}
 	buf   []byte
@@ -142,10 +141,10 @@ func NewRtnetlink() *Rtnetlink {
 // of the rtnetlink decoder sends when its socket opens, so that the
 // decoder knows every interface's state before the first notification.
 func RtnetlinkDumpRequest() []byte {
-	b := make([]byte, nlmsgHeaderLen+unix.SizeofIfInfomsg)
+	b := make([]byte, nlmsgHeaderLen+sizeofIfInfomsg)
 	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	binary.NativeEndian.PutUint16(b[4:6], unix.RTM_GETLINK)
-	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint16(b[4:6], rtmGetlink)
+	binary.NativeEndian.PutUint16(b[6:8], nlmFRequest|nlmFDump)
 	binary.NativeEndian.PutUint32(b[8:12], 1)
 	// struct ifinfomsg of family AF_UNSPEC (0): every interface.
 	return b
@@ -161,15 +160,19 @@ func (d *Rtnetlink) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return appendMessages(events, datagram, d)
 }
 
+func (d *Rtnetlink) diagnose(datagram []byte) []Problem {
+	return diagnoseMessages(datagram, NewRtnetlink())
+}
+
 func (d *Rtnetlink) appendMessage(events []Event, m message) ([]Event, bool) {
 	start, n := len(d.buf), len(events)
 	var good bool
 	switch m.Type {
-	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+	case rtmNewlink, rtmDellink:
 		events, good = d.link(events, m)
-	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+	case rtmNewaddr, rtmDeladdr:
 		events, good = d.addr(events, m)
-	case unix.RTM_NEWNEIGH:
+	case rtmNewneigh:
 		events, good = d.neigh(events, m)
 	default:
 		good = true
@@ -182,41 +185,22 @@ func (d *Rtnetlink) appendMessage(events []Event, m message) ([]Event, bool) {
 	return events, good
 }
 
-// rtnlAttrs walks the attributes of a route netlink message.
-type rtnlAttrs struct {
-	b   []byte
-	bad bool
-}
-
-// next returns the next attribute's type, without its flags, and value.
-// ok is false at the end, and bad set if the rest cannot be framed.
-func (a *rtnlAttrs) next() (typ uint16, v []byte, ok bool) {
-	if len(a.b) == 0 {
-		return 0, nil, false
-	}
-	if len(a.b) < nlaHeaderLen {
-		a.b, a.bad = nil, true
-		return 0, nil, false
-	}
-	l := int(binary.NativeEndian.Uint16(a.b[0:2]))
-	if l < nlaHeaderLen || l > len(a.b) {
-		a.b, a.bad = nil, true
-		return 0, nil, false
-	}
-	typ, v = binary.NativeEndian.Uint16(a.b[2:4])&nlaTypeMask, a.b[nlaHeaderLen:l]
-	a.b = skipAligned(a.b, l)
-	return typ, v, true
-}
+// The names of the attributes the decoder reads, by message.
+var (
+	rtnlLinkAttrNames  = attrNames{iflaIfname: "IFLA_IFNAME", iflaOperstate: "IFLA_OPERSTATE", iflaCarrierChanges: "IFLA_CARRIER_CHANGES"}
+	rtnlAddrAttrNames  = attrNames{ifaAddress: "IFA_ADDRESS", ifaLocal: "IFA_LOCAL", ifaLabel: "IFA_LABEL", ifaCacheinfo: "IFA_CACHEINFO"}
+	rtnlNeighAttrNames = attrNames{ndaDst: "NDA_DST"}
+)
 
 // link decodes an RTM_NEWLINK or RTM_DELLINK: struct ifinfomsg and
 // attributes, of which the kernel always sends IFLA_IFNAME and
 // IFLA_OPERSTATE.
 func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
-	if len(p) < unix.SizeofIfInfomsg {
-		return events, false
+	if len(p) < sizeofIfInfomsg {
+		return events, d.fail(m, faultf("link message with a %d-byte payload, too short for struct ifinfomsg (%d bytes)", len(p), sizeofIfInfomsg))
 	}
-	if p[0] != unix.AF_UNSPEC {
+	if p[0] != afUnspec {
 		// A bridge's RTM_NEWLINK and RTM_DELLINK of AF_BRIDGE tell of
 		// a port joining and leaving it, not of the device.
 		return events, true
@@ -229,39 +213,35 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		carrier    uint32
 		hasCarrier bool
 	)
-	a := rtnlAttrs{b: p[unix.SizeofIfInfomsg:]}
-	for {
-		typ, v, ok := a.next()
-		if !ok {
-			break
-		}
-		switch typ {
-		case unix.IFLA_IFNAME:
+	var a attrDecoder
+	d.attrs(&a, m, sizeofIfInfomsg, rtnlLinkAttrNames)
+	for typ, v := range a.All {
+		switch typ & nlaTypeMask {
+		case iflaIfname:
 			name = cString(v)
 			if len(name) == 0 || len(name) > ifNameMax {
-				return events, false
+				return events, d.fail(m, a.Faultf(v, "attribute %s at byte %d holds a name of %d bytes, want 1-%d", len(name), ifNameMax))
 			}
-		case unix.IFLA_OPERSTATE:
-			if len(v) != 1 {
-				return events, false
-			}
-			oper = int(v[0])
-		case unix.IFLA_CARRIER_CHANGES:
-			if len(v) != 4 {
-				return events, false
-			}
-			carrier, hasCarrier = binary.NativeEndian.Uint32(v), true
+		case iflaOperstate:
+			oper = int(a.Uint8(v))
+		case iflaCarrierChanges:
+			carrier, hasCarrier = a.Uint32(v), true
 		}
 	}
-	if a.bad || name == nil || oper < 0 {
-		return events, false
+	switch {
+	case a.Failed():
+		return events, d.fail(m, a.Err())
+	case name == nil:
+		return events, d.fail(m, attrFaultf(rtnlLinkAttrNames, iflaIfname, "no attribute %s, which every link message carries"))
+	case oper < 0:
+		return events, d.fail(m, attrFaultf(rtnlLinkAttrNames, iflaOperstate, "no attribute %s, which every link message carries"))
 	}
 	ev := Event{Object: name, Value: float64(carrier), HasValue: hasCarrier, Payload: d.operState(oper)}
 	st := rtnlLink{up: oper == ifOperUp}
 	st.nameLen = uint8(copy(st.name[:], name))
 	prev, known := d.links[index]
 
-	if m.Type == unix.RTM_DELLINK {
+	if m.Type == rtmDellink {
 		if known {
 			if prev.up && !st.up {
 				events = appendNamed(events, ev, rtnlLinkDown)
@@ -281,7 +261,7 @@ func (d *Rtnetlink) link(events []Event, m message) ([]Event, bool) {
 		events = append(events, Event{Name: rtnlLinkRename, Object: name, Payload: old, Gone: old})
 	}
 	switch {
-	case m.Flags&unix.NLM_F_MULTI != 0:
+	case m.Flags&nlmFMulti != 0:
 		// A reply to the dump (notifications never have NLM_F_MULTI):
 		// the state as the dump read it, newer than the notifications
 		// queued before it, and never a transition.
@@ -382,9 +362,9 @@ func (d *Rtnetlink) appendAddr(a []byte, plen int) []byte {
 // than IPv4 and IPv6.
 func addrLen(family uint8) int {
 	switch family {
-	case unix.AF_INET:
+	case afInet:
 		return 4
-	case unix.AF_INET6:
+	case afInet6:
 		return 16
 	}
 	return 0
@@ -395,8 +375,8 @@ func addrLen(family uint8) int {
 // links IFA_ADDRESS is the peer's), else IFA_ADDRESS.
 func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
-	if len(p) < unix.SizeofIfAddrmsg {
-		return events, false
+	if len(p) < sizeofIfAddrmsg {
+		return events, d.fail(m, faultf("address message with a %d-byte payload, too short for struct ifaddrmsg (%d bytes)", len(p), sizeofIfAddrmsg))
 	}
 	n := addrLen(p[0])
 	if n == 0 {
@@ -405,46 +385,40 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 	key := rtnlAddr{family: p[0], plen: p[1], index: int32(binary.NativeEndian.Uint32(p[4:8]))}
 	var local, address, label []byte
 	updated := false
-	a := rtnlAttrs{b: p[unix.SizeofIfAddrmsg:]}
-	for {
-		typ, v, ok := a.next()
-		if !ok {
-			break
-		}
-		switch typ {
-		case unix.IFA_LOCAL, unix.IFA_ADDRESS:
-			if len(v) != n {
-				return events, false
-			}
-			if typ == unix.IFA_LOCAL {
-				local = v
-			} else {
-				address = v
-			}
-		case unix.IFA_LABEL:
+	var a attrDecoder
+	d.attrs(&a, m, sizeofIfAddrmsg, rtnlAddrAttrNames)
+	for typ, v := range a.All {
+		switch typ & nlaTypeMask {
+		case ifaLocal:
+			local = a.Sized(v, n)
+		case ifaAddress:
+			address = a.Sized(v, n)
+		case ifaLabel:
 			label = cString(v)
 			if len(label) > ifNameMax {
-				return events, false
+				return events, d.fail(m, a.Faultf(v, "attribute %s at byte %d holds a name of %d bytes, want at most %d", len(label), ifNameMax))
 			}
-		case unix.IFA_CACHEINFO:
-			if len(v) != unix.SizeofIfaCacheinfo {
-				return events, false
-			}
+		case ifaCacheinfo:
 			// cstamp and tstamp: created and last changed.
-			updated = binary.NativeEndian.Uint32(v[8:12]) != binary.NativeEndian.Uint32(v[12:16])
+			if v := a.Sized(v, sizeofIfaCacheinfo); v != nil {
+				updated = binary.NativeEndian.Uint32(v[8:12]) != binary.NativeEndian.Uint32(v[12:16])
+			}
 		}
 	}
 	if local == nil {
 		local = address
 	}
-	if a.bad || local == nil {
-		return events, false
+	switch {
+	case a.Failed():
+		return events, d.fail(m, a.Err())
+	case local == nil:
+		return events, d.fail(m, faultf("no address: neither attribute IFA_LOCAL nor IFA_ADDRESS"))
 	}
 	copy(key.addr[:], local)
 	_, known := d.addrs[key]
 	var name []byte
 	switch {
-	case m.Type == unix.RTM_DELADDR:
+	case m.Type == rtmDeladdr:
 		delete(d.addrs, key)
 		name = rtnlAddrDel
 	case known:
@@ -453,7 +427,7 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 		name = rtnlAddrUntracked
 	default:
 		d.addrs[key] = struct{}{}
-		if updated || m.Flags&unix.NLM_F_MULTI != 0 {
+		if updated || m.Flags&nlmFMulti != 0 {
 			// An address that existed before the decoder heard of it.
 			return events, true
 		}
@@ -469,25 +443,22 @@ func (d *Rtnetlink) addr(events []Event, m message) ([]Event, bool) {
 // resolution fails.
 func (d *Rtnetlink) neigh(events []Event, m message) ([]Event, bool) {
 	p := m.Payload
-	if len(p) < unix.SizeofNdMsg {
-		return events, false
+	if len(p) < sizeofNdMsg {
+		return events, d.fail(m, faultf("neighbour message with a %d-byte payload, too short for struct ndmsg (%d bytes)", len(p), sizeofNdMsg))
 	}
 	var dst []byte
-	a := rtnlAttrs{b: p[unix.SizeofNdMsg:]}
-	for {
-		typ, v, ok := a.next()
-		if !ok {
-			break
-		}
-		if typ == unix.NDA_DST {
+	var a attrDecoder
+	d.attrs(&a, m, sizeofNdMsg, rtnlNeighAttrNames)
+	for typ, v := range a.All {
+		if typ&nlaTypeMask == ndaDst {
 			dst = v
 		}
 	}
-	if a.bad {
-		return events, false
+	if a.Failed() {
+		return events, d.fail(m, a.Err())
 	}
 	state := binary.NativeEndian.Uint16(p[8:10])
-	if state&unix.NUD_FAILED == 0 || m.Flags&unix.NLM_F_MULTI != 0 {
+	if state&nudFailed == 0 || m.Flags&nlmFMulti != 0 {
 		return events, true
 	}
 	ev := Event{Name: rtnlNeighFailed, Object: d.object(int32(binary.NativeEndian.Uint32(p[4:8])), nil)}

@@ -17,38 +17,11 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 )
 
-// rtEvent is a decoded event of the kernel's own streams (rtnetlink, proc)
-// with its object, for readable diffs.
-type rtEvent struct {
-	Name     string
-	Object   string
-	Value    float64
-	HasValue bool
-	Payload  string
-	Gone     string
-}
-
-// toRtEvents converts decoded events for comparison; no events gives nil.
-func toRtEvents(evs []decoder.Event) []rtEvent {
-	if len(evs) == 0 {
-		return nil
-	}
-	out := make([]rtEvent, 0, len(evs))
-	for _, e := range evs {
-		ev := rtEvent{Name: string(e.Name), Object: string(e.Object), HasValue: e.HasValue, Payload: string(e.Payload), Gone: string(e.Gone)}
-		if e.HasValue {
-			ev.Value = e.Value
-		}
-		out = append(out, ev)
-	}
-	return out
-}
-
 // rtStep is one datagram given to a stateful decoder and what it must give.
 type rtStep struct {
 	what     string
 	datagram []byte
-	want     []rtEvent
+	want     []event
 	bad      int
 }
 
@@ -57,7 +30,7 @@ func runRtSteps(t *testing.T, d decoder.Decoder, steps []rtStep) {
 	t.Helper()
 	for i, s := range steps {
 		got, bad := d.Decode(nil, s.datagram)
-		if diff := cmp.Diff(s.want, toRtEvents(got)); diff != "" {
+		if diff := cmp.Diff(s.want, toEvents(got)); diff != "" {
 			t.Errorf("step %d (%s): unexpected events (-want +got):\n%s", i, s.what, diff)
 		}
 		if bad != s.bad {
@@ -119,61 +92,61 @@ func dumpLink(index int32, name string, oper uint8, carrier uint32) []byte {
 }
 
 // linkEv is a link event's expected form.
-func linkEv(name, object string, carrier float64, oper string) rtEvent {
-	return rtEvent{Name: name, Object: object, Value: carrier, HasValue: true, Payload: oper}
+func linkEv(name, object string, carrier float64, oper string) event {
+	return event{Name: name, Object: object, Value: carrier, HasValue: true, Payload: oper}
 }
 
 // delEv is a link/del event's expected form: the interface is gone.
-func delEv(object string, carrier float64, oper string) rtEvent {
+func delEv(object string, carrier float64, oper string) event {
 	e := linkEv("link/del", object, carrier, oper)
 	e.Gone = object
 	return e
 }
 
 // renameEv is a link/rename event's expected form.
-func renameEv(from, to string) rtEvent {
-	return rtEvent{Name: "link/rename", Object: to, Payload: from, Gone: from}
+func renameEv(from, to string) event {
+	return event{Name: "link/rename", Object: to, Payload: from, Gone: from}
 }
 
 func TestRtnetlinkLinks(t *testing.T) {
 	runRtSteps(t, decoder.NewRtnetlink(), []rtStep{
 		{"a veth end appears, down", link(unix.RTM_NEWLINK, 3, newDev, "kvA", operDown, 1),
-			[]rtEvent{linkEv("link/new", "kvA", 1, "down")}, 0},
+			[]event{linkEv("link/new", "kvA", 1, "down")}, 0},
 		{"set up: running, no carrier yet", newlink(3, "kvA", operLLD, 1), nil, 0},
-		{"carrier: up", newlink(3, "kvA", operUp, 2), []rtEvent{linkEv("link/up", "kvA", 2, "up")}, 0},
+		{"carrier: up", newlink(3, "kvA", operUp, 2), []event{linkEv("link/up", "kvA", 2, "up")}, 0},
 		{"a notification that changes nothing", newlink(3, "kvA", operUp, 2), nil, 0},
-		{"down", newlink(3, "kvA", operDown, 3), []rtEvent{linkEv("link/down", "kvA", 3, "down")}, 0},
+		{"down", newlink(3, "kvA", operDown, 3), []event{linkEv("link/down", "kvA", 3, "down")}, 0},
 		{"down again, another reason", newlink(3, "kvA", operLLD, 3), nil, 0},
-		{"renamed while down", newlink(3, "kvRenamed", operLLD, 3), []rtEvent{renameEv("kvA", "kvRenamed")}, 0},
-		{"up under the new name", newlink(3, "kvRenamed", operUp, 4), []rtEvent{linkEv("link/up", "kvRenamed", 4, "up")}, 0},
+		{"renamed while down", newlink(3, "kvRenamed", operLLD, 3), []event{renameEv("kvA", "kvRenamed")}, 0},
+		{"up under the new name", newlink(3, "kvRenamed", operUp, 4), []event{linkEv("link/up", "kvRenamed", 4, "up")}, 0},
 		{"a bridge port's notification is not the device's",
 			rtMsg(unix.RTM_DELLINK, 0, ifinfomsg(unix.AF_BRIDGE, 3, 0, 0), linkAttrs("kvRenamed", operDown, 4)...), nil, 0},
 		{"still up: its close was lost, its deletion says down",
 			link(unix.RTM_DELLINK, 3, newDev, "kvRenamed", operDown, 5),
-			[]rtEvent{linkEv("link/down", "kvRenamed", 5, "down"), delEv("kvRenamed", 5, "down")}, 0},
+			[]event{linkEv("link/down", "kvRenamed", 5, "down"), delEv("kvRenamed", 5, "down")}, 0},
 		{"index 3 is unknown again: its first notification only teaches its state", newlink(3, "kvB", operUp, 7), nil, 0},
-		{"then its transitions count", newlink(3, "kvB", operDown, 8), []rtEvent{linkEv("link/down", "kvB", 8, "down")}, 0},
+		{"then its transitions count", newlink(3, "kvB", operDown, 8), []event{linkEv("link/down", "kvB", 8, "down")}, 0},
 		{"a device created up: new, then up", link(unix.RTM_NEWLINK, 4, newDev, "kvC", operUp, 0),
-			[]rtEvent{linkEv("link/new", "kvC", 0, "up"), linkEv("link/up", "kvC", 0, "up")}, 0},
+			[]event{linkEv("link/new", "kvC", 0, "up"), linkEv("link/up", "kvC", 0, "up")}, 0},
 		{"a new device over a known index starts afresh: the old one is gone", link(unix.RTM_NEWLINK, 3, newDev, "kvD", operDown, 1),
-			[]rtEvent{{Name: "link/new", Object: "kvD", Value: 1, HasValue: true, Payload: "down", Gone: "kvB"}}, 0},
+			[]event{{Name: "link/new", Object: "kvD", Value: 1, HasValue: true, Payload: "down", Gone: "kvB"}}, 0},
 		{"renamed and up in one message", newlink(3, "kvD2", operUp, 2),
-			[]rtEvent{renameEv("kvD", "kvD2"), linkEv("link/up", "kvD2", 2, "up")}, 0},
-		{"renamed back, in the dump after a new socket", dumpLink(3, "kvD", operUp, 2), []rtEvent{renameEv("kvD2", "kvD")}, 0},
+			[]event{renameEv("kvD", "kvD2"), linkEv("link/up", "kvD2", 2, "up")}, 0},
+		{"renamed back, in the dump after a new socket", dumpLink(3, "kvD", operUp, 2), []event{renameEv("kvD2", "kvD")}, 0},
 		{"deleting an unknown interface still counts", link(unix.RTM_DELLINK, 99, newDev, "kvE", operDown, 1),
-			[]rtEvent{delEv("kvE", 1, "down")}, 0},
+			[]event{delEv("kvE", 1, "down")}, 0},
 		{"an operational state the decoder has no name for",
-			newlink(4, "kvC", 9, 1), []rtEvent{linkEv("link/down", "kvC", 1, "9")}, 0},
+			newlink(4, "kvC", 9, 1), []event{linkEv("link/down", "kvC", 1, "9")}, 0},
 		{"no carrier count: no value",
 			rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(unix.AF_UNSPEC, 4, 0, 0),
 				nlsend.AppendAttr(nil, unix.IFLA_OPERSTATE, []byte{operUp}), nlsend.AppendAttr(nil, unix.IFLA_IFNAME, cstr("kvC"))),
-			[]rtEvent{{Name: "link/up", Object: "kvC", Payload: "up"}}, 0},
+			[]event{{Name: "link/up", Object: "kvC", Payload: "up"}}, 0},
 		{"a name without its NUL, and the last attribute without padding",
 			rtMsg(unix.RTM_NEWLINK, 0, ifinfomsg(unix.AF_UNSPEC, 4, 0, 0),
 				nlsend.AppendAttr(nil, unix.IFLA_OPERSTATE, []byte{operDown}), withoutAttrPadding(nlsend.AppendAttr(nil, unix.IFLA_IFNAME, []byte("kvC")))),
-			[]rtEvent{{Name: "link/down", Object: "kvC", Payload: "down"}}, 0},
+			[]event{{Name: "link/down", Object: "kvC", Payload: "down"}}, 0},
 		{"two transitions in one datagram", concat(newlink(4, "kvC", operUp, 2), newlink(4, "kvC", operDown, 3)),
-			[]rtEvent{linkEv("link/up", "kvC", 2, "up"), linkEv("link/down", "kvC", 3, "down")}, 0},
+			[]event{linkEv("link/up", "kvC", 2, "up"), linkEv("link/down", "kvC", 3, "down")}, 0},
 	})
 }
 
@@ -186,9 +159,9 @@ func TestRtnetlinkDump(t *testing.T) {
 		{"the dump: eth0 (known, now down), eth1 up, eth2 down, and its end",
 			concat(dumpLink(2, "eth0", operDown, 2), dumpLink(5, "eth1", operUp, 4), dumpLink(6, "eth2", operDown, 0),
 				nlsend.AppendMessage(nil, unix.NLMSG_DONE, nlSeq, u32(0))), nil, 0},
-		{"eth0 comes up from the state the dump read", newlink(2, "eth0", operUp, 3), []rtEvent{linkEv("link/up", "eth0", 3, "up")}, 0},
-		{"eth1 goes down", newlink(5, "eth1", operDown, 5), []rtEvent{linkEv("link/down", "eth1", 5, "down")}, 0},
-		{"eth2 comes up", newlink(6, "eth2", operUp, 1), []rtEvent{linkEv("link/up", "eth2", 1, "up")}, 0},
+		{"eth0 comes up from the state the dump read", newlink(2, "eth0", operUp, 3), []event{linkEv("link/up", "eth0", 3, "up")}, 0},
+		{"eth1 goes down", newlink(5, "eth1", operDown, 5), []event{linkEv("link/down", "eth1", 5, "down")}, 0},
+		{"eth2 comes up", newlink(6, "eth2", operUp, 1), []event{linkEv("link/up", "eth2", 1, "up")}, 0},
 		{"an error message (a failed dump) is not an event",
 			nlsend.AppendMessage(nil, unix.NLMSG_ERROR, nlSeq, make([]byte, 20)), nil, 0},
 	})
@@ -218,7 +191,7 @@ func TestRtnetlinkLinkMalformed(t *testing.T) {
 			runRtSteps(t, d, []rtStep{
 				{"known", newlink(3, "kvA", operDown, 0), nil, 0},
 				{"malformed", c.datagram, nil, 1},
-				{"malformed beside a good one", concat(c.datagram, good), []rtEvent{linkEv("link/up", "kvA", 1, "up")}, 1},
+				{"malformed beside a good one", concat(c.datagram, good), []event{linkEv("link/up", "kvA", 1, "up")}, 1},
 			})
 		})
 	}
@@ -266,37 +239,37 @@ func TestRtnetlinkAddrs(t *testing.T) {
 	runRtSteps(t, decoder.NewRtnetlink(), []rtStep{
 		{"the link", dumpLink(3, "kvA", operUp, 2), nil, 0},
 		{"an IPv4 address added", addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "kvA", 100, 100),
-			[]rtEvent{{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/24"}}, 0},
+			[]event{{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/24"}}, 0},
 		{"announced again (its lifetime changed)", addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "kvA", 100, 200), nil, 0},
 		{"another prefix length is another address", addr4(unix.RTM_NEWADDR, 3, ip4a, 16, "kvA", 300, 300),
-			[]rtEvent{{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/16"}}, 0},
+			[]event{{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/16"}}, 0},
 		{"removed", addr4(unix.RTM_DELADDR, 3, ip4a, 24, "kvA", 100, 200),
-			[]rtEvent{{Name: "addr/del", Object: "kvA", Payload: "10.9.0.1/24"}}, 0},
+			[]event{{Name: "addr/del", Object: "kvA", Payload: "10.9.0.1/24"}}, 0},
 		{"added again", addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "kvA", 400, 400),
-			[]rtEvent{{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/24"}}, 0},
+			[]event{{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/24"}}, 0},
 		{"IPv6, tentative", addr6(unix.RTM_NEWADDR, 3, ip6a, 64, 500, 500),
-			[]rtEvent{{Name: "addr/new", Object: "kvA", Payload: "2001:db8::1/64"}}, 0},
+			[]event{{Name: "addr/new", Object: "kvA", Payload: "2001:db8::1/64"}}, 0},
 		{"IPv6, duplicate address detection done", addr6(unix.RTM_NEWADDR, 3, ip6a, 64, 500, 500), nil, 0},
 		{"an address from before the decoder, updated", addr6(unix.RTM_NEWADDR, 3, [16]byte{0xfe, 0x80, 15: 7}, 64, 5, 600), nil, 0},
 		{"which is known from then on", addr6(unix.RTM_NEWADDR, 3, [16]byte{0xfe, 0x80, 15: 7}, 64, 5, 600), nil, 0},
 		{"and counts when it goes", addr6(unix.RTM_DELADDR, 3, [16]byte{0xfe, 0x80, 15: 7}, 64, 5, 600),
-			[]rtEvent{{Name: "addr/del", Object: "kvA", Payload: "fe80::7/64"}}, 0},
+			[]event{{Name: "addr/del", Object: "kvA", Payload: "fe80::7/64"}}, 0},
 		{"an unknown interface, by its label", addr4(unix.RTM_NEWADDR, 8, ip4b, 8, "eth9:1", 1, 1),
-			[]rtEvent{{Name: "addr/new", Object: "eth9:1", Payload: "10.9.0.2/8"}}, 0},
+			[]event{{Name: "addr/new", Object: "eth9:1", Payload: "10.9.0.2/8"}}, 0},
 		{"an unknown interface without a label", addr6(unix.RTM_NEWADDR, 8, ip6a, 128, 1, 1),
-			[]rtEvent{{Name: "addr/new", Object: "if8", Payload: "2001:db8::1/128"}}, 0},
+			[]event{{Name: "addr/new", Object: "if8", Payload: "2001:db8::1/128"}}, 0},
 		{"point-to-point: the local address, not the peer's",
 			rtMsg(unix.RTM_NEWADDR, 0, ifaddrmsg(unix.AF_INET, 32, 3),
 				nlsend.AppendAttr(nil, unix.IFA_ADDRESS, []byte{192, 0, 2, 2}), nlsend.AppendAttr(nil, unix.IFA_LOCAL, []byte{192, 0, 2, 1})),
-			[]rtEvent{{Name: "addr/new", Object: "kvA", Payload: "192.0.2.1/32"}}, 0},
+			[]event{{Name: "addr/new", Object: "kvA", Payload: "192.0.2.1/32"}}, 0},
 		{"another family", rtMsg(unix.RTM_NEWADDR, 0, ifaddrmsg(unix.AF_PACKET, 0, 3), nlsend.AppendAttr(nil, unix.IFA_ADDRESS, []byte{1, 2})), nil, 0},
 		{"the link goes, its DELADDRs lost", link(unix.RTM_DELLINK, 3, newDev, "kvA", operDown, 3),
-			[]rtEvent{linkEv("link/down", "kvA", 3, "down"), delEv("kvA", 3, "down")}, 0},
+			[]event{linkEv("link/down", "kvA", 3, "down"), delEv("kvA", 3, "down")}, 0},
 		{"its addresses went with it", addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "", 900, 900),
-			[]rtEvent{{Name: "addr/new", Object: "if3", Payload: "10.9.0.1/24"}}, 0},
+			[]event{{Name: "addr/new", Object: "if3", Payload: "10.9.0.1/24"}}, 0},
 		{"without cache information an unknown address is new",
 			rtMsg(unix.RTM_NEWADDR, 0, ifaddrmsg(unix.AF_INET, 24, 3), nlsend.AppendAttr(nil, unix.IFA_LOCAL, ip4b[:])),
-			[]rtEvent{{Name: "addr/new", Object: "if3", Payload: "10.9.0.2/24"}}, 0},
+			[]event{{Name: "addr/new", Object: "if3", Payload: "10.9.0.2/24"}}, 0},
 	})
 }
 
@@ -318,7 +291,7 @@ func TestRtnetlinkAddrMalformed(t *testing.T) {
 			runRtSteps(t, decoder.NewRtnetlink(), []rtStep{
 				{"malformed", c.datagram, nil, 1},
 				{"malformed beside a good one", concat(c.datagram, addr4(unix.RTM_DELADDR, 3, ip4a, 24, "kvA", 1, 1)),
-					[]rtEvent{{Name: "addr/del", Object: "kvA", Payload: "10.9.0.1/24"}}, 1},
+					[]event{{Name: "addr/del", Object: "kvA", Payload: "10.9.0.1/24"}}, 1},
 			})
 		})
 	}
@@ -339,11 +312,11 @@ func TestRtnetlinkNeigh(t *testing.T) {
 	runRtSteps(t, decoder.NewRtnetlink(), []rtStep{
 		{"the link", newlink(3, "kvA", operUp, 2), nil, 0},
 		{"resolution failed", neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_FAILED, ip4b[:]),
-			[]rtEvent{{Name: "neigh/failed", Object: "kvA", Payload: "10.9.0.2"}}, 0},
+			[]event{{Name: "neigh/failed", Object: "kvA", Payload: "10.9.0.2"}}, 0},
 		{"IPv6, on an unknown interface", neighMsg(unix.RTM_NEWNEIGH, 9, unix.NUD_FAILED, ip6a[:]),
-			[]rtEvent{{Name: "neigh/failed", Object: "if9", Payload: "2001:db8::1"}}, 0},
+			[]event{{Name: "neigh/failed", Object: "if9", Payload: "2001:db8::1"}}, 0},
 		{"no destination", rtMsg(unix.RTM_NEWNEIGH, 0, ndmsg(unix.AF_INET, 3, unix.NUD_FAILED)),
-			[]rtEvent{{Name: "neigh/failed", Object: "kvA"}}, 0},
+			[]event{{Name: "neigh/failed", Object: "kvA"}}, 0},
 		{"other states", concat(neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_REACHABLE, ip4b[:]),
 			neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_STALE, ip4b[:]), neighMsg(unix.RTM_NEWNEIGH, 3, unix.NUD_INCOMPLETE, ip4b[:])), nil, 0},
 		{"a failed entry deleted, and the kernel's request to a resolver daemon",
@@ -367,19 +340,19 @@ func TestRtnetlinkLinkBound(t *testing.T) {
 		t.Fatalf("dump of %d links: %d events, %d malformed", decoder.RtnetlinkMaxLinks, len(evs), bad)
 	}
 	runRtSteps(t, d, []rtStep{
-		{"a kept interface", newlink(1000, "d0", operDown, 2), []rtEvent{linkEv("link/down", "d0", 2, "down")}, 0},
-		{"an interface past the bound", newlink(7, "over", operDown, 2), []rtEvent{linkEv("link/untracked", "over", 2, "down")}, 0},
-		{"which stays untracked", newlink(7, "over", operUp, 3), []rtEvent{linkEv("link/untracked", "over", 3, "up")}, 0},
+		{"a kept interface", newlink(1000, "d0", operDown, 2), []event{linkEv("link/down", "d0", 2, "down")}, 0},
+		{"an interface past the bound", newlink(7, "over", operDown, 2), []event{linkEv("link/untracked", "over", 2, "down")}, 0},
+		{"which stays untracked", newlink(7, "over", operUp, 3), []event{linkEv("link/untracked", "over", 3, "up")}, 0},
 		{"the dump does not add it", dumpLink(7, "over", operUp, 3), nil, 0},
 		{"a new interface past the bound counts", link(unix.RTM_NEWLINK, 8, newDev, "new", operUp, 0),
-			[]rtEvent{linkEv("link/new", "new", 0, "up"), linkEv("link/up", "new", 0, "up")}, 0},
-		{"but is not kept", newlink(8, "new", operDown, 1), []rtEvent{linkEv("link/untracked", "new", 1, "down")}, 0},
-		{"its deletion counts", link(unix.RTM_DELLINK, 8, newDev, "new", operDown, 1), []rtEvent{delEv("new", 1, "down")}, 0},
+			[]event{linkEv("link/new", "new", 0, "up"), linkEv("link/up", "new", 0, "up")}, 0},
+		{"but is not kept", newlink(8, "new", operDown, 1), []event{linkEv("link/untracked", "new", 1, "down")}, 0},
+		{"its deletion counts", link(unix.RTM_DELLINK, 8, newDev, "new", operDown, 1), []event{delEv("new", 1, "down")}, 0},
 		{"a kept interface goes", link(unix.RTM_DELLINK, 1001, newDev, "d1", operDown, 2),
-			[]rtEvent{linkEv("link/down", "d1", 2, "down"), delEv("d1", 2, "down")}, 0},
+			[]event{linkEv("link/down", "d1", 2, "down"), delEv("d1", 2, "down")}, 0},
 		{"which makes room: 7 is learnt", newlink(7, "over", operUp, 4), nil, 0},
-		{"and its transitions count", newlink(7, "over", operDown, 5), []rtEvent{linkEv("link/down", "over", 5, "down")}, 0},
-		{"the table is full again", newlink(9, "more", operDown, 1), []rtEvent{linkEv("link/untracked", "more", 1, "down")}, 0},
+		{"and its transitions count", newlink(7, "over", operDown, 5), []event{linkEv("link/down", "over", 5, "down")}, 0},
+		{"the table is full again", newlink(9, "more", operDown, 1), []event{linkEv("link/untracked", "more", 1, "down")}, 0},
 	})
 }
 
@@ -399,15 +372,15 @@ func TestRtnetlinkAddrBound(t *testing.T) {
 	runRtSteps(t, d, []rtStep{
 		{"a kept address, again", addr4(unix.RTM_NEWADDR, 3, [4]byte{10, 0, 0, 0}, 32, "", 1, 1), nil, 0},
 		{"an address past the bound", addr4(unix.RTM_NEWADDR, 3, over, 24, "", 1, 1),
-			[]rtEvent{{Name: "addr/untracked", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
+			[]event{{Name: "addr/untracked", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
 		{"announced again", addr4(unix.RTM_NEWADDR, 3, over, 24, "", 1, 2),
-			[]rtEvent{{Name: "addr/untracked", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
+			[]event{{Name: "addr/untracked", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
 		{"removed", addr4(unix.RTM_DELADDR, 3, over, 24, "", 1, 2),
-			[]rtEvent{{Name: "addr/del", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
+			[]event{{Name: "addr/del", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
 		{"a kept one removed makes room", addr4(unix.RTM_DELADDR, 3, [4]byte{10, 0, 0, 1}, 32, "", 1, 1),
-			[]rtEvent{{Name: "addr/del", Object: "if3", Payload: "10.0.0.1/32"}}, 0},
+			[]event{{Name: "addr/del", Object: "if3", Payload: "10.0.0.1/32"}}, 0},
 		{"for another", addr4(unix.RTM_NEWADDR, 3, over, 24, "", 5, 5),
-			[]rtEvent{{Name: "addr/new", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
+			[]event{{Name: "addr/new", Object: "if3", Payload: "192.0.2.1/24"}}, 0},
 		{"kept", addr4(unix.RTM_NEWADDR, 3, over, 24, "", 5, 5), nil, 0},
 	})
 }
@@ -420,12 +393,12 @@ func TestRtnetlinkBatch(t *testing.T) {
 	events, _ := d.Decode(nil, addr4(unix.RTM_NEWADDR, 3, ip4a, 24, "", 1, 1))
 	events, _ = d.Decode(events, addr6(unix.RTM_NEWADDR, 4, ip6a, 64, 1, 1))
 	events, _ = d.Decode(events, neighMsg(unix.RTM_NEWNEIGH, 9, unix.NUD_FAILED, ip4b[:]))
-	want := []rtEvent{
+	want := []event{
 		{Name: "addr/new", Object: "kvA", Payload: "10.9.0.1/24"},
 		{Name: "addr/new", Object: "kvB", Payload: "2001:db8::1/64"},
 		{Name: "neigh/failed", Object: "if9", Payload: "10.9.0.2"},
 	}
-	if diff := cmp.Diff(want, toRtEvents(events)); diff != "" {
+	if diff := cmp.Diff(want, toEvents(events)); diff != "" {
 		t.Fatalf("unexpected events (-want +got):\n%s", diff)
 	}
 }
@@ -436,7 +409,7 @@ func TestRtnetlinkObjectAliasesDatagram(t *testing.T) {
 	dg := link(unix.RTM_NEWLINK, 3, newDev, "kvA", operDown, 1)
 	events, _ := decoder.NewRtnetlink().Decode(nil, dg)
 	if len(events) != 1 || !within(dg, events[0].Object) {
-		t.Fatalf("events %v: object not within the datagram", toRtEvents(events))
+		t.Fatalf("events %v: object not within the datagram", toEvents(events))
 	}
 }
 
@@ -699,20 +672,20 @@ int main(void) {
 		t.Errorf("dump request %x, headers build %x", got, want)
 	}
 	for _, oper := range []string{"unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"} {
-		want := []rtEvent{{Name: "link/new", Object: "kv2", Payload: oper}}
+		want := []event{{Name: "link/new", Object: "kv2", Payload: oper}}
 		if oper == "up" {
-			want = append(want, rtEvent{Name: "link/up", Object: "kv2", Payload: oper})
+			want = append(want, event{Name: "link/up", Object: "kv2", Payload: oper})
 		}
 		runRtSteps(t, decoder.NewRtnetlink(), []rtStep{{"a new device, " + oper, m["oper_"+oper], want, 0}})
 	}
 	runRtSteps(t, decoder.NewRtnetlink(), []rtStep{
-		{"a new device, up", m["newlink"], []rtEvent{linkEv("link/new", "kv0", 5, "up"), linkEv("link/up", "kv0", 5, "up")}, 0},
-		{"its address (IFA_LOCAL, not the peer's)", m["newaddr"], []rtEvent{{Name: "addr/new", Object: "kv0", Payload: "10.1.2.3/24"}}, 0},
+		{"a new device, up", m["newlink"], []event{linkEv("link/new", "kv0", 5, "up"), linkEv("link/up", "kv0", 5, "up")}, 0},
+		{"its address (IFA_LOCAL, not the peer's)", m["newaddr"], []event{{Name: "addr/new", Object: "kv0", Payload: "10.1.2.3/24"}}, 0},
 		{"an address changed since its creation", m["oldaddr"], nil, 0},
-		{"removed", m["deladdr"], []rtEvent{{Name: "addr/del", Object: "kv0", Payload: "10.1.2.9/24"}}, 0},
-		{"a failed neighbour", m["newneigh"], []rtEvent{{Name: "neigh/failed", Object: "kv0", Payload: "10.1.2.4"}}, 0},
+		{"removed", m["deladdr"], []event{{Name: "addr/del", Object: "kv0", Payload: "10.1.2.9/24"}}, 0},
+		{"a failed neighbour", m["newneigh"], []event{{Name: "neigh/failed", Object: "kv0", Payload: "10.1.2.4"}}, 0},
 		{"a dump reply", m["dumplink"], nil, 0},
-		{"then a notification", m["newlinkdown"], []rtEvent{{Name: "link/down", Object: "kv1", Payload: "down"}}, 0},
-		{"the device goes", m["dellink"], []rtEvent{linkEv("link/down", "kv0", 5, "down"), delEv("kv0", 5, "down")}, 0},
+		{"then a notification", m["newlinkdown"], []event{{Name: "link/down", Object: "kv1", Payload: "down"}}, 0},
+		{"the device goes", m["dellink"], []event{linkEv("link/down", "kv0", 5, "down"), delEv("kv0", 5, "down")}, 0},
 	})
 }

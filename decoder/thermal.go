@@ -2,7 +2,6 @@ package decoder
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strconv"
 )
 
@@ -185,6 +184,7 @@ var thermalTripTypes = [ThermalTripCritical + 1]string{
 // after another while the caller appends events; a call with an empty
 // events slice starts a new batch.
 type Thermal struct {
+	faults
 	buf []byte
 	// zones and cdevs are the names of zones and cooling devices by id.
 	zones, cdevs map[uint32][]byte
@@ -209,8 +209,48 @@ func (d *Thermal) Decode(events []Event, datagram []byte) ([]Event, int) {
 	return decodeMessages(events, datagram, d)
 }
 
+func (d *Thermal) diagnose(datagram []byte) []Problem {
+	return diagnoseEach(datagram, NewThermal())
+}
+
+// thermalAttrNames are thermal.h's names of the attributes.
+var thermalAttrNames = attrNames{
+	ThermalAttrTz:                       "THERMAL_GENL_ATTR_TZ",
+	ThermalAttrTzID:                     "THERMAL_GENL_ATTR_TZ_ID",
+	ThermalAttrTzTemp:                   "THERMAL_GENL_ATTR_TZ_TEMP",
+	ThermalAttrTzTrip:                   "THERMAL_GENL_ATTR_TZ_TRIP",
+	ThermalAttrTzTripID:                 "THERMAL_GENL_ATTR_TZ_TRIP_ID",
+	ThermalAttrTzTripType:               "THERMAL_GENL_ATTR_TZ_TRIP_TYPE",
+	ThermalAttrTzTripTemp:               "THERMAL_GENL_ATTR_TZ_TRIP_TEMP",
+	ThermalAttrTzTripHyst:               "THERMAL_GENL_ATTR_TZ_TRIP_HYST",
+	ThermalAttrTzMode:                   "THERMAL_GENL_ATTR_TZ_MODE",
+	ThermalAttrTzName:                   "THERMAL_GENL_ATTR_TZ_NAME",
+	ThermalAttrTzCdevWeight:             "THERMAL_GENL_ATTR_TZ_CDEV_WEIGHT",
+	ThermalAttrTzGov:                    "THERMAL_GENL_ATTR_TZ_GOV",
+	ThermalAttrTzGovName:                "THERMAL_GENL_ATTR_TZ_GOV_NAME",
+	ThermalAttrCdev:                     "THERMAL_GENL_ATTR_CDEV",
+	ThermalAttrCdevID:                   "THERMAL_GENL_ATTR_CDEV_ID",
+	ThermalAttrCdevCurState:             "THERMAL_GENL_ATTR_CDEV_CUR_STATE",
+	ThermalAttrCdevMaxState:             "THERMAL_GENL_ATTR_CDEV_MAX_STATE",
+	ThermalAttrCdevName:                 "THERMAL_GENL_ATTR_CDEV_NAME",
+	ThermalAttrGovName:                  "THERMAL_GENL_ATTR_GOV_NAME",
+	ThermalAttrCPUCapability:            "THERMAL_GENL_ATTR_CPU_CAPABILITY",
+	ThermalAttrCPUCapabilityID:          "THERMAL_GENL_ATTR_CPU_CAPABILITY_ID",
+	ThermalAttrCPUCapabilityPerformance: "THERMAL_GENL_ATTR_CPU_CAPABILITY_PERFORMANCE",
+	ThermalAttrCPUCapabilityEfficiency:  "THERMAL_GENL_ATTR_CPU_CAPABILITY_EFFICIENCY",
+	ThermalAttrThreshold:                "THERMAL_GENL_ATTR_THRESHOLD",
+	ThermalAttrThresholdTemp:            "THERMAL_GENL_ATTR_THRESHOLD_TEMP",
+	ThermalAttrThresholdDirection:       "THERMAL_GENL_ATTR_THRESHOLD_DIRECTION",
+	ThermalAttrTzPrevTemp:               "THERMAL_GENL_ATTR_TZ_PREV_TEMP",
+}
+
 // thermalAttrs is what one message's attributes say.
 type thermalAttrs struct {
+	// m is the message, of command cmd, of the decoder whose faults x
+	// are.
+	x   *faults
+	m   message
+	cmd uint8
 	// has flags the attributes present, by type.
 	has                      uint32
 	u32                      [thermalAttrCount]uint32
@@ -222,15 +262,17 @@ type thermalAttrs struct {
 // well-formed: framed, numbers of 4 bytes, names NUL-terminated and
 // shorter than ThermalNameLength. Attributes the decoder does not know are
 // skipped.
-func (a *thermalAttrs) parse(b []byte) bool {
-	r := attrReader{b: b}
-	for r.next() {
-		t := r.typ
+func (a *thermalAttrs) parse() bool {
+	var ad attrDecoder
+	a.x.attrs(&ad, a.m, genlHeaderLen, thermalAttrNames)
+	for typ, v := range ad.All {
+		t := typ & nlaTypeMask
 		switch t {
 		case ThermalAttrTzName, ThermalAttrCdevName, ThermalAttrGovName, ThermalAttrTzGovName:
-			s, ok := thermalName(r.v)
+			s, ok := thermalName(v)
 			if !ok {
-				return false
+				return a.x.fail(a.m, ad.Faultf(v, "attribute %s at byte %d holds %d bytes, not a NUL-terminated name of 1-%d characters",
+					len(v), ThermalNameLength-1))
 			}
 			switch t {
 			case ThermalAttrTzName:
@@ -241,37 +283,51 @@ func (a *thermalAttrs) parse(b []byte) bool {
 				a.govStr = s
 			}
 		case ThermalAttrCPUCapability:
-			// Triplets of id, performance and efficiency, one per CPU.
-			n := 0
-			cr := attrReader{b: r.v}
-			for cr.next() {
-				if cr.typ == ThermalAttrCPUCapabilityID {
-					n++
-				}
-			}
-			if cr.bad {
+			var ok bool
+			if a.cpus, ok = a.countCPUs(&ad, v); !ok {
 				return false
 			}
-			a.cpus = n
 		default:
 			if t >= thermalAttrCount || thermalU32Attrs&(1<<t) == 0 {
 				continue
 			}
-			if len(r.v) != 4 {
-				return false
-			}
-			a.u32[t] = binary.NativeEndian.Uint32(r.v)
+			a.u32[t] = ad.Uint32(v)
 		}
 		a.has |= 1 << t
 	}
-	return !r.bad
+	if ad.Failed() {
+		return a.x.fail(a.m, ad.Err())
+	}
+	return true
 }
 
-// have reports whether the message has all the attributes of types.
+// countCPUs counts the CPUs of a THERMAL_GENL_ATTR_CPU_CAPABILITY nest v
+// of ad's: triplets of id, performance and efficiency. It is apart so that
+// the compiler inlines the walk of the message's attributes, which it does
+// not with another walk in it.
+func (a *thermalAttrs) countCPUs(ad *attrDecoder, v []byte) (int, bool) {
+	var cr attrDecoder
+	ad.Nested(&cr, v, thermalAttrNames)
+	n := 0
+	for typ := range cr.All {
+		if typ&nlaTypeMask == ThermalAttrCPUCapabilityID {
+			n++
+		}
+	}
+	if cr.Failed() {
+		return 0, a.x.fail(a.m, cr.Err())
+	}
+	return n, true
+}
+
+// have reports whether the message has all the attributes of types, which
+// its command always carries: a message without one is malformed, and
+// have fails it.
 func (a *thermalAttrs) have(types ...uint16) bool {
 	for _, t := range types {
 		if a.has&(1<<t) == 0 {
-			return false
+			f := attrFaultf(thermalAttrNames, t, "no attribute %s, which every %s message (command %d) carries", int(a.cmd))
+			return a.x.fail(a.m, f.quoting(thermalEventNames[a.cmd]))
 		}
 	}
 	return true
@@ -291,12 +347,15 @@ func thermalName(v []byte) ([]byte, bool) {
 }
 
 func (d *Thermal) decodeMessage(ev *Event, m message) bool {
-	if len(m.Payload) < genlHeaderLen {
+	cmd, ok := d.genlCommand(m)
+	if !ok {
 		return false
 	}
-	cmd := m.Payload[0]
+	// Set field by field: a composite literal is built aside and copied,
+	// which measured slower.
 	var a thermalAttrs
-	if !a.parse(m.Payload[genlHeaderLen:]) {
+	a.x, a.m, a.cmd = &d.faults, m, cmd
+	if !a.parse() {
 		return false
 	}
 	start := len(d.buf)
@@ -318,7 +377,7 @@ func (d *Thermal) event(ev *Event, cmd uint8, a *thermalAttrs) bool {
 			d.unknown[cmd] = n
 		}
 		ev.Name = n
-		if a.have(ThermalAttrTzID) {
+		if a.has&(1<<ThermalAttrTzID) != 0 {
 			ev.Object = d.zone(tz, false, 0)
 		}
 		return true
@@ -518,37 +577,4 @@ func remember(names map[uint32][]byte, id uint32, name []byte) {
 		return
 	}
 	names[id] = bytes.Clone(name)
-}
-
-// attrReader walks the netlink attributes of a message without copying
-// them.
-type attrReader struct {
-	b []byte
-	// typ and v are the current attribute's type, without the
-	// NLA_F_NESTED and NLA_F_NET_BYTEORDER flags, and value.
-	typ uint16
-	v   []byte
-	// bad is set when the attributes cannot be framed: a truncated
-	// header, or a length under the header's or past the end.
-	bad bool
-}
-
-// next moves to the next attribute and reports whether there is one.
-func (r *attrReader) next() bool {
-	if len(r.b) == 0 || r.bad {
-		return false
-	}
-	if len(r.b) < nlaHeaderLen {
-		r.bad = true
-		return false
-	}
-	l := int(binary.NativeEndian.Uint16(r.b[0:2]))
-	if l < nlaHeaderLen || l > len(r.b) {
-		r.bad = true
-		return false
-	}
-	r.typ = binary.NativeEndian.Uint16(r.b[2:4]) & nlaTypeMask
-	r.v = r.b[nlaHeaderLen:l]
-	r.b = skipAligned(r.b, l)
-	return true
 }

@@ -11,47 +11,6 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 )
 
-// objectEvent is a decoded event with its object, for the decoders of the
-// kernel's families, which set one.
-type objectEvent struct {
-	Name     string
-	Object   string
-	Value    float64
-	HasValue bool
-	Payload  string
-	Gone     string
-}
-
-// toObjectEvents converts decoded events for comparison; no events gives
-// nil.
-func toObjectEvents(evs []decoder.Event) []objectEvent {
-	if len(evs) == 0 {
-		return nil
-	}
-	out := make([]objectEvent, 0, len(evs))
-	for _, e := range evs {
-		ev := objectEvent{Name: string(e.Name), Object: string(e.Object), HasValue: e.HasValue, Payload: string(e.Payload), Gone: string(e.Gone)}
-		if e.HasValue {
-			ev.Value = e.Value
-		}
-		out = append(out, ev)
-	}
-	return out
-}
-
-// checkObjectDecode decodes datagram with d and compares the events and the
-// malformed count with want and wantBad.
-func checkObjectDecode(t *testing.T, d decoder.Decoder, datagram []byte, want []objectEvent, wantBad int) {
-	t.Helper()
-	got, bad := d.Decode(nil, datagram)
-	if diff := cmp.Diff(want, toObjectEvents(got)); diff != "" {
-		t.Errorf("unexpected events (-want +got):\n%s", diff)
-	}
-	if bad != wantBad {
-		t.Errorf("unexpected malformed count: want %d, got %d", wantBad, bad)
-	}
-}
-
 // strAttr returns an attribute holding s and a NUL, as nla_put_string
 // builds it.
 func strAttr(typ uint16, s string) []byte {
@@ -126,55 +85,55 @@ func TestThermal(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		datagram []byte
-		want     []objectEvent
+		want     []event
 		bad      int
 	}{
-		{"zone created", tzCreate(3, "acpitz"), []objectEvent{{Name: "tz/create", Object: "tz3", Payload: "type=acpitz"}}, 0},
-		{"zone deleted", tzEvent(decoder.ThermalEventTzDelete, 3), []objectEvent{{Name: "tz/delete", Object: "tz3", Gone: "tz3"}}, 0},
-		{"zone enabled", tzEvent(decoder.ThermalEventTzEnable, 0), []objectEvent{{Name: "tz/enable", Object: "tz0"}}, 0},
-		{"zone disabled", tzEvent(decoder.ThermalEventTzDisable, 12), []objectEvent{{Name: "tz/disable", Object: "tz12"}}, 0},
+		{"zone created", tzCreate(3, "acpitz"), []event{{Name: "tz/create", Object: "tz3", Payload: "type=acpitz"}}, 0},
+		{"zone deleted", tzEvent(decoder.ThermalEventTzDelete, 3), []event{{Name: "tz/delete", Object: "tz3", Gone: "tz3"}}, 0},
+		{"zone enabled", tzEvent(decoder.ThermalEventTzEnable, 0), []event{{Name: "tz/enable", Object: "tz0"}}, 0},
+		{"zone disabled", tzEvent(decoder.ThermalEventTzDisable, 12), []event{{Name: "tz/disable", Object: "tz12"}}, 0},
 		{"trip crossed up", tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85500),
-			[]objectEvent{{Name: "trip/up", Object: "tz3/trip1", Value: 85.5, HasValue: true}}, 0},
+			[]event{{Name: "trip/up", Object: "tz3/trip1", Value: 85.5, HasValue: true}}, 0},
 		{"trip crossed down, below zero", tripCrossed(decoder.ThermalEventTzTripDown, 3, 0, -5250),
-			[]objectEvent{{Name: "trip/down", Object: "tz3/trip0", Value: -5.25, HasValue: true}}, 0},
+			[]event{{Name: "trip/down", Object: "tz3/trip0", Value: -5.25, HasValue: true}}, 0},
 		{"trip added", tripAdd(decoder.ThermalEventTzTripAdd, 2, 4, decoder.ThermalTripPassive, 95000, 2000),
-			[]objectEvent{{Name: "trip/add", Object: "tz2/trip4", Value: 95, HasValue: true, Payload: "trip_type=passive hysteresis=2"}}, 0},
+			[]event{{Name: "trip/add", Object: "tz2/trip4", Value: 95, HasValue: true, Payload: "trip_type=passive hysteresis=2"}}, 0},
 		{"trip changed, a later kernel's trip type", tripAdd(decoder.ThermalEventTzTripChange, 2, 4, 9, 105000, 1500),
-			[]objectEvent{{Name: "trip/change", Object: "tz2/trip4", Value: 105, HasValue: true, Payload: "trip_type=9 hysteresis=1.5"}}, 0},
+			[]event{{Name: "trip/change", Object: "tz2/trip4", Value: 105, HasValue: true, Payload: "trip_type=9 hysteresis=1.5"}}, 0},
 		{"trip deleted", genlMsg(decoder.ThermalEventTzTripDelete, u32attr(decoder.ThermalAttrTzID, 2), u32attr(decoder.ThermalAttrTzTripID, 4)),
-			[]objectEvent{{Name: "trip/delete", Object: "tz2/trip4", Gone: "tz2/trip4"}}, 0},
+			[]event{{Name: "trip/delete", Object: "tz2/trip4", Gone: "tz2/trip4"}}, 0},
 		{"cooling device added", cdevAdd(2, "Processor", 3),
-			[]objectEvent{{Name: "cdev/add", Object: "cdev2", Value: 3, HasValue: true, Payload: "type=Processor"}}, 0},
+			[]event{{Name: "cdev/add", Object: "cdev2", Value: 3, HasValue: true, Payload: "type=Processor"}}, 0},
 		{"cooling device deleted", genlMsg(decoder.ThermalEventCdevDelete, u32attr(decoder.ThermalAttrCdevID, 2)),
-			[]objectEvent{{Name: "cdev/delete", Object: "cdev2", Gone: "cdev2"}}, 0},
-		{"cooling device state", cdevUpdate(7, 2), []objectEvent{{Name: "cdev/update", Object: "cdev7", Value: 2, HasValue: true}}, 0},
+			[]event{{Name: "cdev/delete", Object: "cdev2", Gone: "cdev2"}}, 0},
+		{"cooling device state", cdevUpdate(7, 2), []event{{Name: "cdev/update", Object: "cdev7", Value: 2, HasValue: true}}, 0},
 		{"governor changed", genlMsg(decoder.ThermalEventTzGovChange, u32attr(decoder.ThermalAttrTzID, 1), strAttr(decoder.ThermalAttrGovName, "step_wise")),
-			[]objectEvent{{Name: "tz/governor", Object: "tz1", Payload: "governor=step_wise"}}, 0},
-		{"CPU capabilities", cpuCaps(0, 1, 5), []objectEvent{{Name: "cpu/capability", Value: 3, HasValue: true}}, 0},
-		{"temperature sample", sample(3, 47000), []objectEvent{{Name: "tz/temperature", Object: "tz3", Value: 47, HasValue: true}}, 0},
+			[]event{{Name: "tz/governor", Object: "tz1", Payload: "governor=step_wise"}}, 0},
+		{"CPU capabilities", cpuCaps(0, 1, 5), []event{{Name: "cpu/capability", Value: 3, HasValue: true}}, 0},
+		{"temperature sample", sample(3, 47000), []event{{Name: "tz/temperature", Object: "tz3", Value: 47, HasValue: true}}, 0},
 		{"threshold added", thresholdSet(decoder.ThermalEventThresholdAdd, 3, 70000, decoder.ThermalThresholdWayUp),
-			[]objectEvent{{Name: "threshold/add", Object: "tz3", Value: 70, HasValue: true, Payload: "direction=up"}}, 0},
+			[]event{{Name: "threshold/add", Object: "tz3", Value: 70, HasValue: true, Payload: "direction=up"}}, 0},
 		{"threshold deleted", thresholdSet(decoder.ThermalEventThresholdDelete, 3, 70000, decoder.ThermalThresholdWayUp|decoder.ThermalThresholdWayDown),
-			[]objectEvent{{Name: "threshold/delete", Object: "tz3", Value: 70, HasValue: true, Payload: "direction=both"}}, 0},
+			[]event{{Name: "threshold/delete", Object: "tz3", Value: 70, HasValue: true, Payload: "direction=both"}}, 0},
 		{"threshold of a later kernel's direction", thresholdSet(decoder.ThermalEventThresholdAdd, 3, 70000, 4),
-			[]objectEvent{{Name: "threshold/add", Object: "tz3", Value: 70, HasValue: true, Payload: "direction=4"}}, 0},
-		{"thresholds flushed", tzEvent(decoder.ThermalEventThresholdFlush, 3), []objectEvent{{Name: "threshold/flush", Object: "tz3"}}, 0},
+			[]event{{Name: "threshold/add", Object: "tz3", Value: 70, HasValue: true, Payload: "direction=4"}}, 0},
+		{"thresholds flushed", tzEvent(decoder.ThermalEventThresholdFlush, 3), []event{{Name: "threshold/flush", Object: "tz3"}}, 0},
 		{"threshold crossed up", thresholdCrossed(decoder.ThermalEventThresholdUp, 3, 69000, 71000),
-			[]objectEvent{{Name: "threshold/up", Object: "tz3", Value: 71, HasValue: true, Payload: "previous=69"}}, 0},
+			[]event{{Name: "threshold/up", Object: "tz3", Value: 71, HasValue: true, Payload: "previous=69"}}, 0},
 		{"threshold crossed down", thresholdCrossed(decoder.ThermalEventThresholdDown, 3, 71000, 68500),
-			[]objectEvent{{Name: "threshold/down", Object: "tz3", Value: 68.5, HasValue: true, Payload: "previous=71"}}, 0},
+			[]event{{Name: "threshold/down", Object: "tz3", Value: 68.5, HasValue: true, Payload: "previous=71"}}, 0},
 		{"a later kernel's event about a zone", genlMsg(42, u32attr(decoder.ThermalAttrTzID, 3), u32attr(99, 1)),
-			[]objectEvent{{Name: "42", Object: "tz3"}}, 0},
-		{"a later kernel's event", genlMsg(43), []objectEvent{{Name: "43"}}, 0},
+			[]event{{Name: "42", Object: "tz3"}}, 0},
+		{"a later kernel's event", genlMsg(43), []event{{Name: "43"}}, 0},
 		{"unknown attributes skipped, attribute flags ignored",
 			genlMsg(decoder.ThermalEventTzTripUp, u32attr(decoder.ThermalAttrTzID|nlaFNetByteorder, 3), nlsend.AppendAttr(nil, 99, []byte{1, 2, 3}),
 				nlsend.AppendAttr(nil, decoder.ThermalAttrTz|nlaFNested, u32attr(decoder.ThermalAttrTzID, 9)),
 				u32attr(decoder.ThermalAttrTzTripID, 1), u32attr(decoder.ThermalAttrTzTemp, 90000)),
-			[]objectEvent{{Name: "trip/up", Object: "tz3/trip1", Value: 90, HasValue: true}}, 0},
+			[]event{{Name: "trip/up", Object: "tz3/trip1", Value: 90, HasValue: true}}, 0},
 		{"last attribute unpadded", withoutPadding(genlMsg(decoder.ThermalEventTzCreate, u32attr(decoder.ThermalAttrTzID, 1), withoutAttrPadding(strAttr(decoder.ThermalAttrTzName, "x")))),
-			[]objectEvent{{Name: "tz/create", Object: "tz1", Payload: "type=x"}}, 0},
+			[]event{{Name: "tz/create", Object: "tz1", Payload: "type=x"}}, 0},
 		{"two messages", concat(tripCrossed(decoder.ThermalEventTzTripUp, 1, 0, 60000), cdevUpdate(0, 1)),
-			[]objectEvent{{Name: "trip/up", Object: "tz1/trip0", Value: 60, HasValue: true}, {Name: "cdev/update", Object: "cdev0", Value: 1, HasValue: true}}, 0},
+			[]event{{Name: "trip/up", Object: "tz1/trip0", Value: 60, HasValue: true}, {Name: "cdev/update", Object: "cdev0", Value: 1, HasValue: true}}, 0},
 
 		{"no generic netlink header", nlsend.AppendMessage(nil, genlFamilyID, 0, []byte{1, 1}), nil, 1},
 		{"truncated attribute header", genlMsg(decoder.ThermalEventTzEnable, []byte{8, 0}), nil, 1},
@@ -189,10 +148,10 @@ func TestThermal(t *testing.T) {
 		{"CPU capabilities that cannot be framed", genlMsg(decoder.ThermalEventCPUCapabilityChange,
 			nlsend.AppendAttr(nil, decoder.ThermalAttrCPUCapability|nlaFNested, []byte{200, 0, 21, 0})), nil, 1},
 		{"bad message beside a good one", concat(genlMsg(decoder.ThermalEventTzEnable, nlsend.AppendAttr(nil, decoder.ThermalAttrTzID, []byte{9, 0})), tzEvent(decoder.ThermalEventTzEnable, 1)),
-			[]objectEvent{{Name: "tz/enable", Object: "tz1"}}, 1},
+			[]event{{Name: "tz/enable", Object: "tz1"}}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkObjectDecode(t, decoder.NewThermal(), c.datagram, c.want, c.bad)
+			checkDecode(t, decoder.NewThermal(), c.datagram, c.want, c.bad)
 		})
 	}
 }
@@ -250,29 +209,29 @@ func TestThermalNames(t *testing.T) {
 	d := decoder.NewThermal()
 	for i, c := range []struct {
 		datagram []byte
-		want     objectEvent
+		want     event
 	}{
-		{tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85000), objectEvent{Name: "trip/up", Object: "tz3/trip1", Value: 85, HasValue: true}},
-		{tzCreate(3, "x86_pkg_temp"), objectEvent{Name: "tz/create", Object: "tz3", Payload: "type=x86_pkg_temp"}},
-		{tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85000), objectEvent{Name: "trip/up", Object: "tz3/trip1", Value: 85, HasValue: true, Payload: "type=x86_pkg_temp"}},
+		{tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85000), event{Name: "trip/up", Object: "tz3/trip1", Value: 85, HasValue: true}},
+		{tzCreate(3, "x86_pkg_temp"), event{Name: "tz/create", Object: "tz3", Payload: "type=x86_pkg_temp"}},
+		{tripCrossed(decoder.ThermalEventTzTripUp, 3, 1, 85000), event{Name: "trip/up", Object: "tz3/trip1", Value: 85, HasValue: true, Payload: "type=x86_pkg_temp"}},
 		{tripAdd(decoder.ThermalEventTzTripChange, 3, 1, decoder.ThermalTripCritical, 100000, 0),
-			objectEvent{Name: "trip/change", Object: "tz3/trip1", Value: 100, HasValue: true, Payload: "type=x86_pkg_temp trip_type=critical hysteresis=0"}},
+			event{Name: "trip/change", Object: "tz3/trip1", Value: 100, HasValue: true, Payload: "type=x86_pkg_temp trip_type=critical hysteresis=0"}},
 		{genlMsg(decoder.ThermalEventTzGovChange, u32attr(decoder.ThermalAttrTzID, 3), strAttr(decoder.ThermalAttrGovName, "power_allocator")),
-			objectEvent{Name: "tz/governor", Object: "tz3", Payload: "type=x86_pkg_temp governor=power_allocator"}},
-		{thresholdCrossed(decoder.ThermalEventThresholdUp, 3, 60000, 61000), objectEvent{Name: "threshold/up", Object: "tz3", Value: 61, HasValue: true, Payload: "type=x86_pkg_temp previous=60"}},
-		{sample(3, 50000), objectEvent{Name: "tz/temperature", Object: "tz3", Value: 50, HasValue: true, Payload: "type=x86_pkg_temp"}},
-		{tripCrossed(decoder.ThermalEventTzTripUp, 4, 0, 85000), objectEvent{Name: "trip/up", Object: "tz4/trip0", Value: 85, HasValue: true}},
-		{tzCreate(3, "acpitz"), objectEvent{Name: "tz/create", Object: "tz3", Payload: "type=acpitz"}},
-		{tzEvent(decoder.ThermalEventTzDisable, 3), objectEvent{Name: "tz/disable", Object: "tz3", Payload: "type=acpitz"}},
-		{tzEvent(decoder.ThermalEventTzDelete, 3), objectEvent{Name: "tz/delete", Object: "tz3", Payload: "type=acpitz", Gone: "tz3"}},
-		{tripCrossed(decoder.ThermalEventTzTripDown, 3, 1, 80000), objectEvent{Name: "trip/down", Object: "tz3/trip1", Value: 80, HasValue: true}},
-		{cdevAdd(0, "Fan", 1), objectEvent{Name: "cdev/add", Object: "cdev0", Value: 1, HasValue: true, Payload: "type=Fan"}},
-		{cdevUpdate(0, 1), objectEvent{Name: "cdev/update", Object: "cdev0", Value: 1, HasValue: true, Payload: "type=Fan"}},
-		{genlMsg(decoder.ThermalEventCdevDelete, u32attr(decoder.ThermalAttrCdevID, 0)), objectEvent{Name: "cdev/delete", Object: "cdev0", Payload: "type=Fan", Gone: "cdev0"}},
-		{cdevUpdate(0, 0), objectEvent{Name: "cdev/update", Object: "cdev0", Value: 0, HasValue: true}},
+			event{Name: "tz/governor", Object: "tz3", Payload: "type=x86_pkg_temp governor=power_allocator"}},
+		{thresholdCrossed(decoder.ThermalEventThresholdUp, 3, 60000, 61000), event{Name: "threshold/up", Object: "tz3", Value: 61, HasValue: true, Payload: "type=x86_pkg_temp previous=60"}},
+		{sample(3, 50000), event{Name: "tz/temperature", Object: "tz3", Value: 50, HasValue: true, Payload: "type=x86_pkg_temp"}},
+		{tripCrossed(decoder.ThermalEventTzTripUp, 4, 0, 85000), event{Name: "trip/up", Object: "tz4/trip0", Value: 85, HasValue: true}},
+		{tzCreate(3, "acpitz"), event{Name: "tz/create", Object: "tz3", Payload: "type=acpitz"}},
+		{tzEvent(decoder.ThermalEventTzDisable, 3), event{Name: "tz/disable", Object: "tz3", Payload: "type=acpitz"}},
+		{tzEvent(decoder.ThermalEventTzDelete, 3), event{Name: "tz/delete", Object: "tz3", Payload: "type=acpitz", Gone: "tz3"}},
+		{tripCrossed(decoder.ThermalEventTzTripDown, 3, 1, 80000), event{Name: "trip/down", Object: "tz3/trip1", Value: 80, HasValue: true}},
+		{cdevAdd(0, "Fan", 1), event{Name: "cdev/add", Object: "cdev0", Value: 1, HasValue: true, Payload: "type=Fan"}},
+		{cdevUpdate(0, 1), event{Name: "cdev/update", Object: "cdev0", Value: 1, HasValue: true, Payload: "type=Fan"}},
+		{genlMsg(decoder.ThermalEventCdevDelete, u32attr(decoder.ThermalAttrCdevID, 0)), event{Name: "cdev/delete", Object: "cdev0", Payload: "type=Fan", Gone: "cdev0"}},
+		{cdevUpdate(0, 0), event{Name: "cdev/update", Object: "cdev0", Value: 0, HasValue: true}},
 	} {
 		got, bad := d.Decode(nil, c.datagram)
-		if diff := cmp.Diff([]objectEvent{c.want}, toObjectEvents(got)); diff != "" || bad != 0 {
+		if diff := cmp.Diff([]event{c.want}, toEvents(got)); diff != "" || bad != 0 {
 			t.Errorf("message %d: %d malformed, unexpected events (-want +got):\n%s", i, bad, diff)
 		}
 	}
@@ -291,14 +250,14 @@ func TestThermalNamesBound(t *testing.T) {
 	}{{0, "type=z0"}, {4095, "type=z4095"}, {4096, ""}, {4999, ""}} {
 		evs, _ := d.Decode(nil, tzEvent(decoder.ThermalEventTzEnable, c.tz))
 		if len(evs) != 1 || string(evs[0].Payload) != c.want {
-			t.Errorf("zone %d: events %v, want payload %q", c.tz, toObjectEvents(evs), c.want)
+			t.Errorf("zone %d: events %v, want payload %q", c.tz, toEvents(evs), c.want)
 		}
 	}
 	// A deleted zone makes room for another.
 	d.Decode(nil, tzEvent(decoder.ThermalEventTzDelete, 0))
 	d.Decode(nil, tzCreate(4999, "late"))
 	if evs, _ := d.Decode(nil, tzEvent(decoder.ThermalEventTzEnable, 4999)); len(evs) != 1 || string(evs[0].Payload) != "type=late" {
-		t.Errorf("zone 4999 after a deletion: events %v, want payload type=late", toObjectEvents(evs))
+		t.Errorf("zone 4999 after a deletion: events %v, want payload type=late", toEvents(evs))
 	}
 }
 
@@ -309,13 +268,13 @@ func TestThermalBatch(t *testing.T) {
 	events, _ := d.Decode(nil, tzCreate(1, "a"))
 	events, _ = d.Decode(events, concat(tripCrossed(decoder.ThermalEventTzTripUp, 1, 2, 70000), tzCreate(22, "bb")))
 	events, _ = d.Decode(events, cdevAdd(333, "ccc", 1))
-	want := []objectEvent{
+	want := []event{
 		{Name: "tz/create", Object: "tz1", Payload: "type=a"},
 		{Name: "trip/up", Object: "tz1/trip2", Value: 70, HasValue: true, Payload: "type=a"},
 		{Name: "tz/create", Object: "tz22", Payload: "type=bb"},
 		{Name: "cdev/add", Object: "cdev333", Value: 1, HasValue: true, Payload: "type=ccc"},
 	}
-	if diff := cmp.Diff(want, toObjectEvents(events)); diff != "" {
+	if diff := cmp.Diff(want, toEvents(events)); diff != "" {
 		t.Fatalf("unexpected batch (-want +got):\n%s", diff)
 	}
 }
@@ -326,7 +285,7 @@ func TestNewThermal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkObjectDecode(t, d, tzCreate(1, "acpitz"), []objectEvent{{Name: "tz/create", Object: "tz1", Payload: "type=acpitz"}}, 0)
+		checkDecode(t, d, tzCreate(1, "acpitz"), []event{{Name: "tz/create", Object: "tz1", Payload: "type=acpitz"}}, 0)
 	}
 }
 

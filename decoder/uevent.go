@@ -32,6 +32,7 @@ const (
 // name; a call with an empty events slice starts a new batch and reuses
 // that memory.
 type Uevent struct {
+	faults
 	names []byte
 }
 
@@ -40,9 +41,16 @@ func NewUevent() *Uevent {
 	return &Uevent{}
 }
 
+func (d *Uevent) diagnose(datagram []byte) []Problem {
+	n := NewUevent()
+	n.diag = &diagnosis{datagram: datagram}
+	n.Decode(nil, datagram)
+	return n.diag.problems
+}
+
 // Decode implements Decoder. A datagram carries one uevent.
 func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
-	props, ok := ueventProperties(datagram)
+	props, at, ok := ueventProperties(datagram, d.diag)
 	if !ok {
 		return events, 1
 	}
@@ -72,6 +80,7 @@ func (d *Uevent) Decode(events []Event, datagram []byte) ([]Event, int) {
 		}
 	}
 	if len(action) == 0 || len(subsystem) == 0 {
+		d.diag.add(at, ueventMissing(action, subsystem))
 		return events, 1
 	}
 	if len(events) == 0 {
@@ -113,23 +122,47 @@ func ueventObject(devpath []byte) (object []byte, own bool) {
 	return object, len(object) > 0
 }
 
-// ueventProperties returns the KEY=VALUE list of a kernel or libudev uevent.
-func ueventProperties(b []byte) ([]byte, bool) {
+// ueventProperties returns the KEY=VALUE list of a kernel or libudev
+// uevent and where it starts, or records why there is none in diag.
+func ueventProperties(b []byte, diag *diagnosis) ([]byte, int, bool) {
 	if bytes.HasPrefix(b, libudevPrefix) {
-		if len(b) < libudevHeaderLen || binary.BigEndian.Uint32(b[8:12]) != libudevMagic {
-			return nil, false
+		if len(b) < libudevHeaderLen {
+			diag.add(0, faultf("libudev message of %d bytes, shorter than its header (%d bytes)", len(b), libudevHeaderLen))
+			return nil, 0, false
+		}
+		if magic := binary.BigEndian.Uint32(b[8:12]); magic != libudevMagic {
+			diag.add(8, faultf("libudev magic %#x, want %#x", int(magic), libudevMagic))
+			return nil, 0, false
 		}
 		off := int(binary.NativeEndian.Uint32(b[16:20]))
 		n := int(binary.NativeEndian.Uint32(b[20:24]))
 		if off < libudevHeaderLen || n < 0 || off > len(b) || n > len(b)-off {
-			return nil, false
+			diag.add(16, faultf("libudev properties of %d bytes at byte %d lie outside the message's %d bytes after its header",
+				n, off, len(b)-libudevHeaderLen))
+			return nil, 0, false
 		}
-		return b[off : off+n], true
+		return b[off : off+n], off, true
 	}
 	// The kernel's summary line "ACTION@DEVPATH" comes first.
 	end := bytes.IndexByte(b, 0)
-	if end < 0 || bytes.IndexByte(b[:end], '@') <= 0 {
-		return nil, false
+	if end < 0 {
+		diag.add(0, faultf("no NUL-terminated ACTION@DEVPATH line: %s").quoting(b))
+		return nil, 0, false
 	}
-	return b[end+1:], true
+	if bytes.IndexByte(b[:end], '@') <= 0 {
+		diag.add(0, faultf("first line %s is not ACTION@DEVPATH").quoting(b[:end]))
+		return nil, 0, false
+	}
+	return b[end+1:], end + 1, true
+}
+
+// ueventMissing is the fault of a uevent without an ACTION or SUBSYSTEM.
+func ueventMissing(action, subsystem []byte) fault {
+	switch {
+	case len(action) == 0 && len(subsystem) == 0:
+		return faultf("no ACTION and no SUBSYSTEM property (or both empty)")
+	case len(action) == 0:
+		return faultf("no ACTION property (or it is empty)")
+	}
+	return faultf("no SUBSYSTEM property (or it is empty)")
 }

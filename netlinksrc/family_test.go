@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -176,7 +177,7 @@ func TestFamilyFollowed(t *testing.T) {
 	s := startFamily(t, Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, ctrl, logs)
 
 	const waiting = `source=fam family=kevent groups=events msg="Generic netlink family not registered: the kernel module that provides it is not loaded; waiting for it"`
-	waitUntil(t, "the wait is logged", func() bool { return strings.Contains(logs.String(), waiting) })
+	e2e.Eventually(t, "the wait is logged", func() bool { return strings.Contains(logs.String(), waiting) })
 	if s.Stats().Up() {
 		t.Fatal("up with the family absent")
 	}
@@ -192,7 +193,7 @@ func TestFamilyFollowed(t *testing.T) {
 	// Nor do those from a sender that is not the kernel
 	// (TestForgedControllerNotes forges them on the host kernel).
 	ctrl.notes <- fakeDatagram{port: 4242, msgs: []genetlink.Message{ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil)}}
-	waitUntil(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[srcinfo.RejectNotKernel] == 1 })
+	e2e.Eventually(t, "the forged notification is rejected", func() bool { return s.Stats().Rejected[srcinfo.RejectNotKernel] == 1 })
 	if !s.Stats().Up() {
 		t.Fatal("down after a forged unregistration")
 	}
@@ -201,9 +202,9 @@ func TestFamilyFollowed(t *testing.T) {
 	// datagram each. Down at once.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELMCAST_GRP, "kevent", 40, map[string]uint32{"events": notify}))
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_DELFAMILY, "kevent", 40, nil))
-	waitUntil(t, "the source is down", func() bool { return !s.Stats().Up() })
+	e2e.Eventually(t, "the source is down", func() bool { return !s.Stats().Up() })
 	const gone = `msg="Generic netlink family unregistered (its module was unloaded?); waiting for it to come back"`
-	waitUntil(t, "the unregistration is logged", func() bool { return strings.Contains(logs.String(), gone) })
+	e2e.Eventually(t, "the unregistration is logged", func() bool { return strings.Contains(logs.String(), gone) })
 
 	// insmod again, with new ids.
 	ctrl.notify(ctrlMessage(unix.CTRL_CMD_NEWFAMILY, "kevent", 42, map[string]uint32{"events": mgmt}))
@@ -226,12 +227,12 @@ func TestFamilyMissingGroup(t *testing.T) {
 	s := startFamily(t, Config{Name: "fam", Family: "kevent", GroupNames: []string{"events", "nosuch"}}, ctrl, logs)
 	waitUp(t, s)
 	const want = `msg="Generic netlink family lacks some configured groups; receiving the others" missing=nosuch family_groups=events`
-	waitUntil(t, "the missing group is logged", func() bool { return strings.Contains(logs.String(), want) })
+	e2e.Eventually(t, "the missing group is logged", func() bool { return strings.Contains(logs.String(), want) })
 
 	ctrl2 := newFakeController(&genetlink.Family{Name: "kevent", ID: 40, Groups: []genetlink.MulticastGroup{{Name: "events", ID: notify}}})
 	down := startFamily(t, Config{Name: "none", Family: "kevent", GroupNames: []string{"nosuch"}}, ctrl2, logs)
 	const none = `source=none family=kevent groups=nosuch msg="Generic netlink family has none of the configured groups; waiting for them" missing=nosuch family_groups=events`
-	waitUntil(t, "the missing groups are logged", func() bool { return strings.Contains(logs.String(), none) })
+	e2e.Eventually(t, "the missing groups are logged", func() bool { return strings.Contains(logs.String(), none) })
 	if down.Stats().Up() {
 		t.Fatal("up without any group")
 	}
@@ -250,7 +251,7 @@ func TestRealFamilies(t *testing.T) {
 	}
 	logs := &syncbuf.Buffer{}
 	s := start(t, Config{Name: "missing", Family: "nosuchfamily", GroupNames: []string{"x"}}, decoder.NewRaw(nil), newSink(), logs)
-	waitUntil(t, "the wait is logged", func() bool {
+	e2e.Eventually(t, "the wait is logged", func() bool {
 		return strings.Contains(logs.String(), "Generic netlink family not registered")
 	})
 	if s.Stats().Up() {
@@ -316,7 +317,7 @@ func TestForgedControllerNotes(t *testing.T) {
 	logs := &syncbuf.Buffer{}
 	absent := start(t, Config{Name: "advfake", Family: "advfake", GroupNames: []string{"mgmt"}}, decoder.NewRaw(nil), newSink(), logs)
 	present := start(t, Config{Name: "ethtool", Family: "ethtool", GroupNames: []string{"monitor"}}, decoder.NewRaw(nil), newSink(), logs)
-	waitUntil(t, "the wait is logged", func() bool {
+	e2e.Eventually(t, "the wait is logged", func() bool {
 		return strings.Contains(logs.String(), "source=advfake family=advfake groups=mgmt msg=\"Generic netlink family not registered")
 	})
 	waitUp(t, present)
@@ -336,7 +337,7 @@ func TestForgedControllerNotes(t *testing.T) {
 	}
 	// The forger's probe notification came first: one for the absent
 	// family's source, three more for the other.
-	waitUntil(t, "the forged notifications are rejected", func() bool {
+	e2e.Eventually(t, "the forged notifications are rejected", func() bool {
 		return absent.Stats().Rejected[srcinfo.RejectNotKernel] == 4 && present.Stats().Rejected[srcinfo.RejectNotKernel] == 4
 	})
 	if absent.Stats().Up() {
@@ -458,14 +459,14 @@ func TestControllerOverrun(t *testing.T) {
 	}
 	close(hold)
 	const lost = `msg="Generic netlink controller notifications lost; looking the family up again" err="generic netlink controller notifications lost: no buffer space available"`
-	waitUntil(t, "the overrun is logged", func() bool { return strings.Contains(logs.String(), lost) })
+	e2e.Eventually(t, "the overrun is logged", func() bool { return strings.Contains(logs.String(), lost) })
 	// The lookup ends the resync, which reads what is queued first: the
 	// rejected count is final once it began.
-	waitUntil(t, "the family is looked up again", func() bool { return lookups.Load() >= 2 })
+	e2e.Eventually(t, "the family is looked up again", func() bool { return lookups.Load() >= 2 })
 	rejected := s.Stats().Rejected[srcinfo.RejectNotKernel]
 	send(100)
 
-	waitUntil(t, "every event sent is received or lost", func() bool {
+	e2e.Eventually(t, "every event sent is received or lost", func() bool {
 		e, _ := sk.counts()
 		return uint64(e)+s.Stats().Lost >= uint64(sent)
 	})
@@ -592,7 +593,7 @@ func TestSettleBounded(t *testing.T) {
 		}
 	}()
 	const rejoined = `msg="Generic netlink family's groups changed; joining them again" family_id=40`
-	waitUntil(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up() })
+	e2e.Eventually(t, "the source joins the new group", func() bool { return strings.Contains(logs.String(), rejoined) && s.Stats().Up() })
 	close(stop)
 	t.Logf("%d notifications streamed", <-streamed)
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -43,7 +44,8 @@ func run(cfg Config, logger log.Logger, prev *running) (*running, bool) {
 // over, every datagram sent is read or counted lost by exactly one of them.
 func TestHandOverCountsEveryDatagram(t *testing.T) {
 	testenv.RequireRoot(t, "multicast on NETLINK_USERSOCK")
-	const group, other, sent, handovers = 26, 27, 100000, 100
+	const sent, handovers = 100000, 100
+	group, other := testenv.UsersockGroup(t), testenv.UsersockGroup(t)
 	cfgs := []Config{
 		{Groups: []uint32{group}, ReceiveBufferBytes: 64 << 10},
 		{Groups: []uint32{group, other}, ReceiveBufferBytes: 1 << 20, Senders: srcinfo.SendersAny},
@@ -124,7 +126,8 @@ func TestHandOverCountsEveryDatagram(t *testing.T) {
 // closes the socket and retries as if opening had failed.
 func TestHandOverToUnjoinableGroups(t *testing.T) {
 	testenv.RequireRoot(t, "multicast on NETLINK_USERSOCK")
-	const group, sent = 26, 1000
+	const sent = 1000
+	group := testenv.UsersockGroup(t)
 	logs := &syncbuf.Buffer{}
 	logger := log.NewLogfmtLogger(logs)
 	first, _ := run(Config{Name: "unjoinable", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, logger, nil)
@@ -152,7 +155,7 @@ func TestHandOverToUnjoinableGroups(t *testing.T) {
 	<-told
 	close(first.sk.hold)
 	st1 := <-first.final
-	waitUntil(t, "the successor fails to join its groups", func() bool { return strings.Contains(logs.String(), "joining group 40") })
+	e2e.Eventually(t, "the successor fails to join its groups", func() bool { return strings.Contains(logs.String(), "joining group 40") })
 	second.cancel()
 	st2 := <-second.final
 	e1, _ := first.sk.counts()
@@ -177,7 +180,7 @@ func TestHandOverSendsRequests(t *testing.T) {
 	first, _ := run(cfg, log.NewNopLogger(), nil)
 	// The first subscription reads its dump to the end (lo's RTM_NEWLINK,
 	// type 16, then NLMSG_DONE): a dump the second reads is its own.
-	waitUntil(t, "the first subscription reads its dump", func() bool { return first.sk.count("16") >= 1 && first.sk.count("done") == 1 })
+	e2e.Eventually(t, "the first subscription reads its dump", func() bool { return first.sk.count("16") >= 1 && first.sk.count("done") == 1 })
 	cfg.ReceiveBufferBytes = 1 << 20
 	second, handed := run(cfg, log.NewNopLogger(), first)
 	if !handed {
@@ -188,5 +191,5 @@ func TestHandOverSendsRequests(t *testing.T) {
 		<-second.final
 	}()
 	<-first.final
-	waitUntil(t, "the second subscription reads a dump of its own", func() bool { return second.sk.count("16") >= 1 && second.sk.count("done") == 1 })
+	e2e.Eventually(t, "the second subscription reads a dump of its own", func() bool { return second.sk.count("16") >= 1 && second.sk.count("done") == 1 })
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -77,8 +78,8 @@ func TestForgedUevents(t *testing.T) {
 	if err := testenv.WriteUevent("lo", "change"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the real uevent is counted", func() bool { return sk.count("net/change") == 1 })
-	waitUntil(t, "two datagrams are rejected", func() bool { return len(rejected(s)) == 2 })
+	e2e.Eventually(t, "the real uevent is counted", func() bool { return sk.count("net/change") == 1 })
+	e2e.Eventually(t, "two datagrams are rejected", func() bool { return len(rejected(s)) == 2 })
 	sk.mu.Lock()
 	names := fmt.Sprint(sk.names)
 	sk.mu.Unlock()
@@ -108,10 +109,10 @@ func TestForgedRoute(t *testing.T) {
 	if err := snd.Send(nlsend.AppendMessage(nil, unix.RTM_NEWLINK, 1, make([]byte, 16))); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the forged message is rejected", func() bool { return rejected(s)["not_kernel"] == 1 })
+	e2e.Eventually(t, "the forged message is rejected", func() bool { return rejected(s)["not_kernel"] == 1 })
 	setMTU(t, "lo", 60000)
 	setMTU(t, "lo", 65536)
-	waitUntil(t, "the kernel's RTM_NEWLINK messages are counted", func() bool { return sk.count("16") >= 2 })
+	e2e.Eventually(t, "the kernel's RTM_NEWLINK messages are counted", func() bool { return sk.count("16") >= 2 })
 	if got := fmt.Sprint(rejected(s)); got != "map[not_kernel:1]" {
 		t.Errorf("rejected = %s, want map[not_kernel:1]", got)
 	}
@@ -162,7 +163,7 @@ func TestUsersockSenders(t *testing.T) {
 			if err := snd.SendAs(nlsend.AppendMessage(nil, 0x20, 2, []byte("nobody")), 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, "both datagrams are read", func() bool { return s.Stats().Datagrams == 2 })
+			e2e.Eventually(t, "both datagrams are read", func() bool { return s.Stats().Datagrams == 2 })
 			if e, _ := sk.counts(); e != c.events {
 				t.Errorf("events = %d, want %d", e, c.events)
 			}
@@ -184,7 +185,8 @@ func TestStopAccountsForQueue(t *testing.T) {
 	}{{"decoded", 2 * time.Second}, {"counted unread", 0}} {
 		t.Run(c.name, func(t *testing.T) {
 			told := make(chan struct{})
-			const group, sent = 30, 50000
+			const sent = 50000
+			group := testenv.UsersockGroup(t)
 			sk := newSink()
 			sk.hold, sk.held = make(chan struct{}), make(chan struct{})
 			s := New(Config{Name: "stop", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}, ReceiveBufferBytes: 1 << 20}, decoder.NewRaw(nil), log.NewNopLogger())
@@ -236,11 +238,11 @@ func TestDropCountReadError(t *testing.T) {
 	defer func(f func(uintptr, *[unix.SK_MEMINFO_VARS]uint32) unix.Errno) { getMeminfo = f }(getMeminfo)
 	getMeminfo = func(uintptr, *[unix.SK_MEMINFO_VARS]uint32) unix.Errno { return unix.ENOPROTOOPT }
 	logs := &syncbuf.Buffer{}
-	s := start(t, Config{Name: "meminfo", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{31}}, decoder.NewRaw(nil), newSink(), logs)
+	s := start(t, Config{Name: "meminfo", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup}}, decoder.NewRaw(nil), newSink(), logs)
 	waitUp(t, s)
 	if st := s.Stats(); st.DropReadErrors == 0 {
 		t.Fatal("failed SO_MEMINFO read not counted")
 	}
 	const want = `msg="Cannot read the kernel's drop count (SO_MEMINFO); kevent_datagrams_lost_total is stale until it can" err="protocol not available"`
-	waitUntil(t, "the failure is logged", func() bool { return strings.Contains(logs.String(), want) })
+	e2e.Eventually(t, "the failure is logged", func() bool { return strings.Contains(logs.String(), want) })
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
@@ -21,7 +22,7 @@ import (
 func waitState(t *testing.T, s *Subscription, st srcinfo.State) srcinfo.Stats {
 	t.Helper()
 	var got srcinfo.Stats
-	waitUntil(t, "the state is "+st.String(), func() bool { got = s.Stats(); return got.State == st })
+	e2e.Eventually(t, "the state is "+st.String(), func() bool { got = s.Stats(); return got.State == st })
 	return got
 }
 
@@ -35,7 +36,7 @@ func TestStateWaitingProtocol(t *testing.T) {
 		t.Fatalf("netlink protocol %d is registered on this host; this test needs it unregistered", proto)
 	}
 	first := protocols.lookCount()
-	waitUntil(t, "the socket table has been read twice more", func() bool { return protocols.lookCount() >= first+2 })
+	e2e.Eventually(t, "the socket table has been read twice more", func() bool { return protocols.lookCount() >= first+2 })
 	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
@@ -48,7 +49,7 @@ func TestStateFailed(t *testing.T) {
 	if st := waitState(t, down, srcinfo.StateFailed); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}
-	up := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{26, 40}}, decoder.NewRaw(nil), newSink(), nil)
+	up := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup, 40}}, decoder.NewRaw(nil), newSink(), nil)
 	if st := waitState(t, up, srcinfo.StateUp); st.Attachments != 1 {
 		t.Fatalf("attachments = %d, want 1", st.Attachments)
 	}
@@ -61,7 +62,7 @@ func TestStateFailed(t *testing.T) {
 func TestStateDenied(t *testing.T) {
 	testenv.RequireRoot(t, "dropping CAP_NET_ADMIN from one thread")
 	logs := &syncbuf.Buffer{}
-	s := New(Config{Name: "denied", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{26}}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
+	s := New(Config{Name: "denied", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup}}, decoder.NewRaw(nil), log.NewLogfmtLogger(logs))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -112,7 +113,7 @@ func TestStateFamily(t *testing.T) {
 	notify := realGroup(t, "nlctrl", "notify")
 	ctrl := newFakeController(nil)
 	s := startFamily(t, Config{Name: "fam", Family: "kevent", GroupNames: []string{"events"}}, ctrl, &syncbuf.Buffer{})
-	waitUntil(t, "the family is looked up", func() bool { return ctrl.lookupCount() == 1 })
+	e2e.Eventually(t, "the family is looked up", func() bool { return ctrl.lookupCount() == 1 })
 	if st := waitState(t, s, srcinfo.StateWaiting); st.Attachments != 0 {
 		t.Fatalf("attachments = %d, want 0", st.Attachments)
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -101,30 +102,21 @@ func start(t *testing.T, cfg Config, dec decoder.Decoder, sk Sink, logs *syncbuf
 
 func waitUp(t *testing.T, s *Subscription) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !s.Stats().Up() {
-		if time.Now().After(deadline) {
-			t.Fatal("source not up after 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e2e.Eventually(t, "the source is up", func() bool { return s.Stats().Up() })
 }
 
 // waitStable polls f until it returns the same value for 300ms.
 func waitStable(t *testing.T, f func() string) string {
 	t.Helper()
 	last, since := f(), time.Now()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	e2e.Eventually(t, "the counts stay the same for 300 ms", func() bool {
 		if v := f(); v != last {
 			last, since = v, time.Now()
-		} else if time.Since(since) > 300*time.Millisecond {
-			return v
+			return false
 		}
-	}
-	t.Fatalf("counts still moving after 30s: %s", last)
-	return ""
+		return time.Since(since) > 300*time.Millisecond
+	}, e2e.Lazy(func() string { return "last: " + last }))
+	return last
 }
 
 func newSender(t *testing.T, group uint32) *nlsend.Sender {
@@ -138,7 +130,7 @@ func newSender(t *testing.T, group uint32) *nlsend.Sender {
 }
 
 func TestReceiveRaw(t *testing.T) {
-	const group = 20
+	group := testenv.UsersockGroup(t)
 	sk := newSink()
 	s := start(t, Config{Name: "raw", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), sk, nil)
 	waitUp(t, s)
@@ -179,10 +171,8 @@ func TestReceiveRaw(t *testing.T) {
 // its socket buffer holds: every message is either counted or reported
 // lost by the kernel, and reading goes on after the overrun.
 func TestFloodAccounting(t *testing.T) {
-	const (
-		group = 21
-		sent  = 100000
-	)
+	const sent = 100000
+	group := testenv.UsersockGroup(t)
 	sk := newSink()
 	sk.hold, sk.held = make(chan struct{}), make(chan struct{})
 	s := start(t, Config{Name: "flood", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}, ReceiveBufferBytes: 256 << 10}, decoder.NewRaw(nil), sk, nil)
@@ -246,7 +236,7 @@ func TestUnregisteredProtocol(t *testing.T) {
 	// The watcher reads the socket table several times; the source stays
 	// down and logs once.
 	first := protocols.lookCount()
-	waitUntil(t, "the socket table has been read 5 more times", func() bool { return protocols.lookCount() >= first+5 })
+	e2e.Eventually(t, "the socket table has been read 5 more times", func() bool { return protocols.lookCount() >= first+5 })
 	if s.Stats().Up() {
 		t.Fatal("source is up on an unregistered protocol")
 	}
@@ -258,7 +248,7 @@ func TestUnregisteredProtocol(t *testing.T) {
 }
 
 func TestReceiveBufferGranted(t *testing.T) {
-	s := start(t, Config{Name: "buf", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{22}, ReceiveBufferBytes: 4 << 20}, decoder.NewRaw(nil), newSink(), nil)
+	s := start(t, Config{Name: "buf", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{testenv.IdleUsersockGroup}, ReceiveBufferBytes: 4 << 20}, decoder.NewRaw(nil), newSink(), nil)
 	waitUp(t, s)
 	// The kernel doubles the asked size for its bookkeeping.
 	if got := s.Stats().ReceiveBufferBytes; got != 8<<20 {
@@ -268,38 +258,39 @@ func TestReceiveBufferGranted(t *testing.T) {
 
 func TestJoinGroupError(t *testing.T) {
 	// usersock has 32 groups: joining 40 fails. Alone, the source stays
-	// down and says why; beside group 25, it receives on 25 and says
-	// which group failed.
+	// down and says why; beside a group it can join, it receives on that
+	// one and says which group failed.
 	logs := &syncbuf.Buffer{}
 	down := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{40}}, decoder.NewRaw(nil), newSink(), logs)
-	waitUntil(t, "the join error is logged", func() bool {
+	e2e.Eventually(t, "the join error is logged", func() bool {
 		return strings.Contains(logs.String(), `source=big protocol=2 groups=[40] msg="Cannot open netlink socket" err="joining group 40: invalid argument"`)
 	})
 	if down.Stats().Up() {
 		t.Fatal("source up although joining its only group failed")
 	}
 
+	g := testenv.UsersockGroup(t)
 	sk := newSink()
-	s := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{25, 40}}, decoder.NewRaw(nil), sk, logs)
+	s := start(t, Config{Name: "some", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{g, 40}}, decoder.NewRaw(nil), sk, logs)
 	waitUp(t, s)
 	if got := s.Stats().GroupsJoined; got != 1 {
 		t.Errorf("groups joined = %d, want 1", got)
 	}
-	const want = `source=some protocol=2 groups="[25 40]" msg="Cannot join some multicast groups; receiving the others" joined=[25] failed="40: invalid argument"`
+	want := fmt.Sprintf(`source=some protocol=2 groups="[%[1]d 40]" msg="Cannot join some multicast groups; receiving the others" joined=[%[1]d] failed="40: invalid argument"`, g)
 	if out := logs.String(); !strings.Contains(out, want) {
 		t.Errorf("log lacks %s:\n%s", want, out)
 	}
-	if err := newSender(t, 25).Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("x"))); err != nil {
+	if err := newSender(t, g).Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("x"))); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the event on group 25 is counted", func() bool { e, _ := sk.counts(); return e == 1 })
+	e2e.Eventually(t, "the event is counted", func() bool { e, _ := sk.counts(); return e == 1 })
 }
 
 // TestOversizedDatagram sends a datagram bigger than a receive slot: it is
 // counted as a decode error, not lost silently, and the source makes room
 // so that the next one of that size is decoded.
 func TestOversizedDatagram(t *testing.T) {
-	const group = 23
+	group := testenv.UsersockGroup(t)
 	sk := newSink()
 	s := start(t, Config{Name: "big", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), sk, nil)
 	waitUp(t, s)
@@ -324,7 +315,7 @@ func TestOversizedDatagram(t *testing.T) {
 // TestUeventBatchNames queues several uevents while the reader is held, so
 // that one recvmmsg takes them together: each keeps its own event name.
 func TestUeventBatchNames(t *testing.T) {
-	const group = 24
+	group := testenv.UsersockGroup(t)
 	sk := newSink()
 	sk.hold, sk.held = make(chan struct{}), make(chan struct{})
 	s := start(t, Config{Name: "uev", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewUevent(), sk, nil)
@@ -353,18 +344,6 @@ func TestUeventBatchNames(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds, failing the test after 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // malformedSink records the datagrams a subscription reports malformed.
 type malformedSink struct {
 	*sink
@@ -381,7 +360,7 @@ func (m *malformedSink) Malformed(d []byte, n, bad int) {
 // TestMalformedSink: a sink that asks for malformed datagrams gets each
 // one, with how many of its messages were bad; good ones are not reported.
 func TestMalformedSink(t *testing.T) {
-	const group = 19
+	group := testenv.UsersockGroup(t)
 	sk := &malformedSink{sink: newSink()}
 	s := start(t, Config{Name: "bad", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), sk, nil)
 	waitUp(t, s)
@@ -391,7 +370,7 @@ func TestMalformedSink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "both datagrams are handled", func() bool { e, bad := sk.counts(); return e == 1 && bad == 1 })
+	e2e.Eventually(t, "both datagrams are handled", func() bool { e, bad := sk.counts(); return e == 1 && bad == 1 })
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if want := "[010203/3/1]"; fmt.Sprint(sk.got) != want {
@@ -410,7 +389,7 @@ func TestRequests(t *testing.T) {
 	s := start(t, Config{Name: "req", Protocol: unix.NETLINK_ROUTE, Groups: []uint32{unix.RTNLGRP_LINK}, Requests: [][]byte{dump}}, decoder.NewRaw(nil), sk, nil)
 	waitUp(t, s)
 	// RTM_NEWLINK (16) for lo, then NLMSG_DONE.
-	waitUntil(t, "the dump's replies are received", func() bool { return sk.count("16") >= 1 && sk.count("done") == 1 })
+	e2e.Eventually(t, "the dump's replies are received", func() bool { return sk.count("16") >= 1 && sk.count("done") == 1 })
 }
 
 // heapBytes returns the live heap after a collection.
@@ -426,8 +405,8 @@ func heapBytes() uint64 {
 // keep no receive batch each, so their heap does not grow with the batch
 // size. (Each kept a 2 MiB batch: 500 family sources were 1 GB of heap.)
 func TestIdleSourcesMemory(t *testing.T) {
+	group := testenv.UsersockGroup(t)
 	const (
-		group   = 27
 		sources = 200
 		// perSource bounds what an idle source keeps on the heap: its
 		// socket, state and loggers, a few KiB.
@@ -445,7 +424,7 @@ func TestIdleSourcesMemory(t *testing.T) {
 	if err := newSender(t, group).Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("wake"))); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "every source counted the datagram", func() bool {
+	e2e.Eventually(t, "every source counted the datagram", func() bool {
 		for _, sk := range sinks {
 			if e, _ := sk.counts(); e != 1 {
 				return false
@@ -471,7 +450,7 @@ func (k *countingSink) Record(events []decoder.Event, _, _ int) { k.events += le
 // finds its socket empty again, borrowing a batch and giving it back,
 // allocates nothing.
 func TestReceiveCycleAllocs(t *testing.T) {
-	const group = 28
+	group := testenv.UsersockGroup(t)
 	testenv.RequireRoot(t, "the source joins a NETLINK_USERSOCK group, which needs CAP_NET_ADMIN")
 	s := New(Config{Name: "cycle", Protocol: unix.NETLINK_USERSOCK, Groups: []uint32{group}}, decoder.NewRaw(nil), log.NewNopLogger())
 	c, _, err := s.open(unix.NETLINK_USERSOCK, []uint32{group}, nil)

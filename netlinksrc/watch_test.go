@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
 
@@ -79,7 +80,7 @@ func TestProtocolWatcherShared(t *testing.T) {
 			errs <- w.wait(ctx, 29)
 		}()
 	}
-	waitUntil(t, "10 reads", func() bool { return w.lookCount() >= 10 })
+	e2e.Eventually(t, "10 reads", func() bool { return w.lookCount() >= 10 })
 	w.mu.Lock()
 	n := len(w.waiters)
 	w.mu.Unlock()
@@ -132,7 +133,7 @@ func TestProtocolWatcherOneReader(t *testing.T) {
 			defer close(done)
 			w.wait(ctx, 29)
 		}()
-		waitUntil(t, "the waiter is registered", func() bool {
+		e2e.Eventually(t, "the waiter is registered", func() bool {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			return len(w.waiters) == 1
@@ -249,7 +250,7 @@ func TestWatcherCostWithManySockets(t *testing.T) {
 				cancel()
 				<-done
 			}()
-			waitUntil(t, "the watcher looked once", func() bool { return w.lookCount() >= 1 })
+			e2e.Eventually(t, "the watcher looked once", func() bool { return w.lookCount() >= 1 })
 			looks := 10
 			if !w.diag {
 				// Reading the table, the watcher waits 50 reads' time

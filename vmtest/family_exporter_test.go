@@ -70,9 +70,8 @@ func TestFamilyLifecycle(t *testing.T) {
 	if err := kwrite(sysKevent+"/burst", fmt.Sprintf("flood 1 %d", burstEvents)); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(30*time.Second, 10*time.Millisecond, func() bool { return genlQueued(t) == 0 }) {
-		t.Fatalf("generic netlink sockets still hold %d bytes 30 s after the burst", genlQueued(t))
-	}
+	e2e.Eventually(t, "the generic netlink sockets are empty after the burst", func() bool { return genlQueued(t) == 0 },
+		e2e.Lazy(func() string { return fmt.Sprintf("%d bytes queued", genlQueued(t)) }))
 	syncs := 0
 	synced := func() bool {
 		mfs, err := e.TryScrape()
@@ -86,18 +85,22 @@ func TestFamilyLifecycle(t *testing.T) {
 		}
 		return true
 	}
-	for !synced() {
-		if syncs == 30 {
-			t.Fatalf("no sync event counted by both sources after %d sent", syncs)
+	var emitted time.Time
+	e2e.Eventually(t, "both sources count a sync event, one sent each second", func() bool {
+		if synced() {
+			return true
 		}
-		emit(t, "sync 0")
-		syncs++
-		poll(time.Second, 50*time.Millisecond, synced)
-	}
+		if time.Since(emitted) >= time.Second {
+			emit(t, "sync 0")
+			syncs++
+			emitted = time.Now()
+		}
+		return false
+	}, e2e.Lazy(func() string { return fmt.Sprint(syncs, " sent") }))
 	sent := float64(burstEvents + syncs)
 	for _, src := range []string{"fam", "fam_small"} {
 		var flood, sync, lost, missing float64
-		ok := poll(30*time.Second, 100*time.Millisecond, func() bool {
+		e2e.Eventually(t, fmt.Sprintf("source %s accounts for the %.0f sent, and its sequence_missing for its loss", src, sent), func() bool {
 			mfs, err := e.TryScrape()
 			if err != nil {
 				return false
@@ -107,11 +110,10 @@ func TestFamilyLifecycle(t *testing.T) {
 			lost, _ = e2e.Value(mfs, lostMetric, "source", src)
 			missing, _ = e2e.Value(mfs, "kevent_sequence_missing_total", "source", src)
 			return flood+sync+lost == sent && missing == lost
-		})
+		}, e2e.Lazy(func() string {
+			return fmt.Sprintf("received %.0f + %.0f, lost %.0f, sequence_missing %.0f", flood, sync, lost, missing)
+		}))
 		t.Logf("source %s: burst of %d and %d sync: received %.0f + %.0f, lost %.0f, sequence_missing %.0f", src, burstEvents, syncs, flood, sync, lost, missing)
-		if !ok {
-			t.Errorf("source %s: received %.0f + %.0f + lost %.0f != %.0f sent, or sequence_missing %.0f != lost", src, flood, sync, lost, sent, missing)
-		}
 		if src == "fam_small" && lost == 0 {
 			t.Errorf("source %s lost nothing through a 4096-byte buffer: the accounting went untested", src)
 		}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/decoder"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 )
 
 // The module's generic netlink family is tested here without the exporter,
@@ -648,7 +649,7 @@ func TestRmmodDuringBurst(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- kwrite(sysKevent+"/burst", fmt.Sprintf("flood 1 %d", burst)) }()
 	var seq int64
-	if !poll(10*time.Second, 10*time.Millisecond, func() bool {
+	e2e.Eventually(t, "the burst starts", func() bool {
 		b, err := os.ReadFile(sysKevent + "/stats")
 		if err != nil {
 			return false
@@ -659,9 +660,7 @@ func TestRmmodDuringBurst(t *testing.T) {
 			}
 		}
 		return seq > 10000
-	}) {
-		t.Fatalf("the burst did not start: seq %d", seq)
-	}
+	}, e2e.Lazy(func() string { return fmt.Sprint("seq ", seq) }))
 
 	t0 := time.Now()
 	err := kevent.remove()

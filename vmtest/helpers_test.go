@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelperMain(h))
 	}
 	flag.Parse()
+	// The VM emulates its CPU (TCG, no KVM): waits get longer than on the
+	// host.
+	e2e.Timeout = time.Minute
 	var u unix.Utsname
 	_ = unix.Uname(&u)
 	fmt.Printf("vmtest: kernel %s, %d cpu\n", unix.ByteSliceToString(u.Release[:]), runtime.NumCPU())
@@ -263,7 +266,9 @@ func ip(args ...string) error {
 }
 
 // poll calls cond every interval until it holds or timeout passes, and
-// reports whether it held.
+// reports whether it held. It is for the waits whose condition may stay
+// false (a module that is still held, a message a full socket dropped);
+// e2e.Eventually is for those that must come true.
 func poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for {

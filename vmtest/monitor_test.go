@@ -5,11 +5,14 @@ package vmtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 )
 
 // TestMonitorFirstEvent runs `kevent_exporter monitor` as nobody before
@@ -30,16 +33,22 @@ func TestMonitorFirstEvent(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
 	// The monitor reports the source down half a second after it starts.
-	if !poll(10*time.Second, 50*time.Millisecond, func() bool { return strings.Contains(stdout.String(), `"notice":"down"`) }) {
-		t.Fatalf("no down notice before insmod; stdout:\n%s\nstderr:\n%s", &stdout, &stderr)
-	}
+	output := e2e.Lazy(func() string { return fmt.Sprintf("stdout:\n%s\nstderr:\n%s", &stdout, &stderr) })
+	e2e.Eventually(t, "a down notice before insmod", func() bool { return strings.Contains(stdout.String(), `"notice":"down"`) }, output)
 	kevent.load(t, "heartbeat_ms=0")
-	// The first event: emit until the monitor is up and prints one.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), `"event":"first"`) && time.Now().Before(deadline) {
-		emit(t, "first 1 hello")
-		time.Sleep(200 * time.Millisecond)
-	}
+	// The first event: emit, every 200 ms, until the monitor is up and
+	// prints one.
+	var emitted time.Time
+	e2e.Eventually(t, "the monitor prints the first event", func() bool {
+		if strings.Contains(stdout.String(), `"event":"first"`) {
+			return true
+		}
+		if time.Since(emitted) >= 200*time.Millisecond {
+			emit(t, "first 1 hello")
+			emitted = time.Now()
+		}
+		return false
+	}, output)
 	select {
 	case err := <-done:
 		if err != nil {

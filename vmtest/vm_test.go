@@ -497,7 +497,7 @@ sources:
 
 	var hb, n, missing float64
 	var haveMissing bool
-	poll(10*time.Second, 200*time.Millisecond, func() bool {
+	e2e.Eventually(t, "the fifth heartbeat is exported", func() bool {
 		mfs, err := e.TryScrape()
 		if err != nil {
 			return false

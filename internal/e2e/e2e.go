@@ -1,5 +1,5 @@
 // Package e2e runs the kevent_exporter binary as a user would and reads
-// what it serves over HTTP. The host tests (package main) and the tests
+// what it serves over HTTP. The host's end-to-end tests (e2e/) and the tests
 // that run inside the qemu VM (vmtest/) share it.
 package e2e
 
@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"golang.org/x/sys/unix"
 
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -281,40 +279,54 @@ func (e *Exporter) WaitFor(t testing.TB, want float64, name string, labels ...st
 	t.Helper()
 	var v float64
 	var ok bool
-	deadline := time.Now().Add(Timeout)
-	for {
-		mfs, err := e.TryScrape()
-		if err == nil {
+	var err error
+	Eventually(t, fmt.Sprintf("%s%v = %v", name, labels, want), func() bool {
+		var mfs map[string]*dto.MetricFamily
+		v, ok = 0, false
+		if mfs, err = e.TryScrape(); err == nil {
 			v, ok = Value(mfs, name, labels...)
-			if ok && v == want {
-				return
-			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v = %v (present %v, scrape error %v), want %v; log:\n%s", name, labels, v, ok, err, want, e.Logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok && v == want
+	}, Lazy(func() string { return fmt.Sprintf("last: %v (present %v, scrape error %v)", v, ok, err) }), e.Log())
 }
 
 // WaitLog waits until the exporter's log contains s.
 func (e *Exporter) WaitLog(t testing.TB, s string) {
 	t.Helper()
-	Eventually(t, "the exporter logs "+s, func() bool { return strings.Contains(e.Logs.String(), s) })
+	Eventually(t, "the exporter logs "+s, func() bool { return strings.Contains(e.Logs.String(), s) }, e.Log())
+}
+
+// Log is the exporter's log as a detail of Eventually's failure message.
+func (e *Exporter) Log() fmt.Stringer {
+	return Lazy(func() string { return "log:\n" + e.Logs.String() })
 }
 
 // Eventually polls cond every 20 ms until it holds, failing the test with
-// what after Timeout.
-func Eventually(t testing.TB, what string, cond func() bool) {
+// what after Timeout. The failure shows details as they are then: the
+// exporter's log (Exporter.Log), the last value seen (a Lazy). It is the one
+// wait of the tests: a condition polled with a deadline, never a fixed
+// sleep.
+func Eventually(t testing.TB, what string, cond func() bool, details ...fmt.Stringer) {
 	t.Helper()
 	deadline := time.Now().Add(Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", Timeout, what)
+			var b strings.Builder
+			fmt.Fprintf(&b, "timed out after %v waiting until %s", Timeout, what)
+			for _, d := range details {
+				fmt.Fprintf(&b, "\n%s", d)
+			}
+			t.Fatal(b.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Lazy is a detail of Eventually's failure message, made when it fails.
+type Lazy func() string
+
+// String makes the detail.
+func (f Lazy) String() string { return f() }
 
 // Post sends an empty POST request and returns the status and body.
 func Post(t testing.TB, url string) (int, string) {
@@ -330,44 +342,17 @@ func Post(t testing.TB, url string) (int, string) {
 }
 
 // dialIn returns a dial function that makes its sockets in the network
-// namespace at path: a socket stays in the namespace it was made in, so
-// only the dial needs the thread moved there.
+// namespace at path: a socket stays in the namespace it was made in.
 func dialIn(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			// The thread is dropped rather than reused if it cannot be
-			// moved back: Go runs other goroutines on unlocked threads.
-			runtime.LockOSThread()
-			back, err := os.Open("/proc/thread-self/ns/net")
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			defer back.Close()
-			ns, err := os.Open(path)
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			defer ns.Close()
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				ch <- result{nil, err}
-				return
-			}
+		var c net.Conn
+		err := testenv.InNetns(path, func() error {
 			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
 }
 

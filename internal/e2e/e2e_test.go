@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -41,5 +44,35 @@ kevent_events_total{event="add",source="link"} 5
 	}
 	if _, ok := Value(mfs, "kevent_absent"); ok {
 		t.Error("Value of an absent metric exists")
+	}
+}
+
+// fatalTB records what a test fails with.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func TestEventuallyDetails(t *testing.T) {
+	defer func(d time.Duration) { Timeout = d }(Timeout)
+	Timeout = 50 * time.Millisecond
+	polls := 0
+	f := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Eventually(f, "never", func() bool { polls++; return false }, Lazy(func() string { return fmt.Sprint("polls: ", polls) }))
+	}()
+	<-done
+	want := fmt.Sprintf("timed out after 50ms waiting until never\npolls: %d", polls)
+	if f.msg != want || polls < 2 {
+		t.Errorf("Eventually failed with %q after %d polls, want %q", f.msg, polls, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
 
@@ -278,13 +279,8 @@ func TestToolkit(t *testing.T) {
 			served := make(chan error, 1)
 			go func() { served <- web.ListenAndServe(srv, flags, slogger) }()
 
-			deadline := time.Now().Add(10 * time.Second) // hang guard
-			for !strings.Contains(buf.String(), "TLS is disabled.") {
-				if time.Now().After(deadline) {
-					t.Fatalf("the toolkit did not log that it serves; log:\n%s", buf.String())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			e2e.Eventually(t, "the toolkit logs that it serves", func() bool { return strings.Contains(buf.String(), "TLS is disabled.") },
+				e2e.Lazy(func() string { return "log:\n" + buf.String() }))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kevent-exporter/kevent_exporter/collector"
 	"github.com/kevent-exporter/kevent_exporter/config"
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/nlsend"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
@@ -51,13 +52,7 @@ sources:
 	}
 	waitUp := func(name string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !m.running[name].sub.Stats().Up() {
-			if time.Now().After(deadline) {
-				t.Fatalf("source %s not up", name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		e2e.Eventually(t, "source "+name+" is up", func() bool { return m.running[name].sub.Stats().Up() })
 	}
 	waitUp("keep")
 	snd, err := nlsend.NewSender(unix.NETLINK_USERSOCK, 20)
@@ -68,13 +63,10 @@ sources:
 	if err := snd.Send(nlsend.AppendMessage(nil, 0x20, 1, []byte("x"))); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for events, _ := first["keep"].metrics.Totals(); events != 1; events, _ = first["keep"].metrics.Totals() {
-		if time.Now().After(deadline) {
-			t.Fatal("event on group 20 not counted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e2e.Eventually(t, "the event on group 20 is counted", func() bool {
+		events, _ := first["keep"].metrics.Totals()
+		return events == 1
+	})
 
 	// keep: only cosmetic changes (group order, an empty event_names);
 	// change: a new buffer size; drop: gone; add: new.

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/syncbuf"
 )
 
@@ -87,18 +88,6 @@ func stuckClient(t *testing.T, addr string) net.Conn {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// waitFor polls cond until it holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 type result struct {
@@ -229,7 +218,7 @@ func TestStuckClientsDoNotStarveScrapes(t *testing.T) {
 
 	// Retried until the stuck responses are a second old.
 	var r result
-	waitFor(t, "a scrape is served", func() bool {
+	e2e.Eventually(t, "a scrape is served", func() bool {
 		r = get("http://" + addr + "/metrics")
 		return r.err == nil && r.status == http.StatusOK
 	})
@@ -249,7 +238,7 @@ func TestStuckClientsDoNotStarveScrapes(t *testing.T) {
 	for _, c := range stuck {
 		c.Close()
 	}
-	waitFor(t, "the responses are freed", func() bool { return h.pendingBytes() == 0 })
+	e2e.Eventually(t, "the responses are freed", func() bool { return h.pendingBytes() == 0 })
 	lines := logLines(&logs)
 	t.Logf("%d log lines: %q", len(lines), lines)
 	if len(lines) > 5 || !strings.Contains(lines[0], "to make room for a newer scrape") {
@@ -320,7 +309,7 @@ func TestCrowdSharesResponse(t *testing.T) {
 			codes <- code
 		}()
 	}
-	waitFor(t, "the crowd waits for one response", func() bool {
+	e2e.Eventually(t, "the crowd waits for one response", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, rsp := range h.encoding {
@@ -391,7 +380,7 @@ func TestSlowClients(t *testing.T) {
 			t.Fatalf("stuck connection %d got %d bytes, the whole response", i, n)
 		}
 	}
-	waitFor(t, "the responses are freed", func() bool { return h.pendingBytes() == 0 })
+	e2e.Eventually(t, "the responses are freed", func() bool { return h.pendingBytes() == 0 })
 	lines := logLines(&logs)
 	t.Logf("log: %q", lines)
 	if len(lines) != 1 || !strings.Contains(lines[0], "i/o timeout") {

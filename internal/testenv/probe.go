@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,25 +72,11 @@ func probe(t testing.TB, netns, what string) error {
 	} else {
 		// The child is forked from an OS thread in netns, and born there:
 		// as Nobody it could not enter it itself.
-		errc := make(chan error, 1)
-		go func() {
-			// Never unlocked: the thread ends with the goroutine
-			// rather than take the namespace to others.
-			runtime.LockOSThread()
-			ns, err := os.Open(netns)
-			if err != nil {
-				errc <- err
-				return
-			}
-			defer ns.Close()
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				errc <- fmt.Errorf("entering %s: %w", netns, err)
-				return
-			}
+		err = InNetns(netns, func() error {
+			var err error
 			out, err = cmd.Output()
-			errc <- err
-		}()
-		err = <-errc
+			return err
+		})
 	}
 	answer := strings.TrimSpace(string(out))
 	if err != nil {

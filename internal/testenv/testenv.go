@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,6 +129,29 @@ func LinkUp(name string) error {
 		return fmt.Errorf("setting %s up: %w", name, err)
 	}
 	return nil
+}
+
+// InNetns runs f on an OS thread in the network namespace at path (such as
+// /proc/PID/ns/net): sockets f opens, and processes it starts, are made
+// there. The thread is never unlocked: it ends with its goroutine rather
+// than take the namespace to other goroutines.
+func InNetns(path string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := os.Open(path)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering %s: %w", path, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
 }
 
 // RequireRoot skips the test, saying why, unless it runs as root in a
