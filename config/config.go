@@ -102,12 +102,14 @@ const (
 	MaxGroup = 1024
 )
 
-// routeProtocol, xfrmProtocol and auditProtocol are NETLINK_ROUTE,
-// NETLINK_XFRM and NETLINK_AUDIT, whose groups a source may name.
+// routeProtocol, xfrmProtocol, auditProtocol and netfilterProtocol are
+// NETLINK_ROUTE, NETLINK_XFRM, NETLINK_AUDIT and NETLINK_NETFILTER, whose
+// groups a source may name.
 const (
-	routeProtocol Protocol = 0
-	xfrmProtocol  Protocol = 6
-	auditProtocol Protocol = 9
+	routeProtocol     Protocol = 0
+	xfrmProtocol      Protocol = 6
+	auditProtocol     Protocol = 9
+	netfilterProtocol Protocol = decoder.ConntrackProtocol
 )
 
 const (
@@ -141,13 +143,6 @@ var (
 		}
 		return m
 	}()
-	// groupNames are the protocols whose groups may be named, and their
-	// names.
-	groupNames = map[Protocol]map[string]uint32{
-		routeProtocol: decoder.RtnetlinkGroups,
-		xfrmProtocol:  decoder.XfrmGroups,
-		auditProtocol: decoder.AuditGroups,
-	}
 )
 
 // configKeys and sourceKeys are the keys a configuration and a source may
@@ -250,27 +245,27 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	case !hasProtocol && !hasFamily:
 		return fmt.Errorf("line %d: source has no protocol or family", node.Line)
 	}
-	// Some protocols' groups may be named (route's, xfrm's, audit's), so the
-	// protocol is read first.
-	var p Protocol
+	// The groups of protocols route, xfrm, audit and netfilter may be
+	// named, so the protocol is read first.
+	var (
+		p     Protocol
+		names map[string]uint32
+	)
 	if hasProtocol {
 		if err := p.UnmarshalYAML(protocol); err != nil {
 			return err
 		}
-	}
-	var named Protocol = -1
-	if _, ok := groupNames[p]; hasProtocol && ok {
-		named = p
+		names = groupNames[p]
 	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := resolve(node.Content[i]).Value
-		if err := checkSourceValue(k, node.Content[i+1], hasFamily, named); err != nil {
+		if err := checkSourceValue(k, node.Content[i+1], hasFamily, p, names); err != nil {
 			return err
 		}
 	}
 	*s = DefaultSource
-	if named >= 0 {
-		node = withGroupNumbers(node, groupNames[named])
+	if names != nil {
+		node = withGroupNumbers(node, names)
 	}
 	if hasFamily {
 		// A family's groups are names: read them here and leave yaml.v3
@@ -298,8 +293,17 @@ func withoutKey(node *yaml.Node, key string) *yaml.Node {
 	return &c
 }
 
+// groupNames are the protocols whose groups may be named, with their
+// names.
+var groupNames = map[Protocol]map[string]uint32{
+	routeProtocol:     decoder.RtnetlinkGroups,
+	xfrmProtocol:      decoder.XfrmGroups,
+	auditProtocol:     decoder.AuditGroups,
+	netfilterProtocol: decoder.ConntrackGroups,
+}
+
 // withGroupNumbers returns a copy of mapping node whose groups list has
-// the group names of its protocol, names, replaced by their numbers, which
+// the group names replaced by their numbers in names, which
 // checkSourceValue found known.
 func withGroupNumbers(node *yaml.Node, names map[string]uint32) *yaml.Node {
 	c := *node
@@ -322,25 +326,20 @@ func withGroupNumbers(node *yaml.Node, names map[string]uint32) *yaml.Node {
 	return &c
 }
 
-// listGroupNames lists protocol p's group names for errors, by number.
-func listGroupNames(p Protocol, withNumbers bool) string {
-	groups := groupNames[p]
+// groupNameList lists group names for errors, by number.
+func groupNameList(groups map[string]uint32) string {
 	names := slices.SortedFunc(maps.Keys(groups), func(a, b string) int {
 		return int(groups[a]) - int(groups[b])
 	})
-	if withNumbers {
-		for i, n := range names {
-			names[i] = fmt.Sprintf("%s (%d)", n, groups[n])
-		}
-	}
 	return strings.Join(names, ", ")
 }
 
 // checkSourceValue checks the kind of a source's value v for key, where
 // yaml.v3 would be too lax (floats truncated into integers) or too slow (a
 // mapping where a scalar belongs). Protocol and EventNames check their own.
-// named is the source's protocol if its groups may be named, else -1.
-func checkSourceValue(key string, v *yaml.Node, family bool, named Protocol) error {
+// names are the group names of the source's protocol p, if its groups may
+// be named.
+func checkSourceValue(key string, v *yaml.Node, family bool, p Protocol, names map[string]uint32) error {
 	rv := resolve(v)
 	switch key {
 	case "receive_buffer_bytes", "max_events":
@@ -351,9 +350,9 @@ func checkSourceValue(key string, v *yaml.Node, family bool, named Protocol) err
 			// No groups: Source.validate says they are required.
 		case rv.Kind == yaml.SequenceNode:
 			for _, g := range rv.Content {
-				if rg := resolve(g); named >= 0 && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
-					if _, ok := groupNames[named][strings.ToLower(rg.Value)]; !ok {
-						return fmt.Errorf("line %d: groups: unknown group %q for protocol %s (known: %s)", g.Line, rg.Value, protocolNames[named], listGroupNames(named, false))
+				if rg := resolve(g); names != nil && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
+					if _, ok := names[strings.ToLower(rg.Value)]; !ok {
+						return fmt.Errorf("line %d: groups: unknown group %q for protocol %s (known: %s)", g.Line, rg.Value, protocolNames[p], groupNameList(names))
 					}
 					continue
 				}

@@ -9,6 +9,7 @@ package live
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -61,6 +62,9 @@ sources:
   - {name: required, protocol: 30, groups: [1], decoder: raw, required: true}
   # A group route does not have (KeventSourceFailed).
   - {name: broken, protocol: route, groups: [1000], decoder: raw}
+  # The namespace's connections: Prometheus's scrapes, those of the dead
+  # target refused, all ended by a flush (the conntrack panel).
+  - {name: conntrack, protocol: netfilter, groups: [conntrack_new, conntrack_destroy], decoder: conntrack}
 `
 
 // unprivilegedConfig is the second exporter's, run as uid 65534 without
@@ -86,8 +90,14 @@ var sourcePanels = map[string]bool{
 func TestLive(t *testing.T) {
 	testenv.RequireRoot(t, "the exporter's sources are fed on NETLINK_USERSOCK and lo in a private network namespace")
 	e := e2e.Start(t, e2e.Options{Binary: exporterBinary, Config: exporterConfig})
-	for _, s := range []string{"uevent", "seq", "raw", "forged", "flood"} {
+	for _, s := range []string{"uevent", "seq", "raw", "forged", "flood", "conntrack"} {
 		e.WaitFor(t, 1, "kevent_source_up", "source", s)
+	}
+	// A rule on conntrack state switches connection tracking on in the
+	// namespace: from here on its connections are tracked, with events.
+	iptables := command(t, "iptables-legacy")
+	if out, err := exec.Command(iptables, "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT").CombinedOutput(); err != nil {
+		t.Fatalf("switching connection tracking on: %v: %s", err, out)
 	}
 	for src, state := range map[string]string{"down": "waiting", "required": "waiting", "broken": "failed"} {
 		e.WaitFor(t, 1, "kevent_source_state", "source", src, "state", state)
@@ -147,6 +157,25 @@ scrape_configs:
 	e.WaitFor(t, 1, "kevent_events_total", "source", "raw", "event", "tick")
 	e.WaitFor(t, 1, "kevent_events_total", "source", "flood", "event", "16")
 	e.WaitFor(t, 1, "kevent_events_total", "source", "uevent", "event", "net/change")
+	e2e.Eventually(t, "the conntrack source counts Prometheus's connections and the dead target's refusals", func() bool {
+		mfs, err := e.TryScrape()
+		if err != nil {
+			return false
+		}
+		return e2e.Sum(mfs, "kevent_events_total", "source", "conntrack", "event", "new/tcp") > 0 &&
+			e2e.Sum(mfs, "kevent_events_total", "source", "conntrack", "event", "destroy/tcp/unreplied/close") > 0
+	})
+	// The flush ends the connections that saw a reply.
+	if out, err := exec.Command(command(t, "conntrack"), "-F").CombinedOutput(); err != nil {
+		t.Fatalf("conntrack -F: %v: %s", err, out)
+	}
+	e2e.Eventually(t, "the conntrack source counts connections destroyed after a reply", func() bool {
+		mfs, err := e.TryScrape()
+		if err != nil {
+			return false
+		}
+		return e2e.Sum(mfs, "kevent_events_total", "source", "conntrack", "event", "destroy/tcp/established") > 0
+	})
 	waitQuery(t, prom, "each source's series scraped twice since the baseline",
 		`min(count_over_time(kevent_datagrams_lost_total[1m])) >= 2 and min(count_over_time(kevent_sequence_missing_total[1m])) >= 2`,
 		func(s []sample) bool { return len(s) == 1 })
@@ -193,7 +222,7 @@ scrape_configs:
 
 	// Each source in one state, as Prometheus sees it.
 	t.Run("source states", func(t *testing.T) {
-		want := "broken=failed down=waiting flood=up forged=up raw=up required=waiting seq=up uevent=up xfrm=denied"
+		want := "broken=failed conntrack=up down=waiting flood=up forged=up raw=up required=waiting seq=up uevent=up xfrm=denied"
 		var got []string
 		ok := poll(func() bool {
 			s, err := prom.query(`kevent_source_state == 1`)
@@ -370,7 +399,7 @@ scrape_configs:
 			want := map[string][]string{
 				"job":      {"kevent-exporter"},
 				"instance": sorted(exporterTarget, unprivTarget),
-				"source":   {"broken", "down", "flood", "forged", "raw", "required", "seq", "uevent", "xfrm"},
+				"source":   {"broken", "conntrack", "down", "flood", "forged", "raw", "required", "seq", "uevent", "xfrm"},
 			}[v.Name]
 			if strings.Join(values, " ") != strings.Join(want, " ") {
 				t.Errorf("variable %s (%s): %v (%v), want %v", v.Name, v.Query, values, err, want)
@@ -459,4 +488,15 @@ func waitQuery(t *testing.T, p *prometheus, what, expr string, ok func([]sample)
 	if !poll(func() bool { s, err = p.query(expr); return err == nil && ok(s) }) {
 		t.Fatalf("waiting until %s: %s = %v (%v)", what, expr, s, err)
 	}
+}
+
+// command returns the path of a command the test needs (Debian's iptables
+// and conntrack, which deploy/check.sh and .ci/run install).
+func command(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not in PATH: install Debian's iptables and conntrack packages: %v", name, err)
+	}
+	return path
 }
