@@ -126,8 +126,15 @@ const (
 	MaxGroup = 1024
 )
 
-// routeProtocol is NETLINK_ROUTE, whose groups a source may name.
-const routeProtocol Protocol = 0
+// routeProtocol, xfrmProtocol, auditProtocol and netfilterProtocol are
+// NETLINK_ROUTE, NETLINK_XFRM, NETLINK_AUDIT and NETLINK_NETFILTER, whose
+// groups a source may name.
+const (
+	routeProtocol     Protocol = 0
+	xfrmProtocol      Protocol = 6
+	auditProtocol     Protocol = 9
+	netfilterProtocol Protocol = decoder.ConntrackProtocol
+)
 
 const (
 	maxReceiveBufferBytes = 1 << 30
@@ -262,24 +269,27 @@ func (s *Source) UnmarshalYAML(node *yaml.Node) error {
 	case !hasProtocol && !hasFamily:
 		return fmt.Errorf("line %d: source has no protocol or family", node.Line)
 	}
-	// Protocol route's groups may be named, so the protocol is read
-	// first.
-	var p Protocol
+	// The groups of protocols route, xfrm, audit and netfilter may be
+	// named, so the protocol is read first.
+	var (
+		p     Protocol
+		names map[string]uint32
+	)
 	if hasProtocol {
 		if err := p.UnmarshalYAML(protocol); err != nil {
 			return err
 		}
+		names = groupNames[p]
 	}
-	route := hasProtocol && p == routeProtocol
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := resolve(node.Content[i]).Value
-		if err := checkSourceValue(k, node.Content[i+1], hasFamily, route); err != nil {
+		if err := checkSourceValue(k, node.Content[i+1], hasFamily, p, names); err != nil {
 			return err
 		}
 	}
 	*s = DefaultSource
-	if route {
-		node = withGroupNumbers(node)
+	if names != nil {
+		node = withGroupNumbers(node, names)
 	}
 	if hasFamily {
 		// A family's groups are names: read them here and leave yaml.v3
@@ -307,10 +317,19 @@ func withoutKey(node *yaml.Node, key string) *yaml.Node {
 	return &c
 }
 
+// groupNames are the protocols whose groups may be named, with their
+// names.
+var groupNames = map[Protocol]map[string]uint32{
+	routeProtocol:     decoder.RtnetlinkGroups,
+	xfrmProtocol:      decoder.XfrmGroups,
+	auditProtocol:     decoder.AuditGroups,
+	netfilterProtocol: decoder.ConntrackGroups,
+}
+
 // withGroupNumbers returns a copy of mapping node whose groups list has
-// protocol route's group names replaced by their numbers, which
+// the group names replaced by their numbers in names, which
 // checkSourceValue found known.
-func withGroupNumbers(node *yaml.Node) *yaml.Node {
+func withGroupNumbers(node *yaml.Node, names map[string]uint32) *yaml.Node {
 	c := *node
 	c.Content = slices.Clone(node.Content)
 	for i := 0; i+1 < len(c.Content); i += 2 {
@@ -322,7 +341,7 @@ func withGroupNumbers(node *yaml.Node) *yaml.Node {
 		seq.Content = slices.Clone(seq.Content)
 		for j, g := range seq.Content {
 			if rg := resolve(g); rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
-				n := decoder.RtnetlinkGroups[strings.ToLower(rg.Value)]
+				n := names[strings.ToLower(rg.Value)]
 				seq.Content[j] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(n), Line: rg.Line, Column: rg.Column}
 			}
 		}
@@ -331,24 +350,20 @@ func withGroupNumbers(node *yaml.Node) *yaml.Node {
 	return &c
 }
 
-// routeGroupNames lists protocol route's group names for errors, by number.
-func routeGroupNames(withNumbers bool) string {
-	names := slices.SortedFunc(maps.Keys(decoder.RtnetlinkGroups), func(a, b string) int {
-		return int(decoder.RtnetlinkGroups[a]) - int(decoder.RtnetlinkGroups[b])
+// groupNameList lists group names for errors, by number.
+func groupNameList(groups map[string]uint32) string {
+	names := slices.SortedFunc(maps.Keys(groups), func(a, b string) int {
+		return int(groups[a]) - int(groups[b])
 	})
-	if withNumbers {
-		for i, n := range names {
-			names[i] = fmt.Sprintf("%s (%d)", n, decoder.RtnetlinkGroups[n])
-		}
-	}
 	return strings.Join(names, ", ")
 }
 
 // checkSourceValue checks the kind of a source's value v for key, where
 // yaml.v3 would be too lax (floats truncated into integers) or too slow (a
 // mapping where a scalar belongs). Protocol and EventNames check their own.
-// route says the source's protocol is route, whose groups may be named.
-func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
+// names are the group names of the source's protocol p, if its groups may
+// be named.
+func checkSourceValue(key string, v *yaml.Node, family bool, p Protocol, names map[string]uint32) error {
 	rv := resolve(v)
 	switch key {
 	case "receive_buffer_bytes", "max_events", "queue_length":
@@ -359,9 +374,9 @@ func checkSourceValue(key string, v *yaml.Node, family, route bool) error {
 			// No groups: Source.validate says they are required.
 		case rv.Kind == yaml.SequenceNode:
 			for _, g := range rv.Content {
-				if rg := resolve(g); route && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
-					if _, ok := decoder.RtnetlinkGroups[strings.ToLower(rg.Value)]; !ok {
-						return fmt.Errorf("line %d: groups: unknown group %q for protocol route (known: %s)", g.Line, rg.Value, routeGroupNames(false))
+				if rg := resolve(g); names != nil && rg.Kind == yaml.ScalarNode && rg.ShortTag() == "!!str" {
+					if _, ok := names[strings.ToLower(rg.Value)]; !ok {
+						return fmt.Errorf("line %d: groups: unknown group %q for protocol %s (known: %s)", g.Line, rg.Value, protocolNames[p], groupNameList(names))
 					}
 					continue
 				}

@@ -124,16 +124,31 @@ sources:
     protocol: connector
     groups: [1]
     decoder: proc
+  - name: ipsec
+    protocol: xfrm
+    groups: [expire, SA, policy]
+    decoder: xfrm
+  - name: audit
+    protocol: audit
+    groups: [readlog]
+    decoder: audit
+  - name: conntrack
+    protocol: netfilter
+    groups: [conntrack_destroy, Conntrack_New, conntrack_exp_new]
+    decoder: conntrack
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	def := DefaultSource
-	want := []Source{def, def, def, def}
+	want := []Source{def, def, def, def, def, def, def}
 	want[0].Name, want[0].Groups, want[0].Decoder = "links", []uint32{1, 3, 5, 9}, "rtnetlink"
 	want[1].Name, want[1].Groups, want[1].Decoder = "named", []uint32{1}, "raw"
 	want[2].Name, want[2].Groups, want[2].Decoder = "aliased", []uint32{1}, "raw"
 	want[3].Name, want[3].Protocol, want[3].Groups, want[3].Decoder = "procs", 11, []uint32{1}, "proc"
+	want[4].Name, want[4].Protocol, want[4].Groups, want[4].Decoder = "ipsec", 6, []uint32{2, 3, 4}, "xfrm"
+	want[5].Name, want[5].Protocol, want[5].Groups, want[5].Decoder = "audit", 9, []uint32{1}, "audit"
+	want[6].Name, want[6].Protocol, want[6].Groups, want[6].Decoder = "conntrack", 12, []uint32{1, 3, 4}, "conntrack"
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
 	}
@@ -615,8 +630,16 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-route-group-name-on-a-bad-protocol.yml", `line 3: unknown protocol "nosuch"`},
 		{"invalid-route-group-name-and-number-twice.yml", `source "s": groups: group 1 listed twice`},
 		{"invalid-rtnetlink-on-usersock.yml", `source "s": the rtnetlink decoder reads protocol route (0)`},
+		{"invalid-unknown-xfrm-group-name.yml", `line 4: groups: unknown group "expiry" for protocol xfrm (known: acquire, expire, sa, policy, aevents, report, migrate, mapping)`},
+		{"invalid-xfrm-on-route.yml", `source "s": the xfrm decoder reads protocol xfrm (6)`},
+		{"invalid-xfrm-on-a-group-it-does-not-read.yml", `source "s": groups: group 9 is not one the xfrm decoder reads: acquire (1), expire (2), sa (3), policy (4), aevents (5), report (6), migrate (7), mapping (8)`},
+		{"invalid-audit-on-a-family.yml", `source "s": the audit decoder reads protocol audit (9)`},
+		{"invalid-audit-on-another-group.yml", `source "s": groups: group 2 is not the audit decoder's: it reads group 1 (readlog)`},
 		{"invalid-rtnetlink-on-a-family.yml", `source "s": the rtnetlink decoder reads protocol route (0)`},
 		{"invalid-rtnetlink-on-a-route-group-it-does-not-read.yml", `source "s": groups: group 7 is not one the rtnetlink decoder reads: link (1), neigh (3), ipv4_ifaddr (5), ipv6_ifaddr (9)`},
+		{"invalid-unknown-netfilter-group-name.yml", `line 4: groups: unknown group "conntrack_dying" for protocol netfilter (known: conntrack_new, conntrack_update, conntrack_destroy, conntrack_exp_new, conntrack_exp_update, conntrack_exp_destroy)`},
+		{"invalid-conntrack-on-route.yml", `source "s": the conntrack decoder reads protocol netfilter (12)`},
+		{"invalid-conntrack-on-nftables-group.yml", `source "s": groups: group 7 is not one the conntrack decoder reads: conntrack_new (1), conntrack_update (2), conntrack_destroy (3), conntrack_exp_new (4), conntrack_exp_update (5), conntrack_exp_destroy (6)`},
 		{"invalid-proc-on-route.yml", `source "s": the proc decoder reads protocol connector (11)`},
 		{"invalid-proc-on-another-connector-group.yml", `source "s": groups: group 2 is not the proc decoder's: it reads group 1 (CN_IDX_PROC)`},
 		{"invalid-long-name.yml", `source 1: name is longer than 128 bytes`},

@@ -183,7 +183,7 @@ var registry = []Info{
 		Name:     "rtnetlink",
 		New:      func(Options) Decoder { return NewRtnetlink() },
 		Protocol: netlinkRoute,
-		Groups:   rtnetlinkGroups(),
+		Groups:   groupsByNumber(RtnetlinkGroups),
 		Requests: func() [][]byte { return [][]byte{RtnetlinkDumpRequest()} },
 	},
 	{
@@ -192,6 +192,24 @@ var registry = []Info{
 		Protocol: netlinkConnector,
 		Groups:   []Group{{Name: "CN_IDX_PROC", Number: cnIdxProc}},
 		Requests: ProcListenRequests,
+	},
+	{
+		Name:     "conntrack",
+		New:      func(Options) Decoder { return NewConntrack() },
+		Protocol: ConntrackProtocol,
+		Groups:   groupsByNumber(ConntrackGroups),
+	},
+	{
+		Name:     "xfrm",
+		New:      func(Options) Decoder { return NewXfrm() },
+		Protocol: netlinkXfrm,
+		Groups:   groupsByNumber(XfrmGroups),
+	},
+	{
+		Name:     "audit",
+		New:      func(Options) Decoder { return NewAudit() },
+		Protocol: netlinkAudit,
+		Groups:   groupsByNumber(AuditGroups),
 	},
 	{
 		Name:     "drop_monitor",
@@ -203,10 +221,11 @@ var registry = []Info{
 	},
 }
 
-// rtnetlinkGroups returns RtnetlinkGroups by number.
-func rtnetlinkGroups() []Group {
-	groups := make([]Group, 0, len(RtnetlinkGroups))
-	for name, n := range RtnetlinkGroups {
+// groupsByNumber returns a protocol's named groups (RtnetlinkGroups,
+// ConntrackGroups, XfrmGroups, AuditGroups) by number.
+func groupsByNumber(names map[string]uint32) []Group {
+	groups := make([]Group, 0, len(names))
+	for name, n := range names {
 		groups = append(groups, Group{Name: name, Number: n})
 	}
 	slices.SortFunc(groups, func(a, b Group) int { return cmp.Compare(a.Number, b.Number) })

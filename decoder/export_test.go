@@ -7,3 +7,6 @@ func NewDropMonKallsyms(path string, interfaces bool) *DropMon {
 	d.syms.path = path
 	return d
 }
+
+// SetAuditClock makes d read the time, in seconds, from now.
+func SetAuditClock(d *Audit, now func() int64) { d.now = now }

@@ -1,6 +1,9 @@
 package decoder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"errors"
+)
 
 // Netlink message header layout (struct nlmsghdr), the types the kernel
 // reserves below NLMSG_MIN_TYPE and the flags the decoders read. The
@@ -213,4 +216,23 @@ func cString(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// Messages calls f with the type and payload (what follows the header) of
+// each netlink message packed in datagram, in order, until f returns an
+// error, which it returns; or, if the rest of the datagram cannot be
+// framed, an error saying why. It is the decoders' framing, for readers of
+// netlink messages outside them, such as the generic netlink controller's
+// notifications a family source follows.
+func Messages(datagram []byte, f func(typ uint16, payload []byte) error) error {
+	r := messageReader{b: datagram}
+	for m, ok := r.Next(); ok; m, ok = r.Next() {
+		if err := f(m.Type, m.Payload); err != nil {
+			return err
+		}
+	}
+	if r.Failed() {
+		return errors.New(r.Err().String())
+	}
+	return nil
 }

@@ -6,6 +6,8 @@ package decoder
 // test checks them against unix's.
 const (
 	netlinkRoute     = 0
+	netlinkXfrm      = 6
+	netlinkAudit     = 9
 	netlinkConnector = 11
 )
 

@@ -14,6 +14,8 @@ func TestUAPIConstants(t *testing.T) {
 		got, want int
 	}{
 		{"NETLINK_ROUTE", netlinkRoute, unix.NETLINK_ROUTE},
+		{"NETLINK_XFRM", netlinkXfrm, unix.NETLINK_XFRM},
+		{"NETLINK_AUDIT", netlinkAudit, unix.NETLINK_AUDIT},
 		{"NETLINK_CONNECTOR", netlinkConnector, unix.NETLINK_CONNECTOR},
 
 		{"NLMSG_HDRLEN", nlmsgHeaderLen, unix.NLMSG_HDRLEN},

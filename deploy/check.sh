@@ -23,6 +23,9 @@ pkgs=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs+=(prometheus)
 command -v systemd-analyze >/dev/null || pkgs+=(systemd)
 command -v setpriv >/dev/null || pkgs+=(util-linux)
+# The live test's conntrack source: a rule that switches tracking on, a flush.
+command -v iptables-legacy >/dev/null || pkgs+=(iptables)
+command -v conntrack >/dev/null || pkgs+=(conntrack)
 if [ "${#pkgs[@]}" -gt 0 ]; then
 	echo "Installing ${pkgs[*]}"
 	apt-get update -q

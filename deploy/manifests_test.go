@@ -116,8 +116,12 @@ func TestKustomize(t *testing.T) {
 				t.Errorf("%s: want root with only CAP_NET_ADMIN, no host PID namespace: %+v %+v", name, pod.SecurityContext, sc)
 			}
 		case "drop-monitor":
-			if operator || !rootWith("NET_ADMIN", "SYS_ADMIN") || pod.HostPID {
+			if operator || !rootWith("SYS_ADMIN", "NET_ADMIN") || pod.HostPID {
 				t.Errorf("%s: want root with only CAP_NET_ADMIN and CAP_SYS_ADMIN, no host PID namespace: %+v %+v", name, pod.SecurityContext, sc)
+			}
+		case "audit":
+			if operator || !rootWith("AUDIT_READ") || pod.HostPID || !pod.HostNetwork {
+				t.Errorf("%s: want root with only CAP_AUDIT_READ in the host network namespace: %+v %+v", name, pod.SecurityContext, sc)
 			}
 		case "proc-connector":
 			if operator || !netAdmin || !pod.HostPID {
@@ -180,7 +184,7 @@ func sameSet(a, b []string) bool {
 // allSwitches turns on every switch of the chart.
 var allSwitches = []string{
 	"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "prometheusRule.examples=true",
-	"privileges.netAdmin=true", "privileges.hostPID=true", "privileges.dropMonitor=true",
+	"privileges.netAdmin=true", "privileges.hostPID=true", "privileges.auditRead=true", "privileges.dropMonitor=true",
 }
 
 func setArgs(sets ...string) []string {
@@ -223,6 +227,8 @@ func TestHelmMatchesKustomize(t *testing.T) {
 			func(t *testing.T) []object { return kustomizeDir(t, "overlays/prometheus-operator") }},
 		{"privileges.netAdmin / overlays/net-admin", []string{"privileges.netAdmin=true"},
 			func(t *testing.T) []object { return kustomizeDir(t, "overlays/net-admin") }},
+		{"privileges.auditRead / overlays/audit", []string{"privileges.auditRead=true"},
+			func(t *testing.T) []object { return kustomizeDir(t, "overlays/audit") }},
 		{"privileges.netAdmin and hostPID / overlays/proc-connector", []string{"privileges.netAdmin=true", "privileges.hostPID=true"},
 			func(t *testing.T) []object { return kustomizeDir(t, "overlays/proc-connector") }},
 		{"privileges.dropMonitor / overlays/drop-monitor", []string{"privileges.dropMonitor=true"},

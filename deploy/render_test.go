@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,13 +141,7 @@ func allComponents(t *testing.T) []object {
 	}
 	var k strings.Builder
 	k.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../kubernetes/base]\ncomponents:\n")
-	// drop-monitor's capabilities include net-admin's: the list a later
-	// component sets replaces an earlier one's, so it goes after.
-	names := components(t)
-	if i := slices.Index(names, "drop-monitor"); i >= 0 {
-		names = append(slices.Delete(names, i, i+1), "drop-monitor")
-	}
-	for _, c := range names {
+	for _, c := range components(t) {
 		fmt.Fprintf(&k, "  - ../kubernetes/components/%s\n", c)
 	}
 	if err := fsys.WriteFile("/all/kustomization.yaml", []byte(k.String())); err != nil {

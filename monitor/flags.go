@@ -58,7 +58,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flags, error) {
 	app.Flag("source", "Monitor the configured source NAME; repeat for more. Default: all of them.").PlaceHolder("NAME").StringsVar(&f.sources)
 	app.Flag("protocol", "Monitor one source on this netlink protocol (a number 0-31 or a name, as in the config) instead of the configuration's.").StringVar(&f.protocol)
 	app.Flag("family", "Monitor one source on this generic netlink family (a name, as in the config) instead of the configuration's.").StringVar(&f.family)
-	app.Flag("groups", "The command-line source's multicast groups, as the config's groups: numbered from 1 for a protocol (protocol route's also by name), names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
+	app.Flag("groups", "The command-line source's multicast groups, as the config's groups: numbered from 1 for a protocol (route's, netfilter's, xfrm's and audit's also by name), names for a family; comma-separated or repeated.").PlaceHolder("1,2").StringsVar(&f.groups)
 	app.Flag("decoder", "The command-line source's decoder: "+strings.Join(decoder.Names, ", ")+".").StringVar(&f.decoder)
 	app.Flag("senders", "Whose datagrams the command-line source decodes: "+strings.Join(srcinfo.SendersValues(), ", ")+"; default: the protocol's usual senders.").StringVar(&f.senders)
 	app.Flag("event", "Print only the events whose name this RE2 regular expression matches, whole: e.g. 'link/(up|down)'. Notices are printed all the same.").PlaceHolder("REGEX").StringVar(&f.event)

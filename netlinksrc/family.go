@@ -3,7 +3,6 @@ package netlinksrc
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/ratelimit"
 	"github.com/kevent-exporter/kevent_exporter/netlinksrc/srcinfo"
 )
@@ -166,22 +166,19 @@ func (c *genlController) Close() error {
 // of their payloads.
 func parseNotes(b []byte) ([]genetlink.Message, error) {
 	var msgs []genetlink.Message
-	for len(b) > 0 {
-		if len(b) < unix.NLMSG_HDRLEN {
-			return nil, fmt.Errorf("%d bytes left after the last message", len(b))
+	err := decoder.Messages(b, func(typ uint16, payload []byte) error {
+		if typ != unix.GENL_ID_CTRL {
+			return nil
 		}
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return nil, fmt.Errorf("message length %d out of range", l)
+		var m genetlink.Message
+		if err := m.UnmarshalBinary(bytes.Clone(payload)); err != nil {
+			return err
 		}
-		if binary.NativeEndian.Uint16(b[4:]) == unix.GENL_ID_CTRL {
-			var m genetlink.Message
-			if err := m.UnmarshalBinary(bytes.Clone(b[unix.NLMSG_HDRLEN:l])); err != nil {
-				return nil, err
-			}
-			msgs = append(msgs, m)
-		}
-		b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+		msgs = append(msgs, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return msgs, nil
 }

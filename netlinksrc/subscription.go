@@ -405,7 +405,12 @@ func (s *Subscription) openFailed(err error, waiting *bool, backoff *time.Durati
 	case denied(err):
 		s.setState(srcinfo.StateDenied)
 		if q, ok := s.openErrors.Allow(); ok {
-			level.Error(s.logger).Log(ratelimit.Quieted(q, "msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err)...)
+			kv := []any{"msg", "Not permitted to subscribe to the multicast groups: run with CAP_NET_ADMIN, or have the kernel socket created with NL_CFG_F_NONROOT_RECV", "err", err}
+			if s.cfg.Protocol == unix.NETLINK_AUDIT {
+				// Audit's kernel socket asks for a capability of its own.
+				kv = append(kv, "need", "CAP_AUDIT_READ, in the initial network namespace")
+			}
+			level.Error(s.logger).Log(ratelimit.Quieted(q, kv...)...)
 		}
 	default:
 		s.setState(srcinfo.StateFailed)

@@ -724,6 +724,8 @@ func runHelperMain(h string) int {
 			return 1
 		}
 		return 0
+	case "seccomp-getppid":
+		return seccompGetppid()
 	default:
 		fmt.Printf("error: unknown helper %q\n", h)
 		return 2

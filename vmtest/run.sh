@@ -129,8 +129,10 @@ cp "$WORK/kevent_exporter" "$WORK/vmtest.test" "$IR/bin/"
 cp "$WORK/build/kevent/kevent.ko" "$WORK/build/seed/seed.ko" "$IR/lib/kevent/"
 # Modules of the cloud kernel that the tests load themselves (the VM has no
 # modprobe): dummy for the netdevice step, button for the ACPI power button,
-# loop, quota_tree and quota_v2 for the quota warnings. A kernel that has one
-# built in has no .ko to copy.
+# loop, quota_tree and quota_v2 for the quota warnings, xfrm_algo, xfrm_user,
+# esp4, authenc, echainiv and drbg (the default RNG, which echainiv seeds
+# from) for an ESP SA: the crypto API would modprobe the last three. A
+# kernel that has one built in has no .ko to copy.
 copy_kernel_module() { # path under /lib/modules/$KVER/kernel, without .ko
 	local name f
 	name=$(basename "$1")
@@ -144,7 +146,9 @@ copy_kernel_module() { # path under /lib/modules/$KVER/kernel, without .ko
 	esac
 }
 copy_kernel_module drivers/net/dummy || log "no dummy.ko for $KVER: the netdevice step will use lo"
-for m in drivers/acpi/button drivers/block/loop fs/quota/quota_tree fs/quota/quota_v2 net/core/drop_monitor; do
+for m in drivers/acpi/button drivers/block/loop fs/quota/quota_tree fs/quota/quota_v2 \
+	net/xfrm/xfrm_algo net/xfrm/xfrm_user net/ipv4/esp4 crypto/authenc crypto/echainiv \
+	crypto/drbg net/core/drop_monitor; do
 	copy_kernel_module "$m" || log "no $(basename "$m").ko for $KVER: built in?"
 done
 chmod 644 "$IR"/lib/kevent/*.ko

@@ -33,7 +33,9 @@ import (
 const (
 	unitFile = "kevent_exporter.service"
 	dropIn   = "kevent_exporter.service.d/net-admin.conf"
-	envFile  = "kevent_exporter.default"
+	// auditDropIn gives CAP_AUDIT_READ, for the audit source.
+	auditDropIn = "kevent_exporter.service.d/audit-read.conf"
+	envFile     = "kevent_exporter.default"
 )
 
 var exporterBinary string
@@ -118,6 +120,47 @@ func TestUnitSettings(t *testing.T) {
 	if d.value("CapabilityBoundingSet") != "CAP_NET_ADMIN" || d.value("AmbientCapabilities") != "CAP_NET_ADMIN" {
 		t.Errorf("with %s: CapabilityBoundingSet=%s AmbientCapabilities=%s, want CAP_NET_ADMIN alone",
 			dropIn, d.value("CapabilityBoundingSet"), d.value("AmbientCapabilities"))
+	}
+	for _, c := range []struct {
+		files []string
+		want  string
+	}{
+		{[]string{unitFile, auditDropIn}, "CAP_AUDIT_READ"},
+		// systemd ORs the drop-ins' capabilities.
+		{[]string{unitFile, dropIn, auditDropIn}, "CAP_NET_ADMIN CAP_AUDIT_READ"},
+	} {
+		d := loadUnit(t, c.files...)
+		if d.value("CapabilityBoundingSet") != c.want || d.value("AmbientCapabilities") != c.want {
+			t.Errorf("with %v: CapabilityBoundingSet=%s AmbientCapabilities=%s, want %s",
+				c.files[1:], d.value("CapabilityBoundingSet"), d.value("AmbientCapabilities"), c.want)
+		}
+	}
+}
+
+// TestSystemdAnalyzeAuditRead runs systemd-analyze verify on the unit with
+// both drop-ins: the audit one is as valid as the other.
+func TestSystemdAnalyzeAuditRead(t *testing.T) {
+	dir := unitDir(t, true)
+	b, err := os.ReadFile(auditDropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, auditDropIn), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := systemdAnalyze(t, dir, "verify"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify with %s and %s: %v\n%s", dropIn, auditDropIn, err, out)
+	}
+	out, err := systemdAnalyze(t, dir, "security", "--offline=true", "--no-pager")
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security: no exposure level in\n%s", out)
+	}
+	if level, _ := strconv.ParseFloat(m[1], 64); level > 4.0 {
+		t.Errorf("exposure %.1f with both drop-ins, want at most 4.0\n%s", level, out)
 	}
 }
 
