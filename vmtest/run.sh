@@ -12,7 +12,7 @@
 #
 # Environment:
 #   KVER          kernel version to use (default: newest *-cloud-amd64 with headers)
-#   VM_TIMEOUT    seconds before the VM is killed (default 480); the test
+#   VM_TIMEOUT    seconds before the VM is killed (default 600); the test
 #                 binary's -test.timeout is 30 s less
 #   WORK          build directory (default: a new /tmp/kevent-vmtest.XXXXXX)
 #   VMTEST_RUN    regular expression passed to -test.run (e.g. Seed, or
@@ -30,7 +30,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VM_TIMEOUT=${VM_TIMEOUT:-480}
+VM_TIMEOUT=${VM_TIMEOUT:-600}
 VMTEST_INIT=${VMTEST_INIT:-$ROOT/vmtest/init.sh}
 PACKAGES="linux-image-cloud-amd64 linux-headers-cloud-amd64 qemu-system-x86 busybox-static cpio e2fsprogs dropwatch"
 
