@@ -1,5 +1,7 @@
-// Code generated from golang.org/x/sys/unix's zsysnum_linux_amd64.go and
-// zsysnum_linux_arm64.go (v0.50.0); DO NOT EDIT. For each file:
+// Code generated from golang.org/x/sys/unix v0.50.0. DO NOT EDIT.
+
+// The tables come from zsysnum_linux_amd64.go and zsysnum_linux_arm64.go,
+// each with:
 //
 //	grep -E '^\s+SYS_[A-Z0-9_]+\s+= [0-9]+' zsysnum_linux_amd64.go |
 //		awk '{printf "\t%s: \"%s\",\n", $3, tolower(substr($1,5))}'
