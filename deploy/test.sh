@@ -152,7 +152,7 @@ need(c["readinessProbe"]["httpGet"]["path"] == "/-/ready", "readiness /-/ready")
 need(c["resources"]["requests"] and c["resources"]["limits"]["memory"], "resources")
 sc = c["securityContext"]
 need(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
-     and sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], "container securityContext")
+     and sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), "container securityContext")
 (vm,) = c["volumeMounts"]
 (vol,) = [v for v in pod["volumes"] if v["name"] == vm["name"]]
 need(vm["mountPath"] == "/etc/kevent_exporter", "config mounted at /etc/kevent_exporter")
