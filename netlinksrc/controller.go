@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,7 +47,6 @@ type controller interface {
 type genlController struct {
 	notify, query *genetlink.Conn
 	rc            syscall.RawConn
-	buf           []byte
 }
 
 // dialController joins the controller's notify group before anything is
@@ -81,7 +81,7 @@ func dialController() (controller, error) {
 		query.Close()
 		return nil, fmt.Errorf("joining the generic netlink controller's notify group: %w", err)
 	}
-	return &genlController{notify: notify, query: query, rc: rc, buf: make([]byte, ctrlBufferSize)}, nil
+	return &genlController{notify: notify, query: query, rc: rc}, nil
 }
 
 func (c *genlController) GetFamily(name string) (genetlink.Family, error) {
@@ -95,14 +95,32 @@ func (c *genlController) Receive(block bool) (uint32, []genetlink.Message, error
 		n    int
 		from unix.Sockaddr
 		rerr error
+		// buf is borrowed once there is something to read: a family
+		// source waits on its controller socket all its life, and 64 KiB
+		// each would be most of an idle source's memory.
+		buf *[]byte
 	)
+	defer func() {
+		if buf != nil {
+			ctrlBuffers.Put(buf)
+		}
+	}()
 	recv := func(fd uintptr) bool {
+		if buf == nil {
+			buf = ctrlBuffers.Get().(*[]byte)
+		}
 		for {
-			n, from, rerr = unix.Recvfrom(int(fd), c.buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+			n, from, rerr = unix.Recvfrom(int(fd), *buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 			if rerr != unix.EINTR {
-				return !block || rerr != unix.EAGAIN
+				break
 			}
 		}
+		if block && rerr == unix.EAGAIN {
+			ctrlBuffers.Put(buf)
+			buf = nil
+			return false
+		}
+		return true
 	}
 	var err error
 	if block {
@@ -126,15 +144,22 @@ func (c *genlController) Receive(block bool) (uint32, []genetlink.Message, error
 	if sa.Pid != 0 {
 		return sa.Pid, nil, nil
 	}
-	if n > len(c.buf) {
-		return 0, nil, fmt.Errorf("%w: a notification of %d bytes did not fit %d", errNotesLost, n, len(c.buf))
+	if n > len(*buf) {
+		return 0, nil, fmt.Errorf("%w: a notification of %d bytes did not fit %d", errNotesLost, n, len(*buf))
 	}
-	msgs, err := parseNotes(c.buf[:n])
+	// parseNotes copies what it keeps: the buffer goes back.
+	msgs, err := parseNotes((*buf)[:n])
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", errNotesLost, err)
 	}
 	return 0, msgs, nil
 }
+
+// ctrlBuffers are the controllers' receive buffers, lent for one read.
+var ctrlBuffers = sync.Pool{New: func() any {
+	b := make([]byte, ctrlBufferSize)
+	return &b
+}}
 
 func (c *genlController) SetReadDeadline(t time.Time) error { return c.notify.SetReadDeadline(t) }
 

@@ -441,6 +441,27 @@ func TestIdleSourcesMemory(t *testing.T) {
 	}
 }
 
+// TestIdleFamilySourcesMemory bounds the heap of family sources that wait
+// on their controller socket and data socket with nothing to read: neither
+// keeps a receive buffer while it waits.
+func TestIdleFamilySourcesMemory(t *testing.T) {
+	const (
+		sources   = 200
+		perSource = 32 << 10
+	)
+	before := heapBytes()
+	for i := range sources {
+		s := start(t, Config{Name: fmt.Sprint("idlefam", i), Family: "nlctrl", GroupNames: []string{"notify"}}, decoder.NewRaw(nil), newSink(), nil)
+		waitUp(t, s)
+	}
+	grew := int64(heapBytes()) - int64(before)
+	limit := int64(spareBatchBytes() + sources*perSource)
+	t.Logf("%d idle family sources: heap +%d KiB, %d B per source (limit %d KiB in all)", sources, grew>>10, grew/sources, limit>>10)
+	if grew > limit {
+		t.Fatalf("%d idle family sources take %d KiB of heap, more than %d KiB", sources, grew>>10, limit>>10)
+	}
+}
+
 // countingSink counts events without allocating.
 type countingSink struct{ events int }
 
