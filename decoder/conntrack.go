@@ -353,12 +353,18 @@ func (d *Conntrack) tuple(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool
 // proto reads the protocol number of a tuple's CTA_TUPLE_PROTO v of ad's
 // (enum ctattr_l4proto), or fails m.
 func (d *Conntrack) proto(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
+	return d.nestedByte(&ci.proto, ad, v, ctProtoAttrNames, ConntrackAttrProtoNum, m)
+}
+
+// nestedByte reads the one-byte attribute want among the attributes
+// nested in v of ad's into *dst, or fails m.
+func (d *Conntrack) nestedByte(dst *int, ad *attrDecoder, v []byte, names attrNames, want uint16, m message) bool {
 	var p attrDecoder
-	ad.Nested(&p, v, ctProtoAttrNames)
+	ad.Nested(&p, v, names)
 	for typ, v := range p.All {
-		if typ&nlaTypeMask == ConntrackAttrProtoNum {
+		if typ&nlaTypeMask == want {
 			if v := p.Sized(v, 1); v != nil {
-				ci.proto = int(v[0])
+				*dst = int(v[0])
 			}
 		}
 	}
@@ -385,19 +391,7 @@ func (d *Conntrack) protoinfo(ci *ctInfo, ad *attrDecoder, v []byte, m message) 
 
 // tcpState reads the state of a CTA_PROTOINFO_TCP v of ad's, or fails m.
 func (d *Conntrack) tcpState(ci *ctInfo, ad *attrDecoder, v []byte, m message) bool {
-	var t attrDecoder
-	ad.Nested(&t, v, ctTCPAttrNames)
-	for typ, v := range t.All {
-		if typ&nlaTypeMask == ConntrackAttrProtoinfoTCPState {
-			if v := t.Sized(v, 1); v != nil {
-				ci.tcpState = int(v[0])
-			}
-		}
-	}
-	if t.Failed() {
-		return d.fail(m, t.Err())
-	}
-	return true
+	return d.nestedByte(&ci.tcpState, ad, v, ctTCPAttrNames, ConntrackAttrProtoinfoTCPState, m)
 }
 
 // counters adds the bytes of a direction's counters v of ad's (enum
