@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The kernel's drop monitor family, as include/uapi/linux/net_dropmon.h
@@ -513,17 +511,9 @@ func (n *ifnames) name(i uint32) []byte {
 	if n.names == nil || len(n.names) >= ifnameCacheMax {
 		n.names = make(map[uint32]ifname)
 	}
-	name := append([]byte("if"), strconv.FormatUint(uint64(i), 10)...)
-	// A socket for the ioctl, for this lookup only: a decoder has no
-	// Close, and a reload replaces it.
-	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
-		if ifr, err := unix.NewIfreq(""); err == nil {
-			ifr.SetUint32(i)
-			if unix.IoctlIfreq(fd, unix.SIOCGIFNAME, ifr) == nil {
-				name = []byte(ifr.Name())
-			}
-		}
-		unix.Close(fd)
+	name, ok := interfaceName(i)
+	if !ok {
+		name = append([]byte("if"), strconv.FormatUint(uint64(i), 10)...)
 	}
 	n.names[i] = ifname{name: name, at: now}
 	return name
