@@ -178,7 +178,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		if len(p) < xfrmUsersaIDLen {
 			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_usersa_id (%d bytes)", len(p), xfrmUsersaIDLen))
 		}
-		sa, f := xfrmAttr(p[nlmsgAlign(xfrmUsersaIDLen):], xfrmaSA, xfrmUsersaInfoLen)
+		sa, f := d.attr(m, nlmsgAlign(xfrmUsersaIDLen), xfrmaSA, xfrmUsersaInfoLen)
 		if f.reason != "" {
 			return false, d.fail(m, f)
 		}
@@ -223,7 +223,7 @@ func (d *Xfrm) decode(ev *Event, m message) (ok, good bool) {
 		if len(p) < xfrmPolicyIDLen {
 			return false, d.fail(m, faultf("payload of %d bytes, too short for struct xfrm_userpolicy_id (%d bytes)", len(p), xfrmPolicyIDLen))
 		}
-		pol, f := xfrmAttr(p[xfrmPolicyIDLen:], xfrmaPolicy, xfrmPolicyInfoLen)
+		pol, f := d.attr(m, xfrmPolicyIDLen, xfrmaPolicy, xfrmPolicyInfoLen)
 		if f.reason != "" {
 			return false, d.fail(m, f)
 		}
@@ -320,10 +320,11 @@ func (d *Xfrm) acquire(ev *Event, m message) bool {
 	// tunnel's own (its outer addresses may be of another family).
 	family := p[40+40]
 	var reqid uint32
-	attrs := xfrmAttrs{b: p[xfrmUserAcquireLen:]}
+	var attrs attrDecoder
+	d.attrs(&attrs, m, xfrmUserAcquireLen, xfrmAttrNames)
 	found := false
-	for typ, v, ok := attrs.next(); ok; typ, v, ok = attrs.next() {
-		if typ != xfrmaTmpl {
+	for typ, v := range attrs.All {
+		if typ&nlaTypeMask != xfrmaTmpl {
 			continue
 		}
 		if len(v)%xfrmUserTmplLen != 0 {
@@ -335,68 +336,37 @@ func (d *Xfrm) acquire(ev *Event, m message) bool {
 			}
 		}
 	}
-	if attrs.bad {
-		return d.fail(m, faultf("the attributes after struct xfrm_user_acquire cannot be framed"))
+	if attrs.Failed() {
+		return d.fail(m, attrs.Err())
 	}
 	ev.Name = xfrmAcquire
 	ev.Object = d.tunnel(proto, family, saddr, daddr, reqid)
 	return true
 }
 
-// xfrmAttr returns the value of the attribute of type typ in attrs
-// (XFRMA_SA or XFRMA_POLICY, which hold a struct of size bytes), nil if
-// there is none, or a fault if the attributes cannot be framed or the
-// value is too short.
-func xfrmAttr(attrs []byte, typ uint16, size int) ([]byte, fault) {
-	a := xfrmAttrs{b: attrs}
-	for t, v, ok := a.next(); ok; t, v, ok = a.next() {
-		if t == typ {
+// attr returns the value of the attribute of type typ (XFRMA_SA or
+// XFRMA_POLICY, which hold a struct of size bytes) after the first skip
+// bytes of m's payload, nil if there is none, or a fault if the
+// attributes cannot be framed or the value is too short.
+func (d *Xfrm) attr(m message, skip int, typ uint16, size int) ([]byte, fault) {
+	var attrs attrDecoder
+	d.attrs(&attrs, m, skip, xfrmAttrNames)
+	for t, v := range attrs.All {
+		if t&nlaTypeMask == typ {
 			if len(v) < size {
-				return nil, faultf("XFRMA_SA or XFRMA_POLICY (type %d) of %d bytes, too short for its struct (%d bytes)", int(typ), len(v), size)
+				return nil, attrs.Faultf(v, "attribute %s at byte %d carries %d bytes, too few for its struct (%d bytes)", len(v), size)
 			}
 			return v, fault{}
 		}
 	}
-	if a.bad {
-		return nil, faultf("the attributes after the message's struct cannot be framed")
+	if attrs.Failed() {
+		return nil, attrs.Err()
 	}
 	return nil, fault{}
 }
 
-// xfrmAttrs walks the attributes (struct nlattr) after a message's
-// struct.
-type xfrmAttrs struct {
-	b   []byte
-	bad bool
-}
-
-// next returns the next attribute's type, without its flags, and value.
-// ok is false at the end, and bad set if the rest cannot be framed.
-func (a *xfrmAttrs) next() (typ uint16, v []byte, ok bool) {
-	if len(a.b) == 0 {
-		return 0, nil, false
-	}
-	if len(a.b) < xfrmAttrHeaderLen {
-		a.b, a.bad = nil, true
-		return 0, nil, false
-	}
-	l := int(binary.NativeEndian.Uint16(a.b[0:2]))
-	if l < xfrmAttrHeaderLen || l > len(a.b) {
-		a.b, a.bad = nil, true
-		return 0, nil, false
-	}
-	typ, v = binary.NativeEndian.Uint16(a.b[2:4])&xfrmAttrTypeMask, a.b[xfrmAttrHeaderLen:l]
-	// The last attribute may lack its padding.
-	a.b = a.b[min(nlmsgAlign(l), len(a.b)):]
-	return typ, v, true
-}
-
-const (
-	// xfrmAttrHeaderLen is struct nlattr's size; xfrmAttrTypeMask strips
-	// NLA_F_NESTED and NLA_F_NET_BYTEORDER.
-	xfrmAttrHeaderLen = 4
-	xfrmAttrTypeMask  = 0x3fff
-)
+// xfrmAttrNames name the attributes the decoder reads.
+var xfrmAttrNames = attrNames{xfrmaTmpl: "XFRMA_TMPL", xfrmaSA: "XFRMA_SA", xfrmaPolicy: "XFRMA_POLICY"}
 
 // tunnel returns the object of an SA: "esp 192.0.2.1->198.51.100.2 reqid
 // 7". saddr may be nil, for a message that lacks it.

@@ -479,7 +479,7 @@ func TestXfrmDiagnose(t *testing.T) {
 		want     string
 	}{
 		{xmsg(xfrmNewSA, make([]byte, 100)), "at byte 0: payload of 100 bytes, too short for struct xfrm_usersa_info (224 bytes)"},
-		{xmsg(xfrmDelSA, xsaID(xPeer, 1), nlsend.AppendAttr(nil, xfrmaSA, make([]byte, 8))), "at byte 0: XFRMA_SA or XFRMA_POLICY (type 6) of 8 bytes, too short for its struct (224 bytes)"},
+		{xmsg(xfrmDelSA, xsaID(xPeer, 1), nlsend.AppendAttr(nil, xfrmaSA, make([]byte, 8))), "at byte 0: attribute XFRMA_SA (6) at byte 40 carries 8 bytes, too few for its struct (224 bytes)"},
 		{xmsg(xfrmAcquire, xacquire(xLocal, xPeer, sel), nlsend.AppendAttr(nil, xfrmaTmpl, make([]byte, 63))), "at byte 0: XFRMA_TMPL of 63 bytes, not a whole number of struct xfrm_user_tmpl (64 bytes)"},
 	} {
 		got := decoder.Diagnose(decoder.NewXfrm(), c.datagram)
