@@ -123,16 +123,6 @@ const (
 	MaxGroup = 1024
 )
 
-// routeProtocol, xfrmProtocol, auditProtocol and netfilterProtocol are
-// NETLINK_ROUTE, NETLINK_XFRM, NETLINK_AUDIT and NETLINK_NETFILTER, whose
-// groups a source may name.
-const (
-	routeProtocol     Protocol = 0
-	xfrmProtocol      Protocol = 6
-	auditProtocol     Protocol = 9
-	netfilterProtocol Protocol = decoder.ConntrackProtocol
-)
-
 const (
 	maxReceiveBufferBytes = 1 << 30
 	maxMaxEvents          = 1000000
@@ -315,13 +305,23 @@ func withoutKey(node *yaml.Node, key string) *yaml.Node {
 }
 
 // groupNames are the protocols whose groups may be named, with their
-// names.
-var groupNames = map[Protocol]map[string]uint32{
-	routeProtocol:     decoder.RtnetlinkGroups,
-	xfrmProtocol:      decoder.XfrmGroups,
-	auditProtocol:     decoder.AuditGroups,
-	netfilterProtocol: decoder.ConntrackGroups,
-}
+// names: those of the decoders that read a protocol of their own
+// (rtnetlink, xfrm, audit, conntrack...), from the decoders' registry.
+var groupNames = func() map[Protocol]map[string]uint32 {
+	m := make(map[Protocol]map[string]uint32)
+	for _, d := range decoder.Infos() {
+		if d.Protocol < 0 {
+			continue
+		}
+		for _, g := range d.Groups {
+			if m[Protocol(d.Protocol)] == nil {
+				m[Protocol(d.Protocol)] = make(map[string]uint32)
+			}
+			m[Protocol(d.Protocol)][g.Name] = g.Number
+		}
+	}
+	return m
+}()
 
 // withGroupNumbers returns a copy of mapping node whose groups list has
 // the group names replaced by their numbers in names, which

@@ -294,7 +294,7 @@ sources:
 	e := DefaultSource
 	e.Name, e.Family, e.GroupNames, e.Decoder = "e", "kevent", []string{"events"}, "kevent"
 	f := DefaultSource
-	f.Name, f.Protocol, f.Groups, f.Decoder = "f", routeProtocol, []uint32{1}, "rtnetlink"
+	f.Name, f.Protocol, f.Groups, f.Decoder = "f", Protocol(0), []uint32{1}, "rtnetlink"
 	if want := []Source{a, b, cc, d, e, f}; !reflect.DeepEqual(c.Sources, want) {
 		t.Fatalf("sources:\n got %+v\nwant %+v", c.Sources, want)
 	}
