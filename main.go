@@ -30,6 +30,7 @@ import (
 	"github.com/kevent-exporter/kevent_exporter/internal/logging"
 	"github.com/kevent-exporter/kevent_exporter/internal/manager"
 	"github.com/kevent-exporter/kevent_exporter/internal/scrape"
+	"github.com/kevent-exporter/kevent_exporter/internal/sigexit"
 	"github.com/kevent-exporter/kevent_exporter/monitor"
 )
 
@@ -108,11 +109,7 @@ func run(args []string) int {
 		select {
 		case sig := <-term:
 			level.Warn(logger).Log("msg", "Signal received again: exiting at once, without waiting for the sources to stop", "signal", sig)
-			status := 1
-			if n, ok := sig.(syscall.Signal); ok {
-				status = 128 + int(n)
-			}
-			os.Exit(status)
+			os.Exit(sigexit.Status(sig, 1))
 		case <-returned:
 		}
 	}()

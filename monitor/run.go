@@ -8,13 +8,13 @@ import (
 	"os"
 	"regexp"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
 	"github.com/kevent-exporter/kevent_exporter/config"
+	"github.com/kevent-exporter/kevent_exporter/internal/sigexit"
 	"github.com/kevent-exporter/kevent_exporter/internal/source"
 )
 
@@ -107,11 +107,7 @@ func (m *monitor) run(sources []config.Source, logger log.Logger, sig <-chan os.
 		select {
 		case s := <-sig:
 			fmt.Fprintf(stderr, "%s: %v again: exiting without waiting for the sources to stop\n", m.name, s)
-			status := ExitError
-			if n, ok := s.(syscall.Signal); ok {
-				status = 128 + int(n)
-			}
-			os.Exit(status)
+			os.Exit(sigexit.Status(s, ExitError))
 		case <-done:
 		}
 	}()
