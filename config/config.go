@@ -126,7 +126,6 @@ const (
 const (
 	maxReceiveBufferBytes = 1 << 30
 	maxMaxEvents          = 1000000
-	maxLinks              = 32
 	// classicGroups is how many groups the kernel gives a protocol that asks
 	// for 32 or fewer.
 	classicGroups = 32
@@ -137,7 +136,7 @@ const (
 var (
 	nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
 	// protocolNames are the kernel's names of the classic protocols.
-	protocolNames = [maxLinks]string{
+	protocolNames = [decoder.MaxProtocols]string{
 		0: "route", 2: "usersock", 3: "firewall", 4: "sock_diag",
 		5: "nflog", 6: "xfrm", 7: "selinux", 8: "iscsi", 9: "audit",
 		10: "fib_lookup", 11: "connector", 12: "netfilter", 13: "ip6_fw",
@@ -433,7 +432,7 @@ func (p *Protocol) UnmarshalYAML(node *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		if n < 0 || n >= maxLinks {
+		if n < 0 || n >= decoder.MaxProtocols {
 			return fmt.Errorf("line %d: protocol %s out of range 0-31", node.Line, node.Value)
 		}
 		*p = Protocol(n)
@@ -450,7 +449,7 @@ func (p *Protocol) UnmarshalYAML(node *yaml.Node) error {
 // describe names p for errors: "usersock (2)", or "29" for a protocol
 // without a name.
 func (p Protocol) describe() string {
-	if p >= 0 && p < maxLinks && protocolNames[p] != "" {
+	if p >= 0 && p < decoder.MaxProtocols && protocolNames[p] != "" {
 		return fmt.Sprintf("%s (%d)", protocolNames[p], int(p))
 	}
 	return fmt.Sprint(int(p))

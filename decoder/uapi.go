@@ -1,5 +1,9 @@
 package decoder
 
+// MaxProtocols is the number of classic netlink protocols, numbered 0 to
+// MaxProtocols-1 (MAX_LINKS of linux/netlink.h).
+const MaxProtocols = 32
+
 // The classic netlink protocols the decoders of one protocol read
 // (NETLINK_* of linux/netlink.h), defined here rather than taken from
 // golang.org/x/sys/unix so that the package builds on any GOOS. The linux

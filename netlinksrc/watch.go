@@ -14,19 +14,18 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 )
 
 // procNetNetlink lists the netlink sockets of the reader's network namespace.
 const procNetNetlink = "/proc/net/netlink"
 
-// maxProtocols is the number of classic netlink protocols (MAX_LINKS).
-const maxProtocols = 32
-
 // listedProtocols reads a netlink socket table in the format of
 // /proc/net/netlink and reports which protocols (its Eth column) have a
 // socket.
-func listedProtocols(r io.Reader) ([maxProtocols]bool, error) {
-	var listed [maxProtocols]bool
+func listedProtocols(r io.Reader) ([decoder.MaxProtocols]bool, error) {
+	var listed [decoder.MaxProtocols]bool
 	sc := bufio.NewScanner(r)
 	if !sc.Scan() {
 		if err := sc.Err(); err != nil {
@@ -43,7 +42,7 @@ func listedProtocols(r io.Reader) ([maxProtocols]bool, error) {
 			continue
 		}
 		p, err := strconv.Atoi(fields[1])
-		if err != nil || p < 0 || p >= maxProtocols {
+		if err != nil || p < 0 || p >= decoder.MaxProtocols {
 			return listed, fmt.Errorf("netlink socket table: bad protocol in line %q", sc.Text())
 		}
 		listed[p] = true
@@ -122,7 +121,7 @@ func (w *protocolWatcher) wait(ctx context.Context, protocol int) error {
 func (w *protocolWatcher) run() {
 	defer w.closeProbe()
 	for {
-		var wanted [maxProtocols]bool
+		var wanted [decoder.MaxProtocols]bool
 		w.mu.Lock()
 		for _, p := range w.waiters {
 			wanted[p] = true
@@ -151,7 +150,7 @@ func (w *protocolWatcher) run() {
 
 // look reports which of the wanted protocols have a socket in the
 // namespace, and how long reading the table took if it was read.
-func (w *protocolWatcher) look(wanted [maxProtocols]bool) (listed [maxProtocols]bool, read time.Duration, err error) {
+func (w *protocolWatcher) look(wanted [decoder.MaxProtocols]bool) (listed [decoder.MaxProtocols]bool, read time.Duration, err error) {
 	if w.diag {
 		listed, err := w.lookDiag(wanted)
 		if err == nil {
@@ -168,8 +167,8 @@ func (w *protocolWatcher) look(wanted [maxProtocols]bool) (listed [maxProtocols]
 }
 
 // lookDiag asks sock_diag for the sockets of each wanted protocol.
-func (w *protocolWatcher) lookDiag(wanted [maxProtocols]bool) ([maxProtocols]bool, error) {
-	var listed [maxProtocols]bool
+func (w *protocolWatcher) lookDiag(wanted [decoder.MaxProtocols]bool) ([decoder.MaxProtocols]bool, error) {
+	var listed [decoder.MaxProtocols]bool
 	if w.probe == nil {
 		c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, nil)
 		if err != nil {
@@ -207,10 +206,10 @@ func (w *protocolWatcher) closeProbe() {
 	}
 }
 
-func (w *protocolWatcher) read() ([maxProtocols]bool, error) {
+func (w *protocolWatcher) read() ([decoder.MaxProtocols]bool, error) {
 	f, err := os.Open(w.path)
 	if err != nil {
-		return [maxProtocols]bool{}, err
+		return [decoder.MaxProtocols]bool{}, err
 	}
 	defer f.Close()
 	return listedProtocols(f)

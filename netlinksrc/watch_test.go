@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kevent-exporter/kevent_exporter/decoder"
 	"github.com/kevent-exporter/kevent_exporter/internal/e2e"
 	"github.com/kevent-exporter/kevent_exporter/internal/testenv"
 )
@@ -29,7 +30,7 @@ func TestListedProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want [maxProtocols]bool
+	var want [decoder.MaxProtocols]bool
 	want[0], want[2], want[15], want[16] = true, true, true, true
 	if got != want {
 		t.Fatalf("listed = %v, want %v", got, want)
@@ -157,7 +158,7 @@ func TestProtocolWatcherOneReader(t *testing.T) {
 func TestDiagMatchesTable(t *testing.T) {
 	w := &protocolWatcher{path: procNetNetlink, diag: true}
 	defer w.closeProbe()
-	var all [maxProtocols]bool
+	var all [decoder.MaxProtocols]bool
 	for p := range all {
 		all[p] = true
 	}
